@@ -1,0 +1,178 @@
+"""The LLM's answer format: its JSON schema, and tolerant parsing of what models really send.
+
+The documented format is one JSON object ``{"qa_pairs": [{"question", "answer", "type"}]}``.
+Endpoints that honour ``response_format`` get the schema; for the rest we dig the JSON out of code
+fences or surrounding prose, then validate with pydantic. Anything that still fails raises
+`AnswerFormatError` with a short reason, which the pipeline uses to re-ask.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class AnswerFormatError(ValueError):
+    """The model's reply is not a usable answer; `reason` is short enough for a re-ask prompt."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class QAPair(BaseModel):
+    """One generated question-answer pair, as the model returns it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    type: str = "other"
+
+    @field_validator("question", "answer", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if isinstance(value, bool):
+            value = "Yes" if value else "No"
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _normalise_type(cls, value: Any) -> Any:
+        if value is None:
+            return "other"
+        if isinstance(value, str):
+            cleaned = value.strip().lower().replace(" ", "_").replace("-", "_")
+            return cleaned or "other"
+        return value
+
+
+class QAResponse(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    qa_pairs: list[QAPair]
+
+
+QA_PAIRS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "qa_pairs": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "question": {"type": "string", "minLength": 5},
+                    "answer": {"type": "string", "minLength": 1},
+                    "type": {"type": "string"},
+                },
+                "required": ["question", "answer", "type"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["qa_pairs"],
+    "additionalProperties": False,
+}
+
+
+def response_format_for(schema: dict[str, Any], name: str = "qa_pairs") -> dict[str, Any]:
+    """The OpenAI `response_format` asking for JSON that follows `schema`."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": False}}
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def _balanced_object(text: str, start: int) -> str | None:
+    """The balanced {...} starting at `start`, respecting strings; None if it never closes."""
+    depth = 0
+    in_string = False
+    escaped = False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+    return None
+
+
+def extract_json(text: str) -> Any:
+    """Find the JSON value in a model reply: whole text, a code fence, or the first {...} that
+    parses. Raises AnswerFormatError when there is none."""
+    stripped = text.strip()
+    if not stripped:
+        raise AnswerFormatError("empty_reply", "the reply was empty")
+    try:
+        return orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        pass
+    for match in _FENCE.finditer(stripped):
+        try:
+            return orjson.loads(match.group(1).strip())
+        except orjson.JSONDecodeError:
+            continue
+    pos = stripped.find("{")
+    tries = 0
+    while pos != -1 and tries < 20:
+        candidate = _balanced_object(stripped, pos)
+        if candidate is None:
+            break
+        try:
+            return orjson.loads(candidate)
+        except orjson.JSONDecodeError:
+            pos = stripped.find("{", pos + 1)
+            tries += 1
+    raise AnswerFormatError("invalid_json", "the reply did not contain a valid JSON object")
+
+
+def parse_qa_pairs(text: str) -> list[QAPair]:
+    """Parse and validate a reply into QA pairs (the `qa_pairs` output format).
+
+    Accepts a bare list of pairs too, since models often drop the wrapper object.
+    """
+    data = extract_json(text)
+    if isinstance(data, list):
+        data = {"qa_pairs": data}
+    if not isinstance(data, dict):
+        raise AnswerFormatError("wrong_shape", "expected a JSON object with a 'qa_pairs' list")
+    if "qa_pairs" not in data:
+        for key in ("qa", "pairs", "questions", "items", "data"):
+            if isinstance(data.get(key), list):
+                data = {"qa_pairs": data[key]}
+                break
+    try:
+        parsed = QAResponse.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        raise AnswerFormatError(
+            "wrong_shape", f"the JSON does not match the schema at '{loc}': {first['msg']}"
+        ) from None
+    if not parsed.qa_pairs:
+        raise AnswerFormatError("no_pairs", "the 'qa_pairs' list was empty")
+    return parsed.qa_pairs
+
+
+OUTPUT_FORMATS: dict[str, tuple[dict[str, Any], Any]] = {
+    "qa_pairs": (QA_PAIRS_SCHEMA, parse_qa_pairs),
+}
+"""Answer formats a template may declare: name -> (JSON schema, parser)."""

@@ -1,0 +1,91 @@
+"""The response cache: one SQLite file, keyed by a hash of everything that determines an answer.
+
+A rerun of the same job makes zero calls; after a template edit only the prompts that changed are
+sent. The stored value is the completion's text, finish reason, usage and model, which is all
+that parsing and filtering need, so those steps can be redone later without any call. The key
+never includes the API key, and nothing else about the endpoint's credentials is stored.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+from .llm import Completion, Usage
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS completions (
+    key TEXT PRIMARY KEY,
+    content TEXT NOT NULL,
+    finish_reason TEXT,
+    usage BLOB,
+    model TEXT,
+    created REAL NOT NULL
+)
+"""
+
+
+def default_cache_path() -> Path:
+    """`$VQA_GEN_CACHE`, else `$XDG_CACHE_HOME/vqa-gen/responses.sqlite` (~/.cache by default)."""
+    env = os.environ.get("VQA_GEN_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vqa-gen" / "responses.sqlite"
+
+
+class ResponseCache:
+    """SQLite-backed completion cache. WAL mode and a busy timeout make it safe to share between
+    concurrent runs; within a run, calls come from one event loop thread (a lock guards the
+    rare cross-thread use)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+                                   check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> Completion | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
+                (key,)).fetchone()
+        if row is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
+        return Completion(content=row[0], finish_reason=row[1], usage=usage, model=row[3],
+                          attempts=0)
+
+    def put(self, key: str, completion: Completion) -> None:
+        usage = orjson.dumps([completion.usage.prompt_tokens, completion.usage.completion_tokens,
+                              completion.usage.total_tokens])
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
+                (key, completion.content, completion.finish_reason, usage, completion.model,
+                 time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM completions").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_cache(path: str | Path | None = None) -> ResponseCache:
+    return ResponseCache(path or default_cache_path())

@@ -1,0 +1,180 @@
+"""The importable API: `Generator` turns caption records into typed, grounded results.
+
+    with Generator(template="open_vqa", base_url="http://localhost:8000/v1", model="qwen") as gen:
+        for result in gen.generate(records):
+            ...
+
+`generate` is synchronous (it drives its own event loop in a helper thread, so it also works
+inside notebooks); `agenerate` is the async variant for code that already has a loop. Both call
+`pipeline.process_record`, the same function the CLI's batch runner uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .cache import ResponseCache, open_cache
+from .embedded import EmbeddedServer
+from .grounding import FilterConfig
+from .llm import ChatClient, ClientConfig, resolve_client_config
+from .ordered import ordered_map
+from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
+from .records import CaptionRecord, InputItem, InvalidRecord, coerce_record
+from .runner import EndpointSettings
+from .templates import Template, load_template
+
+
+def _to_item(index: int, value: CaptionRecord | dict[str, Any]) -> InputItem:
+    line = index + 1
+    try:
+        return InputItem(line, record=coerce_record(value, index=line))
+    except ValueError as err:
+        rid = value.get("id") if isinstance(value, dict) else None
+        return InputItem(line, invalid=InvalidRecord("<records>", line,
+                                                     str(err).split(": ", 1)[-1],
+                                                     str(rid) if rid else None))
+
+
+class Generator:
+    """Generate grounded QA for caption records with one template and one endpoint.
+
+    With no `base_url` (and no OPENAI_BASE_URL) and no `model`, or with `model_path`, the
+    embedded llama.cpp model is started on first use and stopped by `close()`.
+    Results come back in input order, one `RecordResult` per record: `.kept` and `.rejected`
+    QA samples (each with its grounding verdict), or `.failure` / `.invalid` saying why not.
+    """
+
+    def __init__(
+        self,
+        template: str | Path | Template = "open_vqa",
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        model_path: str | Path | None = None,
+        qa_per_caption: int | None = None,
+        temperature: float = 0.7,
+        seed: int = 0,
+        max_tokens: int = 1024,
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+        filter: FilterConfig | dict[str, Any] | None = None,
+        cache: bool | str | Path = False,
+        settings: GenerationSettings | None = None,
+    ) -> None:
+        self.template = template if isinstance(template, Template) else load_template(template)
+        self.settings = settings or GenerationSettings(
+            qa_per_caption=qa_per_caption, temperature=temperature, seed=seed,
+            max_tokens=max_tokens)
+        self.filter = (filter if isinstance(filter, FilterConfig)
+                       else FilterConfig.model_validate(filter or {}))
+        self.endpoint = EndpointSettings(
+            base_url=base_url, api_key=api_key, model=model,
+            model_path=str(model_path) if model_path else None, timeout=timeout,
+            max_retries=max_retries, concurrency=concurrency)
+        self._cache_setting = cache
+        self._cache: ResponseCache | None = None
+        self._embedded: EmbeddedServer | None = None
+        self._client_config: ClientConfig | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self.model = model or ""
+
+    # -- endpoint -------------------------------------------------------------------------
+    def _resolve(self) -> ClientConfig:
+        if self._client_config is not None:
+            return self._client_config
+        ep = self.endpoint
+        if ep.use_embedded():
+            self._embedded = EmbeddedServer(ep.model_path, parallel=min(ep.concurrency, 4))
+            base_url = self._embedded.start()
+            self.model = self._embedded.model_name
+            self._client_config = ClientConfig(base_url=base_url, model=self.model,
+                                               timeout=ep.timeout, max_retries=ep.max_retries,
+                                               concurrency=ep.concurrency)
+        else:
+            self.model = ep.model or "gpt-4o-mini"
+            self._client_config = resolve_client_config(
+                base_url=ep.base_url, api_key=ep.api_key, model=self.model, timeout=ep.timeout,
+                max_retries=ep.max_retries, concurrency=ep.concurrency)
+        if self._cache_setting and self._cache is None:
+            path = None if self._cache_setting is True else self._cache_setting
+            self._cache = open_cache(path)  # type: ignore[arg-type]
+        return self._client_config
+
+    # -- async API ------------------------------------------------------------------------
+    async def agenerate(self, records: Iterable[CaptionRecord | dict[str, Any]]
+                        ) -> AsyncIterator[RecordResult]:
+        """Yield one result per record, in input order, calling the endpoint concurrently."""
+        config = self._resolve()
+        async with ChatClient(config) as client:
+            ctx = GenerationContext.build(self.template, self.settings, client, self.model,
+                                          self.filter, cache=self._cache)
+
+            async def work(item: InputItem) -> RecordResult:
+                return await process_record(item, ctx)
+
+            items = (_to_item(i, r) for i, r in enumerate(records))
+            async for result in ordered_map(work, items, concurrency=config.concurrency):
+                yield result
+
+    # -- sync API -------------------------------------------------------------------------
+    def _background_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="vqa-gen-loop", daemon=True)
+            thread.start()
+            self._loop, self._thread = loop, thread
+        return self._loop
+
+    def generate(self, records: Iterable[CaptionRecord | dict[str, Any]]
+                 ) -> Iterator[RecordResult]:
+        """Synchronous `agenerate`: yields results as they are ready, in input order."""
+        loop = self._background_loop()
+        agen = self.agenerate(records)
+        try:
+            while True:
+                future = asyncio.run_coroutine_threadsafe(agen.__anext__(), loop)
+                try:
+                    yield future.result()
+                except StopAsyncIteration:
+                    return
+        finally:
+            asyncio.run_coroutine_threadsafe(agen.aclose(), loop).result()
+
+    def generate_one(self, record: CaptionRecord | dict[str, Any]) -> RecordResult:
+        return next(iter(self.generate([record])))
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the embedded model (if started), the helper loop and the cache."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._loop.close()
+            self._loop = self._thread = None
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+        self._client_config = None
+
+    def __enter__(self) -> Generator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Generator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,278 @@
+"""One-pass analysis of caption (+ metadata), question and answer into what the checks read.
+
+`Analyser.caption(...)` is the expensive part and is done once per record; `Analyser.qa(...)`
+is done per QA pair. Checks never re-tokenise: they read `CaptionFacts` and `QAFacts`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rapidfuzz import fuzz, process
+
+from . import lexicon as lx
+from .numbers import _UNITS, NumberExtractor, Quantity
+from .text import Normaliser, TextView, shared_prefix_match
+
+_LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
+               "unilateral": "unilateral", "bilaterally": "bilateral"}
+_CLAUSE_END = frozenset(".;:!?()")
+_NEG_WINDOW = 6
+_POST_WINDOW = 4
+_UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {"old"}
+
+
+@dataclass(slots=True)
+class Facts:
+    """What a text asserts, keyed by normalised concept."""
+
+    view: TextView
+    negated: list[bool]
+    affirmed_keys: set[str]
+    negated_keys: set[str]
+    numbers: list[Quantity]
+    sexes: set[str]
+    sex_nouns: set[str]
+    age_ranges: list[tuple[float, float, str]]
+    laterality: set[str]
+    sites: set[str]
+
+
+@dataclass(slots=True)
+class CaptionFacts:
+    """Caption plus metadata, analysed once per record."""
+
+    facts: Facts
+    support_keys: set[str]
+    support_tokens: list[str]
+    prefixes: list[str]
+    site_closure: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class QAFacts:
+    """Question and answer, analysed per pair."""
+
+    question: Facts
+    answer: Facts
+    yes_no: bool
+    polarity: str | None  # "yes" | "no" | None
+    answer_content: list[tuple[int, str, str]]  # (token index, token, key)
+    question_content: list[tuple[int, str, str]]
+
+
+def meta_text(meta: Mapping[str, Any] | None) -> str:
+    """Render record metadata as caption-like text so it counts as evidence."""
+    if not meta:
+        return ""
+    parts: list[str] = []
+    for k, v in meta.items():
+        if v is None or isinstance(v, (dict, list)):
+            continue
+        kl = str(k).lower()
+        if kl in {"age", "age_years", "patient_age"} and isinstance(v, (int, float, str)):
+            parts.append(f"{v}-year-old")
+        else:
+            parts.append(str(v))
+    return " . ".join(parts)
+
+
+class Analyser:
+    """Holds the compiled normaliser, number extractor and vocab keys."""
+
+    def __init__(self) -> None:
+        self.norm = Normaliser()
+        self.numbers = NumberExtractor()
+        k = self.norm.key
+        self.stop = lx.STOPWORDS
+        self.filler_keys = frozenset(k(w) for w in lx.FILLER) | lx.FILLER
+        self.site_by_key = {k(s): s for s in lx.SITE_PARENTS}
+        for group in lx.SYNONYM_GROUPS:
+            if group[0] in lx.SITE_PARENTS:
+                for w in group:
+                    self.site_by_key.setdefault(k(w), group[0])
+        self.count_words = frozenset(lx.NUMBER_WORDS) | frozenset(lx.DECADE_WORDS)
+        self.neg_pre_single = frozenset(t for t in lx.NEG_PRE if " " not in t)
+        self.neg_pre_multi = tuple(tuple(t.split()) for t in lx.NEG_PRE if " " in t)
+        self.neg_post_single = frozenset(t for t in lx.NEG_POST if " " not in t)
+        self.neg_post_multi = tuple(tuple(t.split()) for t in lx.NEG_POST if " " in t)
+        self.age_groups = lx.AGE_GROUPS
+        self._age_words = frozenset(lx.AGE_GROUPS) | {"old"}
+
+    # -- building blocks ---------------------------------------------------------------
+    def _negation(self, tokens: list[str]) -> list[bool]:
+        """NegEx-like scope: pre-cues negate up to 6 following tokens, post-cues up to 4
+        preceding; scope stops at clause ends, contrastive words, and commas not in a list."""
+        n = len(tokens)
+        neg = [False] * n
+        i = 0
+        while i < n:
+            t = tokens[i]
+            width = 0
+            if t in self.neg_pre_single:
+                width = 1
+            else:
+                for cue in self.neg_pre_multi:
+                    if tuple(tokens[i:i + len(cue)]) == cue:
+                        width = len(cue)
+                        break
+            if width:
+                j, seen = i + width, 0
+                while j < n and seen < _NEG_WINDOW:
+                    tj = tokens[j]
+                    if tj in _CLAUSE_END or tj in lx.NEG_TERMINATORS:
+                        break
+                    if tj == ",":
+                        ahead = tokens[j + 1:j + 5]
+                        if "or" not in ahead and "nor" not in ahead:
+                            break
+                    elif tj in ("is", "are", "was", "were", "has", "shows") and seen >= 2:
+                        break
+                    else:
+                        neg[j] = True
+                        seen += 1
+                    j += 1
+                i += width
+                continue
+            post = 0
+            if t in self.neg_post_single:
+                post = 1
+            else:
+                for cue in self.neg_post_multi:
+                    if tuple(tokens[i:i + len(cue)]) == cue:
+                        post = len(cue)
+                        break
+            if post:
+                j, seen = i - 1, 0
+                while j >= 0 and seen < _POST_WINDOW:
+                    tj = tokens[j]
+                    if tj in _CLAUSE_END or tj == "," or tj in lx.NEG_TERMINATORS:
+                        break
+                    neg[j] = True
+                    seen += 1
+                    j -= 1
+                i += post
+                continue
+            i += 1
+        return neg
+
+    def _facts(self, text: str) -> Facts:
+        view = self.norm.view(text)
+        tokens, keys = view.tokens, view.keys
+        neg = self._negation(tokens)
+        aff: set[str] = set()
+        negk: set[str] = set()
+        sexes: set[str] = set()
+        sex_nouns: set[str] = set()
+        ages: list[tuple[float, float, str]] = []
+        lat: set[str] = set()
+        sites: set[str] = set()
+        prev = ""
+        for i, (t, k) in enumerate(zip(tokens, keys)):
+            if t in self.stop or not t[0].isalnum():
+                prev = t
+                continue
+            (negk if neg[i] else aff).add(k)
+            sx = lx.SEX_WORDS.get(t)
+            if sx:
+                sexes.add(sx)
+                if t not in lx.SEX_PRONOUNS:
+                    sex_nouns.add(sx)
+            if t in self._age_words and not neg[i]:
+                if t == "old" and prev in {"year", "years", "month", "months", "week", "weeks",
+                                           "day", "days", "yrs", "yr"}:
+                    pass
+                else:
+                    lo, hi = self.age_groups.get(t, (55.0, 120.0))
+                    ages.append((lo, hi, t))
+            lt = _LATERALITY.get(t)
+            if lt and not neg[i]:
+                lat.add(lt)
+            site = self.site_by_key.get(k)
+            if site and not neg[i] and not (site == "back" and prev in {"came", "come", "go",
+                                                                          "went", "comes"}):
+                sites.add(site)
+            prev = t
+        nums = self.numbers.extract(view.text)
+        for q in nums:
+            if q.dim == "age":
+                ages.append((q.lo, q.hi, q.raw))
+        return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
+                     numbers=nums, sexes=sexes, sex_nouns=sex_nouns, age_ranges=ages,
+                     laterality=lat, sites=sites)
+
+    # -- public --------------------------------------------------------------------------
+    def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
+        """Analyse caption + metadata once."""
+        mt = meta_text(meta)
+        facts = self._facts(f"{caption} . {mt}" if mt else caption)
+        view = facts.view
+        support_tokens = sorted({t for t in view.tokens if t[0].isalnum() and len(t) >= 4})
+        closure: set[str] = set()
+        for s in facts.sites:
+            closure.add(s)
+            closure.update(lx.SITE_PARENTS.get(s, ()))
+        return CaptionFacts(facts=facts, support_keys=view.key_set,
+                            support_tokens=support_tokens, prefixes=view.prefixes,
+                            site_closure=closure)
+
+    def is_content(self, token: str, key: str) -> bool:
+        """A token that could carry a checkable claim (numbers are the number check's)."""
+        if not token[0].isalpha() or token in self.stop or token in self.filler_keys:
+            return False
+        if key in self.filler_keys or token in self.count_words or token in _UNIT_TOKENS:
+            return False
+        return not (token.endswith("-year-old") or token.endswith("-old"))
+
+    def content(self, facts: Facts) -> list[tuple[int, str, str]]:
+        v = facts.view
+        return [(i, t, k) for i, (t, k) in enumerate(zip(v.tokens, v.keys))
+                if self.is_content(t, k)]
+
+    def supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:
+        """Exact key, hyphen parts, shared stem prefix, then fuzzy spelling match."""
+        keys = cap.support_keys
+        if key in keys or token in keys:
+            return True
+        if "-" in token:
+            parts = [p for p in token.split("-") if p]
+            if all(self.norm.key(p) in keys or p in self.stop or self.norm.key(p)
+                   in self.filler_keys for p in parts):
+                return True
+        if len(key) >= 5:
+            for p in cap.prefixes:
+                if p[0] == key[0] and shared_prefix_match(p, key):
+                    return True
+        if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
+            hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
+                                     score_cutoff=fuzzy_cutoff)
+            if hit is not None:
+                return True
+        return False
+
+    def qa(self, question: str, answer: str) -> QAFacts:
+        """Analyse one question/answer pair."""
+        qf = self._facts(question)
+        af = self._facts(answer)
+        qtok = [t for t in qf.view.tokens if t[0].isalnum()]
+        atok = [t for t in af.view.tokens if t[0].isalnum()]
+        yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
+        polarity: str | None = None
+        if yes_no and atok:
+            first = atok[0]
+            if first in lx.YES_WORDS:
+                polarity = "yes"
+            elif first in lx.NO_WORDS or first in {"absent", "none", "not", "neither"}:
+                polarity = "no"
+            elif first in {"present", "visible", "seen", "there"} and not any(af.negated):
+                polarity = "yes"
+            elif any(af.negated):
+                polarity = "no"
+        return QAFacts(question=qf, answer=af, yes_no=yes_no, polarity=polarity,
+                       answer_content=self.content(af), question_content=self.content(qf))
+
+
+_WORD_RE = re.compile(r"[a-z0-9]+")

@@ -1,0 +1,53 @@
+"""Answerability: questions an image cannot answer, and answers from general knowledge."""
+
+from __future__ import annotations
+
+import re
+
+from .. import lexicon as lx
+from ..analysis import Analyser, CaptionFacts, QAFacts
+from ..verdict import Reason
+from .base import Check
+
+_WORD = re.compile(r"[a-z][a-z\-]+")
+
+
+class AnswerabilityCheck(Check):
+    """Treatment, prognosis, cause, contagion, advice and history are not visible in a picture;
+    such a question is `unanswerable_question` unless the caption itself talks about the topic.
+    Textbook phrasing in the answer ("is commonly caused by", "treatment options include") is
+    `general_knowledge` unless the caption contains those words."""
+
+    name = "answerability"
+    defaults = {"unanswerable_penalty": 0.75, "general_penalty": 0.5}
+
+    def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
+        super().__init__(analyser, params)
+        self._topics = [(name, re.compile(q), re.compile(ev))
+                        for name, q, ev in lx.UNANSWERABLE_TOPICS]
+        self._gk = re.compile("|".join(f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES))
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        out: list[Reason] = []
+        q = qa.question.view.text
+        ctext = cap.facts.view.text
+        for name, q_re, ev_re in self._topics:
+            m = q_re.search(q)
+            if m and not ev_re.search(ctext):
+                out.append(self.reason("unanswerable_question",
+                                       f"question asks about {name}, which the image cannot show",
+                                       self.p["unanswerable_penalty"], m.group(0)))
+                break
+        a = qa.answer.view.text
+        hits: list[str] = []
+        for m in self._gk.finditer(a):
+            words = [w for w in _WORD.findall(m.group(0)) if self.an.is_content(w, self.an.norm.key(w))]
+            if words and all(self.an.norm.key(w) in cap.support_keys for w in words):
+                continue
+            hits.append(m.group(0))
+        if hits:
+            pen = min(0.9, self.p["general_penalty"] * (1 + 0.25 * (len(hits) - 1)))
+            out.append(self.reason("general_knowledge",
+                                   "answer states general knowledge, not what the image shows",
+                                   pen, "; ".join(hits)))
+        return out

@@ -1,0 +1,86 @@
+"""Unsupported content: answer words that neither the caption nor the metadata back up."""
+
+from __future__ import annotations
+
+from ..analysis import CaptionFacts, QAFacts
+from ..verdict import Reason
+from .base import Check
+
+
+def _saturating(n: int, frac: float, per_word: float, frac_weight: float) -> float:
+    """Penalty grows with the number of unsupported words and their share of the answer."""
+    return min(0.97, frac_weight * frac + (1 - frac_weight) * (1 - (1 - per_word) ** n))
+
+
+class ContentCheck(Check):
+    """The main hallucination signal. An answer word counts as supported when its key
+    (synonym group or light stem) is in caption+metadata, or it shares a long stem prefix with a
+    caption word, or it is a close spelling variant (rapidfuzz). Words the answer takes from
+    the question are judged like the question: fine if the question's term is grounded.
+
+    For yes/no questions the answer affirms (or denies) the question's terms, so they are
+    judged as answer content: an ungrounded "Yes" is unsupported content, an ungrounded "No" is
+    a weaker `unsupported_negative`. For other questions, ungrounded question terms are an
+    `unsupported_premise` (the question presupposes something the caption does not say).
+    """
+
+    name = "content"
+    defaults = {"per_word": 0.45, "frac_weight": 0.5, "negated_factor": 0.5,
+                "premise_factor": 0.6, "negative_penalty": 0.3}
+
+    def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
+        super().__init__(analyser, params)
+        self.fuzzy_cutoff = fuzzy_cutoff
+
+    def _unsupported(self, cap: CaptionFacts, content: list[tuple[int, str, str]]
+                     ) -> list[tuple[int, str, str]]:
+        sup = self.an.supported
+        return [c for c in content if not sup(c[1], c[2], cap, self.fuzzy_cutoff)]
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        out: list[Reason] = []
+        p = self.p
+        q_uns = self._unsupported(cap, qa.question_content)
+        q_uns_keys = {k for _, _, k in q_uns}
+        q_keys = {k for _, _, k in qa.question_content}
+        a_content = qa.answer_content
+        # Answer words repeated from the question are judged with the question.
+        a_uns = [c for c in self._unsupported(cap, a_content)
+                 if c[2] not in q_keys or c[2] in q_uns_keys]
+        neg = qa.answer.negated
+        affirmed = [c for c in a_uns if not neg[c[0]]]
+        negated = [c for c in a_uns if neg[c[0]]]
+        weight_n = len(affirmed) + p["negated_factor"] * len(negated)
+        denom = max(1, len(a_content))
+        if a_uns:
+            pen = _saturating(len(affirmed), weight_n / denom, p["per_word"], p["frac_weight"])
+            if not affirmed:
+                pen = p["negated_factor"] * _saturating(len(negated), len(negated) / denom,
+                                                        p["per_word"], p["frac_weight"])
+            words = ", ".join(dict.fromkeys(t for _, t, _ in a_uns))
+            out.append(self.reason("unsupported_content",
+                                   f"{len(a_uns)}/{denom} answer content word(s) not in caption",
+                                   pen, words))
+        if q_uns:
+            words = ", ".join(dict.fromkeys(t for _, t, _ in q_uns))
+            qn = len(q_uns)
+            qfrac = qn / max(1, len(qa.question_content))
+            if qa.yes_no and qa.polarity == "yes":
+                already = {k for _, _, k in a_uns}
+                extra = [c for c in q_uns if c[2] not in already]
+                if extra:
+                    out.append(self.reason(
+                        "unsupported_content", "answer affirms question terms not in caption",
+                        _saturating(len(extra), qfrac, p["per_word"], p["frac_weight"]),
+                        ", ".join(dict.fromkeys(t for _, t, _ in extra))))
+            elif qa.yes_no and qa.polarity == "no":
+                out.append(self.reason(
+                    "unsupported_negative",
+                    "answer denies something the caption does not mention",
+                    p["negative_penalty"], words))
+            else:
+                out.append(self.reason(
+                    "unsupported_premise", "question presupposes content not in caption",
+                    p["premise_factor"] * _saturating(qn, qfrac, p["per_word"], p["frac_weight"]),
+                    words))
+        return out

@@ -1,0 +1,38 @@
+"""Text leakage ("as mentioned in the caption") and refusals ("I cannot see the image")."""
+
+from __future__ import annotations
+
+import re
+
+from .. import lexicon as lx
+from ..analysis import Analyser, CaptionFacts, QAFacts
+from ..verdict import Reason
+from .base import Check
+
+
+class LeakageCheck(Check):
+    """A VQA pair must stand on the image alone: mentioning the caption/text leaks the
+    source, and a refusal is not an answer. Both are blocking by default."""
+
+    name = "leakage"
+    defaults = {"leak_penalty": 0.9, "refusal_penalty": 0.9}
+
+    def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
+        super().__init__(analyser, params)
+        self._leak = re.compile("|".join(f"(?:{p})" for p in lx.LEAKAGE_CUES))
+        self._refuse = re.compile("|".join(f"(?:{p})" for p in lx.REFUSAL_CUES))
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        out: list[Reason] = []
+        a, q = qa.answer.view.text.strip(), qa.question.view.text
+        for where, text in (("answer", a), ("question", q)):
+            m = self._leak.search(text)
+            if m and m.group(0) not in cap.facts.view.text:
+                out.append(self.reason("text_leakage", f"{where} refers to the source text",
+                                       self.p["leak_penalty"], m.group(0)))
+                break
+        m = self._refuse.search(a)
+        if m:
+            out.append(self.reason("refusal", "answer refuses or says it cannot tell",
+                                   self.p["refusal_penalty"], m.group(0)))
+        return out

@@ -1,0 +1,55 @@
+"""Negation and polarity: answers that assert what the caption denies, or deny what it asserts."""
+
+from __future__ import annotations
+
+from ..analysis import CaptionFacts, QAFacts
+from ..text import shared_prefix_match
+from ..verdict import Reason
+from .base import Check
+
+
+def _in(key: str, keys: set[str]) -> bool:
+    if key in keys:
+        return True
+    return len(key) >= 5 and any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key)
+                                 for k in keys)
+
+
+class NegationCheck(Check):
+    """Uses the NegEx-style scopes computed by the analyser. Caption concepts that are both
+    affirmed and negated (e.g. "ulcerated centre, no ulceration at the rim") are ambiguous and
+    never produce a conflict. A grounded "No" (caption: "without ulceration") passes."""
+
+    name = "negation"
+    defaults = {"penalty": 0.85}
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        cf = cap.facts
+        only_neg = {k for k in cf.negated_keys if not _in(k, cf.affirmed_keys)}
+        only_aff = {k for k in cf.affirmed_keys if not _in(k, cf.negated_keys)}
+        conflicts: list[str] = []
+        # Yes/no questions: the answer's polarity applies to the question's terms.
+        if qa.yes_no and qa.polarity and qa.question_content:
+            q_neg = any(qa.question.negated)
+            pol = qa.polarity
+            if q_neg:
+                pol = "no" if pol == "yes" else "yes"
+            terms = [(t, k) for i, t, k in qa.question_content if not qa.question.negated[i]]
+            terms = terms or [(t, k) for _, t, k in qa.question_content]
+            if pol == "yes":
+                conflicts += [t for t, k in terms if _in(k, only_neg)]
+            elif terms and all(_in(k, only_aff) for _, k in terms):
+                # "No" although the caption affirms every term of the question.
+                conflicts += [t for t, _ in terms]
+        # Statements in the answer.
+        a = qa.answer
+        for i, t, k in qa.answer_content:
+            if a.negated[i]:
+                if _in(k, only_aff) and not _in(k, cf.negated_keys):
+                    conflicts.append(f"no {t}")
+            elif _in(k, only_neg):
+                conflicts.append(t)
+        if not conflicts:
+            return []
+        return [self.reason("negation_conflict", "answer polarity contradicts the caption",
+                            self.p["penalty"], ", ".join(dict.fromkeys(conflicts)))]

@@ -1,0 +1,54 @@
+"""Numbers and units: every count, size, age, duration or percentage in the answer must be
+backed by caption or metadata (unit-aware: 2 cm == 20 mm; "in her sixties" fits 64)."""
+
+from __future__ import annotations
+
+from ..analysis import CaptionFacts, QAFacts
+from ..numbers import Quantity, supports
+from ..verdict import Reason
+from .base import Check
+
+
+class NumberCheck(Check):
+    """Invented numbers are the commonest hallucination in caption-derived VQA (sizes, ages,
+    counts). A number whose dimension the caption also quantifies but with another value is a
+    `number_mismatch` (`age_mismatch` for ages); one the caption never quantifies is
+    `unsupported_number`. A bare "one" is ignored (articles and "a single" say as much)."""
+
+    name = "numbers"
+    defaults = {"unsupported_penalty": 0.6, "mismatch_penalty": 0.8, "ignore_values": [1.0]}
+
+    def _claims(self, qa: QAFacts) -> list[Quantity]:
+        claims = list(qa.answer.numbers)
+        if qa.yes_no and qa.polarity == "yes":
+            claims += qa.question.numbers
+        ignore = set(self.p["ignore_values"])
+        return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        claims = self._claims(qa)
+        if not claims:
+            return []
+        evidence = cap.facts.numbers
+        out: list[Reason] = []
+        for c in claims:
+            if any(supports(e, c) for e in evidence):
+                continue
+            same_dim = [e for e in evidence if e.dim == c.dim or
+                        (c.dim == "" and e.dim == "") or {e.dim, c.dim} == {"age", "time"}]
+            if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
+                                  and qa_type in ("demographics", "age")):
+                ages = [e for e in evidence if e.dim == "age"]
+                if ages:
+                    out.append(self.reason("age_mismatch", "answer age differs from caption",
+                                           self.p["mismatch_penalty"], c.raw))
+                    continue
+            if same_dim:
+                out.append(self.reason("number_mismatch",
+                                       "caption gives a different value for this quantity",
+                                       self.p["mismatch_penalty"],
+                                       f"{c.raw} (caption: {', '.join(e.raw for e in same_dim[:3])})"))
+            else:
+                out.append(self.reason("unsupported_number", "number not in caption or metadata",
+                                       self.p["unsupported_penalty"], c.raw))
+        return out

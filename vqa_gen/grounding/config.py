@@ -1,0 +1,74 @@
+"""Filter configuration: a strictness preset plus per-check overrides.
+
+`FilterConfig.model_dump()` is written to the run manifest, so after validation every value the
+filter uses (threshold, blocking codes, each check's weight and params) is concrete.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Strictness = Literal["lenient", "default", "strict"]
+
+CHECK_NAMES: tuple[str, ...] = ("empty", "leakage", "content", "numbers", "demographics",
+                                "negation", "answerability", "duplicates")
+
+_BASE_BLOCKING = ["empty_answer", "empty_question", "refusal", "text_leakage",
+                  "duplicate_question"]
+_STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
+                 "site_mismatch", "number_mismatch", "unanswerable_question"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "lenient": {"threshold": 0.35, "penalty_scale": 0.8, "blocking_codes": _BASE_BLOCKING,
+                "fuzzy_cutoff": 85.0, "duplicate_threshold": 95.0},
+    "default": {"threshold": 0.5, "penalty_scale": 1.0, "blocking_codes": _BASE_BLOCKING,
+                "fuzzy_cutoff": 88.0, "duplicate_threshold": 90.0},
+    "strict": {"threshold": 0.65, "penalty_scale": 1.25,
+               "blocking_codes": _BASE_BLOCKING + _STRICT_EXTRA,
+               "fuzzy_cutoff": 92.0, "duplicate_threshold": 85.0},
+}
+
+
+class CheckSettings(BaseModel):
+    """One check: on/off, a multiplier on its penalties, and free-form params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    weight: float = Field(1.0, ge=0.0)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class FilterConfig(BaseModel):
+    """Grounding-filter settings. Unset fields are filled from the `strictness` preset."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    strictness: Strictness = "default"
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    penalty_scale: float | None = Field(None, ge=0.0)
+    blocking_codes: list[str] | None = None
+    fuzzy_cutoff: float | None = Field(None, ge=0.0, le=100.0)
+    duplicate_threshold: float | None = Field(None, ge=0.0, le=100.0)
+    checks: dict[str, CheckSettings] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _fill_from_preset(self) -> FilterConfig:
+        preset = PRESETS[self.strictness]
+        for name in ("threshold", "penalty_scale", "blocking_codes", "fuzzy_cutoff",
+                     "duplicate_threshold"):
+            if getattr(self, name) is None:
+                val = preset[name]
+                object.__setattr__(self, name, list(val) if isinstance(val, list) else val)
+        unknown = set(self.checks) - set(CHECK_NAMES)
+        if unknown:
+            raise ValueError(f"unknown check(s): {sorted(unknown)}; known: {list(CHECK_NAMES)}")
+        for name in CHECK_NAMES:
+            self.checks.setdefault(name, CheckSettings())
+        return self
+
+    def check(self, name: str) -> CheckSettings:
+        """Settings of one check (always present after validation)."""
+        return self.checks[name]

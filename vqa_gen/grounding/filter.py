@@ -1,0 +1,144 @@
+"""`GroundingFilter`: runs the checks on QA pairs and combines their reasons into a verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rapidfuzz import fuzz
+
+from . import lexicon as lx
+from .analysis import Analyser, CaptionFacts
+from .checks.answerability import AnswerabilityCheck
+from .checks.base import Check
+from .checks.content import ContentCheck
+from .checks.demographics import DemographicsCheck
+from .checks.empty import EmptyCheck
+from .checks.leakage import LeakageCheck
+from .checks.negation import NegationCheck
+from .checks.numbers import NumberCheck
+from .config import FilterConfig
+from .verdict import Reason, Verdict
+
+_CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, LeakageCheck, ContentCheck, NumberCheck,
+                                           DemographicsCheck, NegationCheck, AnswerabilityCheck)
+_KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
+                                   "not", "or"})
+
+
+class GroundingFilter:
+    """Scores QA pairs by how well the caption (and record metadata) supports them.
+
+    Build once (patterns and vocabulary compile here), then call `check` per pair or
+    `check_record` per caption. Stateless between calls apart from a one-entry caption cache.
+    """
+
+    def __init__(self, config: FilterConfig | None = None) -> None:
+        self.config = config or FilterConfig()
+        cfg = self.config
+        self.analyser = Analyser()
+        self._checks: list[tuple[Check, float]] = []
+        for cls in _CHECK_CLASSES:
+            settings = cfg.check(cls.name)
+            if not settings.enabled:
+                continue
+            if cls is ContentCheck:
+                inst: Check = ContentCheck(self.analyser, settings.params,
+                                           fuzzy_cutoff=float(cfg.fuzzy_cutoff or 88.0))
+            else:
+                inst = cls(self.analyser, settings.params)
+            self._checks.append((inst, settings.weight * float(cfg.penalty_scale or 1.0)))
+        dup = cfg.check("duplicates")
+        self._dup_enabled = dup.enabled
+        self._dup_penalty = float(dup.params.get("penalty", 0.6)) * dup.weight
+        self._dup_threshold = float(dup.params.get("threshold", cfg.duplicate_threshold or 90))
+        self._blocking = frozenset(cfg.blocking_codes or ())
+        self._threshold = float(cfg.threshold if cfg.threshold is not None else 0.5)
+        self._last: tuple[tuple[str, str], CaptionFacts] | None = None
+
+    # -- caption -----------------------------------------------------------------------
+    def caption_facts(self, caption: str, meta: Mapping[str, Any] | None = None
+                      ) -> CaptionFacts:
+        """Analyse caption + metadata (cached for the most recent caption)."""
+        key = (caption, repr(sorted(meta.items(), key=str)) if meta else "")
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        facts = self.analyser.caption(caption or "", meta)
+        self._last = (key, facts)
+        return facts
+
+    # -- scoring -----------------------------------------------------------------------
+    def combine(self, reasons: Sequence[Reason]) -> Verdict:
+        """Score = product of (1 - penalty); fails below threshold or on a blocking code."""
+        score = 1.0
+        for r in reasons:
+            score *= 1.0 - min(1.0, max(0.0, r.penalty))
+        score = min(1.0, max(0.0, score))
+        blocked = any(r.code in self._blocking for r in reasons)
+        return Verdict(score=score, passed=score >= self._threshold and not blocked,
+                       reasons=tuple(reasons))
+
+    def _check_facts(self, cap: CaptionFacts, question: str, answer: str,
+                     qa_type: str | None) -> Verdict:
+        qa = self.analyser.qa(question or "", answer or "")
+        reasons: list[Reason] = []
+        for check, weight in self._checks:
+            for r in check.run(cap, qa, qa_type):
+                pen = min(1.0, r.penalty * weight)
+                reasons.append(Reason(code=r.code, check=r.check, detail=r.detail, penalty=pen,
+                                      evidence=r.evidence))
+        return self.combine(reasons)
+
+    def check(self, caption: str, question: str, answer: str,
+              meta: Mapping[str, Any] | None = None, qa_type: str | None = None) -> Verdict:
+        """Verdict for one QA pair."""
+        return self._check_facts(self.caption_facts(caption, meta), str(question or ""),
+                                 str(answer or ""), qa_type)
+
+    def check_record(self, caption: str, pairs: Sequence[tuple[str, str]],
+                     meta: Mapping[str, Any] | None = None,
+                     qa_types: Sequence[str | None] | None = None) -> list[Verdict]:
+        """Verdicts for all pairs of one record (caption analysed once), plus the within-record
+        near-duplicate-question check: the worse of two near-duplicates fails."""
+        cap = self.analyser.caption(caption or "", meta)
+        types = list(qa_types) if qa_types is not None else [None] * len(pairs)
+        verdicts = [self._check_facts(cap, str(q or ""), str(a or ""),
+                                      types[i] if i < len(types) else None)
+                    for i, (q, a) in enumerate(pairs)]
+        if self._dup_enabled and len(pairs) > 1:
+            verdicts = self.mark_duplicates([q for q, _ in pairs], verdicts)
+        return verdicts
+
+    # -- duplicates --------------------------------------------------------------------
+    def question_key(self, question: str) -> str:
+        """Normalised question for duplicate detection (keys, minus filler function words)."""
+        view = self.analyser.norm.view(str(question or ""))
+        return " ".join(k for t, k in zip(view.tokens, view.keys)
+                        if t[0].isalnum() and (t not in lx.STOPWORDS
+                                               or t in _KEEP_IN_QUESTION_KEY))
+
+    def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict]
+                        ) -> list[Verdict]:
+        """Fail the worse of each near-duplicate question pair (ties: keep the first)."""
+        keys = [self.question_key(q) for q in questions]
+        out = list(verdicts)
+        dropped: set[int] = set()
+        for i in range(len(keys)):
+            if i in dropped or not keys[i]:
+                continue
+            for j in range(i + 1, len(keys)):
+                if j in dropped or not keys[j]:
+                    continue
+                sim = fuzz.token_set_ratio(keys[i], keys[j])
+                if sim < self._dup_threshold:
+                    continue
+                worse, better = (i, j) if out[i].score < out[j].score else (j, i)
+                dropped.add(worse)
+                r = Reason(code="duplicate_question", check="duplicates",
+                           detail=f"near-duplicate of question {better + 1} ({sim:.0f}%)",
+                           penalty=self._dup_penalty, evidence=str(questions[better])[:120])
+                out[worse] = self.combine((*out[worse].reasons, r))
+                if worse == i:
+                    break
+        return out

@@ -1,0 +1,398 @@
+"""Static vocabulary the checks compile once: stop-words, image filler, synonyms, body sites.
+
+Kept as plain immutable data (tuples, frozensets, mappings built at import and never mutated) so
+that every `GroundingFilter` compiles the same vocabulary and the lists are easy to review.
+General English comes first; the medical (mostly dermatology / pathology / radiology) entries
+are additions on top, so the filter also works on non-medical passages.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+# Function words and words that carry no checkable claim on their own.
+STOPWORDS: frozenset[str] = frozenset("""
+a an the this that these those there here it its it's itself they them their theirs we us our
+you your i me my mine he him his she her hers himself herself one ones
+is are was were be been being am do does did doing done have has had having
+can could may might must shall should will would ought
+of in on at by for with about against between into through during before after above below to
+from up down out off over under again further then once upon onto within along across toward
+towards around among amongst via per than as like unlike
+and or but nor so yet if because while although though whereas whether either neither both
+what which who whom whose when where why how whatever whichever
+all any each every few more most other some such only own same too very just also even still
+rather quite somewhat much many several various certain
+s t d ll m o re ve y
+yes yeah yep ok okay
+also thus therefore hence however moreover furthermore
+well really actually basically essentially generally
+something anything everything nothing someone anyone everyone
+let lets get gets got getting make makes made making
+say says said see sees saw seen look looks looked looking
+""".split())
+
+# Words that frame an image description without asserting anything about its content.
+# (They are what an answer adds around a grounded fact: "The image shows ...".)
+FILLER: frozenset[str] = frozenset("""
+image images picture photo photograph photographs photography figure view shown shows show showing
+depict depicts depicted depicting demonstrate demonstrates demonstrated demonstrating
+reveal reveals revealed revealing display displays displayed displaying illustrate illustrates
+illustrated illustrating present presents presented presenting presence
+appear appears appeared appearing appearance visible visualized visualised seen observed observe
+observes noted note notes evident apparent identified identify identifiable see
+lesion lesions finding findings feature features area areas region regions site sites part parts
+skin surface patient patients person individual case subject
+located location locate situated found involve involves involving involved affecting affect affects
+affected
+characterized characterised characteristic consistent compatible suggestive suggest suggests
+likely possibly probably possible probable seems seem seemed appears
+type kind form sort aspect nature pattern overall
+clinical clinically image-wise specimen sample
+here there above below
+which that
+condition conditions
+has have having contain contains containing with
+describe described description
+based
+diagnosis diagnoses diagnosed diagnostic color colour shape size location type morphology
+morphological texture distribution number count pattern modality technique configuration
+arrangement consistency gender sex age body anatomical anatomic characteristics
+characteristic structure structures kind category identity nature name called term termed
+""".split())
+
+# Negation cues (NegEx-style). Pre-triggers negate what follows; post-triggers what precedes.
+NEG_PRE: tuple[str, ...] = (
+    "no", "not", "without", "absence of", "absent", "lack of", "lacks", "lacking", "free of",
+    "negative for", "never", "none", "nor", "neither", "denies", "denied", "rules out",
+    "ruled out", "no evidence of", "no sign of", "no signs of", "cannot", "can't", "isn't",
+    "aren't", "wasn't", "weren't", "doesn't", "don't", "didn't", "hasn't", "haven't", "hadn't",
+    "non",
+)
+NEG_POST: tuple[str, ...] = (
+    "absent", "not seen", "not present", "not observed", "not identified", "not noted",
+    "not visible", "not detected", "was absent", "were absent", "is absent", "are absent",
+    "ruled out", "was excluded", "were excluded", "negative",
+)
+# Words that end the scope of a negation cue.
+NEG_TERMINATORS: frozenset[str] = frozenset("""
+but however although though yet except apart besides which who whereas while nevertheless
+still whose
+""".split())
+
+YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
+                                       "affirmative", "certainly", "definitely"})
+NO_WORDS: frozenset[str] = frozenset({"no", "nope", "false", "incorrect", "negative"})
+AUX_START: frozenset[str] = frozenset("""
+is are was were do does did can could has have had will would should shall may might must
+""".split())
+
+# Abbreviations and spelling variants rewritten on the raw lower-cased text before tokenising.
+# Multi-word targets let "BCC" meet "basal cell carcinoma" token by token.
+PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
+    (r"h\s*&\s*e", "hematoxylin eosin"),
+    (r"h\s+and\s+e", "hematoxylin eosin"),
+    (r"haematoxylin", "hematoxylin"),
+    (r"\bbcc\b", "basal cell carcinoma"),
+    (r"\bscc\b", "squamous cell carcinoma"),
+    (r"\bmm\s+in\s+situ\b", "melanoma in situ"),
+    (r"\bak\b", "actinic keratosis"),
+    (r"\bsk\b", "seborrheic keratosis"),
+    (r"\bmri\b", "magnetic resonance imaging"),
+    (r"\bct\b", "computed tomography"),
+    (r"\bcxr\b", "chest x ray"),
+    (r"\bx-ray\b", "x ray"),
+    (r"\bxray\b", "x ray"),
+    (r"\bradiograph\w*", "x ray"),
+    (r"\bus\b(?=\s+(?:image|scan|shows|of|demonstrat|reveal))", "ultrasound"),
+    (r"\bultrasonograph\w*|\bsonograph\w*", "ultrasound"),
+    (r"\bihc\b", "immunohistochemistry"),
+    (r"\bhpf\b", "high power field"),
+    (r"\bdermatoscop\w*|\bdermoscop\w*|\bepiluminescence microscop\w*", "dermoscopy"),
+    (r"\bhistopatholog\w*|\bhistolog\w*|\bmicroscopic section", "histology"),
+    (r"\bphotomicrograph\w*|\bmicrograph\w*", "histology"),
+    (r"\bmagnification\b", "magnification"),
+    (r"\bposterior trunk\b", "back"),
+    (r"\bdorsum\b(?!\s+of)", "back"),
+    (r"\bupper back\b", "back"),
+    (r"\blower back\b", "back"),
+    (r"\banterior trunk\b", "chest"),
+    (r"\bpost(?:erior)? auricular\b", "ear"),
+    (r"\bretroauricular\b", "ear"),
+    (r"\bleft-sided\b", "left"),
+    (r"\bright-sided\b", "right"),
+    (r"\bbilaterally\b", "bilateral"),
+    (r"\bwell[- ]circumscribed\b", "well defined"),
+    (r"\bwell[- ]demarcated\b", "well defined"),
+    (r"\bsharply demarcated\b", "well defined"),
+    (r"\bill[- ]defined\b", "poorly defined"),
+    (r"\bpoorly demarcated\b", "poorly defined"),
+)
+
+# Single-word synonym groups: every member maps to the first one (the canonical key).
+# Keys are compared after stemming, so list the base form only.
+SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("red", "erythematous", "erythema", "reddish", "redness", "erythematosus", "crimson",
+     "pink", "pinkish", "salmon", "rose", "violaceous-red"),
+    ("brown", "brownish", "tan", "hyperpigmented", "hyperpigmentation", "pigmented",
+     "pigmentation", "melanotic", "dark-brown"),
+    ("white", "whitish", "hypopigmented", "hypopigmentation", "depigmented", "depigmentation",
+     "pale", "pallor", "porcelain", "ivory"),
+    ("black", "blackish", "jet-black"),
+    ("purple", "violaceous", "purplish", "violet", "lilac", "livid"),
+    ("yellow", "yellowish", "xanthomatous", "golden"),
+    ("blue", "bluish", "blue-gray", "blue-grey", "grey-blue", "gray-blue"),
+    ("gray", "grey", "grayish", "greyish"),
+    ("skin-colored", "skin-coloured", "flesh-colored", "flesh-coloured", "skin-color",
+     "normochromic"),
+    ("tumor", "tumour", "neoplasm", "neoplasia", "growth", "mass"),
+    ("color", "colour", "colored", "coloured", "hue"),
+    ("hemorrhage", "haemorrhage", "bleeding", "bleed", "hemorrhagic", "haemorrhagic"),
+    ("edema", "oedema", "swelling", "swollen", "edematous", "oedematous"),
+    ("ulcer", "ulceration", "ulcerated", "ulcerative", "ulcerating", "erosion", "eroded",
+     "erosive"),
+    ("scale", "scaly", "scaling", "desquamation", "squamous-appearing", "flaky", "flaking"),
+    ("crust", "crusted", "crusting", "crusty", "scab", "eschar"),
+    ("nodule", "nodular", "bump", "lump"),
+    ("papule", "papular", "papulous"),
+    ("plaque", "plaques", "plaque-like"),
+    ("macule", "macular", "spot", "patch"),
+    ("vesicle", "vesicular", "blister", "bulla", "bullous", "blistering"),
+    ("pustule", "pustular"),
+    ("keratosis", "keratotic", "hyperkeratosis", "hyperkeratotic", "keratinized",
+     "keratinization"),
+    ("atrophy", "atrophic"),
+    ("fibrosis", "fibrotic"),
+    ("necrosis", "necrotic"),
+    ("inflammation", "inflammatory", "inflamed"),
+    ("infection", "infected", "infectious"),
+    ("malignant", "malignancy", "cancer", "cancerous", "carcinoma"),
+    ("benign", "noncancerous", "non-cancerous"),
+    ("nevus", "naevus", "nevi", "naevi", "mole", "nevi", "melanocytic-nevus"),
+    ("melanoma", "melanomas"),
+    ("wart", "verruca", "verrucae"),
+    ("verrucous", "warty", "verruciform"),
+    ("itchy", "pruritic", "pruritus", "itching", "itch"),
+    ("painful", "tender", "pain", "tenderness"),
+    ("round", "rounded", "circular", "oval", "ovoid"),
+    ("irregular", "irregularly", "asymmetric", "asymmetrical", "uneven"),
+    ("regular", "symmetric", "symmetrical", "uniform"),
+    ("multiple", "numerous", "many", "several", "multifocal", "scattered", "various"),
+    ("single", "solitary", "isolated", "lone", "solo"),
+    ("large", "big", "giant", "huge", "sizable", "sizeable"),
+    ("small", "tiny", "little"),
+    ("raised", "elevated", "protruding", "exophytic"),
+    ("flat", "flattened"),
+    ("shiny", "glossy", "pearly", "translucent"),
+    ("smooth",),
+    ("rough", "coarse"),
+    ("hair", "hairs", "hairy", "pilar"),
+    ("vessel", "vascular", "vasculature", "telangiectasia", "telangiectasias",
+     "telangiectatic", "arborizing", "capillary", "capillaries"),
+    ("border", "edge", "margin", "boundary", "periphery", "peripheral"),
+    ("center", "centre", "central", "centrally", "middle"),
+    ("defined", "demarcated", "circumscribed", "distinct"),
+    ("face", "facial"),
+    ("hand", "hands", "manual"),
+    ("arm", "arms", "brachial"),
+    ("leg", "legs", "crural"),
+    ("foot", "feet", "pedal"),
+    ("finger", "fingers", "digit", "digital"),
+    ("nail", "nails", "ungual", "subungual", "periungual"),
+    ("abdomen", "abdominal", "belly", "stomach-area"),
+    ("chest", "thorax", "thoracic", "pectoral"),
+    ("trunk", "torso", "truncal"),
+    ("back", "dorsal", "dorsum"),
+    ("scalp", "scalps"),
+    ("neck", "cervical"),
+    ("ear", "ears", "auricular", "auricle", "pinna"),
+    ("eye", "eyes", "ocular", "periocular", "periorbital", "eyelid"),
+    ("mouth", "oral", "buccal", "lip", "lips", "perioral"),
+    ("nose", "nasal"),
+    ("cheek", "cheeks", "malar"),
+    ("forehead", "frontal"),
+    ("genital", "genitals", "genitalia", "genital-area"),
+    ("buttock", "buttocks", "gluteal"),
+    ("armpit", "axilla", "axillary", "axillae"),
+    ("groin", "inguinal"),
+    ("sole", "plantar"),
+    ("palm", "palmar"),
+    ("leg", "lower-extremity", "lower-limb"),
+    ("arm", "upper-extremity", "upper-limb"),
+    ("woman", "female", "lady", "women", "females"),
+    ("man", "male", "gentleman", "men", "males"),
+    ("child", "children", "kid", "pediatric", "paediatric", "boy", "girl"),
+    ("infant", "baby", "newborn", "neonate", "neonatal"),
+    ("elderly", "older", "geriatric", "senior"),
+    ("dermoscopy", "dermatoscopy", "dermoscopic", "dermatoscopic"),
+    ("histology", "histopathology", "histological", "histologic", "biopsy"),
+    ("ultrasound", "sonography", "ultrasonography", "sonographic"),
+    ("photograph", "clinical-photo"),
+    ("hematoxylin", "haematoxylin"),
+    ("stain", "stained", "staining"),
+    ("cell", "cells", "cellular"),
+    ("cyst", "cystic"),
+    ("scar", "scarring", "cicatricial"),
+    ("thick", "thickened", "thickening"),
+    ("hemangioma", "haemangioma"),
+    ("anemia", "anaemia"),
+    ("leukemia", "leukaemia"),
+    ("esophagus", "oesophagus"),
+    ("diarrhea", "diarrhoea"),
+    ("fetus", "foetus"),
+    ("pediatric", "paediatric"),
+    ("orthopedic", "orthopaedic"),
+    ("gynecology", "gynaecology"),
+    ("estrogen", "oestrogen"),
+    ("feces", "faeces"),
+    ("behavior", "behaviour"),
+    ("favorite", "favourite"),
+    ("center", "centre"),
+    ("organize", "organise"),
+    ("recognize", "recognise"),
+)
+
+# Body sites: canonical name -> more general sites that contain it.
+SITE_PARENTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
+    "head": (), "scalp": ("head",), "face": ("head",), "forehead": ("face", "head"),
+    "cheek": ("face", "head"), "nose": ("face", "head"), "ear": ("head",),
+    "eye": ("face", "head"), "mouth": ("face", "head"), "chin": ("face", "head"),
+    "tongue": ("mouth", "face", "head"), "temple": ("face", "head"),
+    "neck": (), "trunk": (), "chest": ("trunk",), "breast": ("chest", "trunk"),
+    "back": ("trunk",), "abdomen": ("trunk",), "flank": ("trunk",), "umbilicus": ("abdomen",
+                                                                                 "trunk"),
+    "shoulder": ("arm",), "arm": (), "forearm": ("arm",), "elbow": ("arm",), "wrist": ("arm",),
+    "hand": ("arm",), "palm": ("hand", "arm"), "finger": ("hand", "arm"),
+    "thumb": ("finger", "hand", "arm"), "nail": (),
+    "leg": (), "thigh": ("leg",), "knee": ("leg",), "shin": ("leg",), "calf": ("leg",),
+    "ankle": ("leg",), "foot": ("leg",), "sole": ("foot", "leg"), "heel": ("foot", "leg"),
+    "toe": ("foot", "leg"),
+    "buttock": (), "groin": (), "genital": (), "armpit": (), "hip": (),
+})
+
+# Numbers written as words (counts and ages).
+NUMBER_WORDS: MappingProxyType[str, float] = MappingProxyType({
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60,
+    "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100, "dozen": 12, "single": 1,
+    "twice": 2, "double": 2, "triple": 3, "pair": 2, "couple": 2, "both": 2, "half": 0.5,
+})
+DECADE_WORDS: MappingProxyType[str, int] = MappingProxyType({
+    "teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50,
+    "sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90,
+})
+ORDINAL_DECADES: MappingProxyType[str, int] = MappingProxyType({
+    "first": 0, "second": 10, "third": 20, "fourth": 30, "fifth": 40, "sixth": 50,
+    "seventh": 60, "eighth": 70, "ninth": 80, "tenth": 90,
+})
+
+# Age words -> (min, max) age in years.
+AGE_GROUPS: MappingProxyType[str, tuple[float, float]] = MappingProxyType({
+    "newborn": (0, 0.2), "neonate": (0, 0.2), "neonatal": (0, 0.2), "infant": (0, 2),
+    "baby": (0, 2), "toddler": (1, 4), "child": (0, 14), "children": (0, 14), "kid": (0, 14),
+    "boy": (0, 17), "girl": (0, 17), "pediatric": (0, 17), "paediatric": (0, 17),
+    "adolescent": (10, 19), "teenager": (12, 19), "teen": (12, 19), "teenage": (12, 19),
+    "young": (12, 45), "adult": (18, 120), "middle-aged": (38, 67), "elderly": (60, 120),
+    "older": (50, 120), "old": (55, 120), "geriatric": (65, 120), "senior": (60, 120),
+    })
+
+SEX_WORDS: MappingProxyType[str, str] = MappingProxyType({
+    "man": "m", "men": "m", "male": "m", "males": "m", "boy": "m", "boys": "m",
+    "gentleman": "m", "he": "m", "his": "m", "him": "m", "himself": "m", "husband": "m",
+    "father": "m", "son": "m", "brother": "m", "mr": "m", "masculine": "m",
+    "woman": "f", "women": "f", "female": "f", "females": "f", "girl": "f", "girls": "f",
+    "lady": "f", "she": "f", "her": "f", "hers": "f", "herself": "f", "wife": "f",
+    "mother": "f", "daughter": "f", "sister": "f", "mrs": "f", "ms": "f", "pregnant": "f",
+    "feminine": "f",
+})
+# Sex words that are only pronouns: weak evidence, never a lone reason to reject.
+SEX_PRONOUNS: frozenset[str] = frozenset({"he", "his", "him", "himself", "she", "her", "hers",
+                                          "herself"})
+
+# Topics an image cannot show: question cue regex -> words whose presence in the caption makes
+# the topic answerable after all.
+UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
+    ("treatment",
+     r"\b(treat\w*|therap\w*|manag\w*|cure[sd]?|curable|remed\w*|surgery|surgical|excis\w*|"
+     r"remov\w*|medication\w*|medicine\w*|drugs?|prescri\w*|ointment|cream|antibiotic\w*|"
+     r"steroid\w*|dose|dosage)\b",
+     r"treat|therap|manag|excis|remov|surg|cryo|laser|medicat|prescri|steroid|antibiot|"
+     r"ointment|cream|cure|resolv|improv|respond|dose|regimen|administ|chemo|radiat"),
+    ("prognosis",
+     r"\b(prognos\w*|outcome|survival|life expectancy|mortality|recur\w*|progress\w*|"
+     r"worsen\w*|go away|resolve on its own|heal on its own|fatal|deadly|outlook)\b",
+     r"prognos|outcome|surviv|mortal|recur|progress|resolv|heal|died|death|fatal|follow"),
+    ("cause",
+     r"\b(caus\w*|etiolog\w*|aetiolog\w*|why does|why did|why is|why are|reason for|"
+     r"trigger\w*|risk factors?|due to what|origin of|pathogenesis)\b",
+     r"caus|due to|etiolog|aetiolog|secondary to|induced|related to|after|following|trigger|"
+     r"result|associat|from|because|exposure|bite|trauma|infect"),
+    ("contagion",
+     r"\b(contagio\w*|infectious to|transmi\w*|spread to others|catch(?:ing)? it|"
+     r"pass(?:ed)? on|communicable|hereditary|inherit\w*|genetic)\b",
+     r"contagio|transmi|spread|communicab|heredit|inherit|genetic|familial"),
+    ("advice",
+     r"\b(should (?:the patient|they|he|she|i|we|you)|advi[sc]\w*|recommend\w*|"
+     r"what (?:can|should) be done|need to see|see a doctor|consult\w*|prevent\w*|avoid\w*|"
+     r"precaution\w*|lifestyle)\b",
+     r"advi|recommend|consult|prevent|avoid|refer|instruct|counsel"),
+    ("history",
+     r"\b(how long (?:has|have|had|did|does|is)|since when|when did|family history|"
+     r"medical history|history of|past history|previous(?:ly)?|duration|first (?:appear|notic)\w*|"
+     r"symptoms?|feel|itch\w*|pain\w*|hurt\w*|complain\w*|occupation|diet|smok\w*|"
+     r"alcohol|allerg\w*|travel\w*|sun exposure)\b",
+     r"histor|year|month|week|day|since|ago|durat|previous|prior|family|onset|present for|"
+     r"itch|prurit|pain|tender|symptom|complain|report|smok|alcohol|allerg|travel|exposure|"
+     r"occupation|diet|first"),
+)
+
+# Phrases an answer uses when it recites textbook knowledge instead of the picture.
+GENERAL_KNOWLEDGE_CUES: tuple[str, ...] = (
+    r"\bis (?:a )?(?:common|rare|benign|chronic) (?:\w+ )?(?:condition|disease|disorder|type)\b",
+    r"\b(?:is|are) (?:commonly|usually|typically|often|frequently|generally|mostly) "
+    r"(?:caused|found|seen|associated|treated|managed|diagnosed|characterized|characterised)\b",
+    r"\b(?:is|are) caused by\b", r"\bcan be (?:treated|managed|cured|prevented|removed)\b",
+    r"\btreatment (?:options?|includes?|may include|involves?)\b", r"\brisk factors?\b",
+    r"\b(?:is|are|not) contagious\b", r"\bcan spread\b", r"\bprognosis is\b",
+    r"\bit is (?:important|recommended|advisable|best)\b",
+    r"\b(?:consult|see|visit) (?:a |your |the )?(?:doctor|dermatologist|physician|"
+    r"healthcare|health care|specialist|medical professional)\b",
+    r"\bhealthcare (?:provider|professional)\b", r"\bin general\b", r"\bgenerally speaking\b",
+    r"\bis known (?:to|for|as)\b", r"\bis associated with\b", r"\bmost common(?:ly)?\b",
+    r"\bis (?:more )?(?:common|prevalent) in\b", r"\btypically (?:presents?|affects?|occurs?)\b",
+    r"\boften (?:presents?|affects?|occurs?|resolves?)\b",
+    r"\b(?:topical|oral|systemic) (?:steroids?|corticosteroids?|antibiotics?|antifungals?|"
+    r"treatment|therapy|medication)\b",
+    r"\bsurgical (?:excision|removal)\b", r"\bcryotherapy\b", r"\bphotodynamic\b",
+    r"\bsun (?:protection|avoidance)\b", r"\bsunscreen\b", r"\bgood hygiene\b",
+    r"\bself-limiting\b", r"\bheals? (?:on its own|spontaneously)\b",
+)
+
+LEAKAGE_CUES: tuple[str, ...] = (
+    r"\bcaptions?\b", r"\bcaptioned\b", r"\bthe (?:provided |given |above |accompanying )?"
+    r"(?:text|description|legend|report|passage|context|information provided)\b",
+    r"\bfig(?:ure)?\.?\s*\d+[a-z]?\b", r"\bpanel\s+[a-h0-9]\b", r"\bas (?:described|mentioned|"
+    r"stated|noted|indicated|specified|given|provided)(?: (?:in|above|earlier|before))?\b",
+    r"\baccording to the (?:caption|text|description|legend|report|passage|context|figure|"
+    r"information|provided|given|image description)\b", r"\bthe (?:image )?description\b",
+    r"\b(?:described|mentioned|stated) (?:in|by) the\b", r"\bthe legend\b",
+)
+
+REFUSAL_CUES: tuple[str, ...] = (
+    r"\bi (?:cannot|can ?not|can't|am unable to|am not able to|'m unable to|'m not able to) "
+    r"(?:see|view|access|determine|tell|provide|identify|assess|make|give|diagnose|answer)\b",
+    r"\bas an ai\b", r"\bi'?m (?:just )?an ai\b", r"\blanguage model\b",
+    r"\bi(?:'m| am) (?:unable|not able|sorry)\b", r"\bi'?m sorry\b", r"\bi apologi[sz]e\b",
+    r"\b(?:it is |it's )?(?:not possible|impossible) to (?:determine|tell|say|know|assess|"
+    r"identify|see)\b",
+    r"\bcannot be (?:determined|assessed|seen|identified|known|answered|evaluated|inferred)\b",
+    r"\b(?:unable|not able) to (?:determine|tell|assess|identify|see|know)\b",
+    r"\bi (?:do not|don't) have (?:access|the ability|enough)\b", r"\bno image\b",
+    r"\bnot (?:enough|sufficient) information\b", r"\binsufficient information\b",
+    r"\b(?:is |are |was )?not (?:mentioned|specified|provided|stated|given|available|"
+    r"described|indicated|clear from)\b", r"^(?:unknown|n/?a|none given|unclear|"
+    r"not applicable|i don't know|unsure|uncertain)\.?$",
+    r"\bwithout (?:seeing|viewing|access to) the image\b",
+)

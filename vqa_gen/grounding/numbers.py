@@ -1,0 +1,160 @@
+"""Quantities in text: counts, sizes, ages, durations, percentages, with unit conversion.
+
+"2 cm" and "20 mm" become the same canonical value; "in her sixties" becomes the age range
+60-69; "twenty-two" becomes 22. Regexes are compiled once per `NumberExtractor`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import lexicon as lx
+
+# unit word -> (dimension, factor to canonical unit)
+_UNITS: dict[str, tuple[str, float]] = {
+    "nm": ("length", 1e-6), "um": ("length", 1e-3), "micron": ("length", 1e-3),
+    "microns": ("length", 1e-3), "micrometer": ("length", 1e-3), "micrometers": ("length", 1e-3),
+    "micrometre": ("length", 1e-3), "micrometres": ("length", 1e-3),
+    "mm": ("length", 1.0), "millimeter": ("length", 1.0), "millimeters": ("length", 1.0),
+    "millimetre": ("length", 1.0), "millimetres": ("length", 1.0),
+    "cm": ("length", 10.0), "centimeter": ("length", 10.0), "centimeters": ("length", 10.0),
+    "centimetre": ("length", 10.0), "centimetres": ("length", 10.0),
+    "m": ("length", 1000.0), "meter": ("length", 1000.0), "meters": ("length", 1000.0),
+    "metre": ("length", 1000.0), "metres": ("length", 1000.0),
+    "inch": ("length", 25.4), "inches": ("length", 25.4),
+    "year-old": ("age", 1.0), "years-old": ("age", 1.0), "year old": ("age", 1.0),
+    "years old": ("age", 1.0), "yo": ("age", 1.0), "y/o": ("age", 1.0), "yrs old": ("age", 1.0),
+    "month-old": ("age", 1 / 12), "months old": ("age", 1 / 12), "month old": ("age", 1 / 12),
+    "week-old": ("age", 1 / 52), "weeks old": ("age", 1 / 52), "day-old": ("age", 1 / 365),
+    "days old": ("age", 1 / 365),
+    "year": ("time", 365.0), "years": ("time", 365.0), "yr": ("time", 365.0),
+    "yrs": ("time", 365.0), "month": ("time", 30.0), "months": ("time", 30.0),
+    "mo": ("time", 30.0), "week": ("time", 7.0), "weeks": ("time", 7.0), "wk": ("time", 7.0),
+    "wks": ("time", 7.0), "day": ("time", 1.0), "days": ("time", 1.0),
+    "hour": ("time", 1 / 24), "hours": ("time", 1 / 24), "hr": ("time", 1 / 24),
+    "hrs": ("time", 1 / 24), "h": ("time", 1 / 24), "minute": ("time", 1 / 1440),
+    "minutes": ("time", 1 / 1440), "min": ("time", 1 / 1440),
+    "%": ("percent", 1.0), "percent": ("percent", 1.0), "per cent": ("percent", 1.0),
+    "kg": ("mass", 1e6), "g": ("mass", 1e3), "mg": ("mass", 1.0), "ug": ("mass", 1e-3),
+    "mcg": ("mass", 1e-3), "lb": ("mass", 453592.0), "lbs": ("mass", 453592.0),
+    "x": ("magnification", 1.0), "times": ("magnification", 1.0),
+    "ml": ("volume", 1.0), "l": ("volume", 1000.0), "cc": ("volume", 1.0),
+    "mmhg": ("pressure", 1.0), "bpm": ("rate", 1.0),
+}
+_COUNT_WORDS = {k: v for k, v in lx.NUMBER_WORDS.items()
+                if k not in {"single", "twice", "double", "triple", "pair", "couple", "both",
+                             "half"}}
+_HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
+                     r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """A number or range with its dimension ('' when unitless) and canonical values."""
+
+    lo: float
+    hi: float
+    dim: str
+    clo: float
+    chi: float
+    raw: str
+    hedged: bool = False
+
+
+def _word_number(s: str) -> float | None:
+    s = s.strip().replace("-", " ")
+    parts = s.split()
+    if not parts:
+        return None
+    total = 0.0
+    for p in parts:
+        v = _COUNT_WORDS.get(p)
+        if v is None:
+            try:
+                v = float(p)
+            except ValueError:
+                return None
+        total = total * v if p in {"hundred", "dozen"} and total else total + v
+    return total
+
+
+class NumberExtractor:
+    """Finds quantities in folded text."""
+
+    def __init__(self) -> None:
+        tens = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
+        words = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
+        num = rf"(?:\d+(?:[.,]\d+)?|(?:{tens})(?:[- ](?:one|two|three|four|five|six|seven|" \
+              rf"eight|nine))?|{words})"
+        units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+        self._num_re = re.compile(
+            rf"(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
+            rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
+            r"|(?<![\w])[x×](?P<mag>\d+)(?![\w.])"
+        )
+        self._aged_re = re.compile(rf"\b(?:aged?|age of)\s+(?P<n>{num})\b")
+        decade_words = "|".join(lx.DECADE_WORDS)
+        ordinals = "|".join(lx.ORDINAL_DECADES)
+        self._decade_re = re.compile(
+            rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<d>\d)0'?s|(?P<w>{decade_words}))\b"
+            rf"|\b(?P<o>{ordinals}) decade\b")
+        self._gate = re.compile(rf"\d|\b(?:{words}|{tens}|{decade_words}|decade)\b")
+
+    def extract(self, text: str) -> list[Quantity]:
+        """All quantities in `text` (already folded)."""
+        if not self._gate.search(text):
+            return []
+        out: list[Quantity] = []
+        spans: list[tuple[int, int]] = []
+        for m in self._decade_re.finditer(text):
+            if m.group("d"):
+                base = float(m.group("d")) * 10
+            elif m.group("w"):
+                base = float(lx.DECADE_WORDS[m.group("w")])
+            else:
+                base = float(lx.ORDINAL_DECADES[m.group("o")])
+            out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
+            spans.append(m.span())
+        aged_at = {m.start("n") for m in self._aged_re.finditer(text)}
+        for m in self._num_re.finditer(text):
+            if any(s <= m.start() < e for s, e in spans):
+                continue
+            if m.group("mag"):
+                v = float(m.group("mag"))
+                out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
+                continue
+            a = _word_number(m.group("a").replace(",", "."))
+            if a is None:
+                continue
+            b = _word_number(m.group("b").replace(",", ".")) if m.group("b") else None
+            unit = m.group("u")
+            dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
+            if not unit and m.start() in aged_at:
+                dim = "age"
+            lo, hi = (a, b) if b is not None and b >= a else (a, a)
+            if b is not None and b < a:  # "3 and 2" is two numbers, not a range
+                out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
+            hedged = bool(_HEDGES.search(text[max(0, m.start() - 20):m.start()]))
+            out.append(Quantity(lo, hi, dim, lo * factor, hi * factor, m.group(0).strip(),
+                                hedged))
+        return out
+
+
+def _close(x: float, y: float, tol: float) -> bool:
+    return abs(x - y) <= max(1e-9, tol * max(abs(x), abs(y)))
+
+
+def supports(evidence: Quantity, claim: Quantity) -> bool:
+    """Does an evidence quantity support a claimed one? Same dimension compares canonical
+    values (2 cm == 20 mm); otherwise compares the bare numbers (64 vs 64-year-old)."""
+    tol = 0.2 if claim.hedged else 1e-6
+    same_dim = evidence.dim and claim.dim and evidence.dim == claim.dim
+    elo, ehi, clo, chi = ((evidence.clo, evidence.chi, claim.clo, claim.chi) if same_dim
+                          else (evidence.lo, evidence.hi, claim.lo, claim.hi))
+    if not same_dim and evidence.dim and claim.dim and {evidence.dim, claim.dim} != {"age", "time"}:
+        return False
+    if claim.lo == claim.hi:
+        return (elo - 1e-9 <= clo <= ehi + 1e-9) or _close(elo, clo, tol) or _close(ehi, clo, tol)
+    return ((_close(elo, clo, tol) or elo <= clo) and (_close(ehi, chi, tol) or chi <= ehi)) \
+        or (elo <= clo <= ehi and elo <= chi <= ehi)

@@ -1,0 +1,137 @@
+"""Text normalisation shared by all checks: rewrites, tokens, a light stemmer, synonym keys.
+
+Everything is compiled once in `Normaliser.__init__`; a caption is analysed once into a
+`TextView` that every check reads, so a record with ten QA pairs normalises its caption once.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from . import lexicon as lx
+
+_TOKEN_RE = re.compile(r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:\.\d+)?|[.,;:!?()]")
+_SPACE_RE = re.compile(r"\s+")
+
+# Derivational suffixes, longest first: (suffix, replacement). Remainder must keep >= 4 chars.
+_SUFFIXES: tuple[tuple[str, str], ...] = (
+    ("izations", ""), ("isations", ""), ("ization", ""), ("isation", ""), ("ational", ""),
+    ("ations", ""), ("ation", ""), ("ically", ""), ("ements", ""), ("ement", ""), ("ments", ""),
+    ("ment", ""), ("ities", ""), ("ously", ""), ("ness", ""), ("ical", ""), ("edly", ""),
+    ("ular", "ul"), ("ity", ""), ("ous", ""), ("ive", ""), ("ing", ""), ("ism", ""),
+    ("ist", ""), ("ed", ""), ("ly", ""), ("al", ""), ("ar", ""), ("ic", ""), ("er", ""),
+)
+
+
+def light_stem(word: str) -> str:
+    """Strip inflection and common derivation so lesions/lesion, papular/papule,
+    pigmented/pigmentation meet; deliberately conservative (short words kept whole)."""
+    w = word
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    if w.endswith("ies") and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith(("sses", "xes", "ches", "shes", "zes")):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is", "ous", "ys")) and len(w) > 3:
+        w = w[:-1]
+    for suf, rep in _SUFFIXES:
+        if w.endswith(suf) and len(w) - len(suf) >= 4:
+            w = w[: -len(suf)] + rep
+            break
+    if len(w) > 4 and w[-1] in "aeoy":
+        w = w[:-1]
+    return w
+
+
+def fold(text: str) -> str:
+    """Lower-case and strip accents (naevus/nævus, café)."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    text = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in text if not unicodedata.combining(c)).replace("µ", "u")
+
+
+@dataclass(slots=True)
+class TextView:
+    """A normalised text: folded string, tokens, and their comparison keys."""
+
+    raw: str
+    text: str
+    tokens: list[str]
+    keys: list[str]
+    key_set: set[str] = field(default_factory=set)
+    prefixes: list[str] = field(default_factory=list)
+
+
+class Normaliser:
+    """Turns text into comparable keys; holds the compiled rewrites and synonym tables."""
+
+    def __init__(self) -> None:
+        self._rewrites = [(re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
+        self._rewrite_gate = re.compile("|".join(f"(?:{p})" for p, _ in lx.PHRASE_REWRITES))
+        syn: dict[str, str] = {}
+        syn_stem: dict[str, str] = {}
+        for group in lx.SYNONYM_GROUPS:
+            canon = light_stem(group[0])
+            for w in group:
+                syn.setdefault(w, canon)
+                st = light_stem(w)
+                if len(st) >= 4 and st not in lx.STOPWORDS:
+                    syn_stem.setdefault(st, canon)
+        self._syn = syn
+        self._syn_stem = syn_stem
+        self._key_cache: dict[str, str] = {}
+
+    def rewrite(self, text: str) -> str:
+        """Fold case/accents and expand abbreviations / unify spellings."""
+        t = fold(text)
+        if self._rewrite_gate.search(t):
+            for pat, rep in self._rewrites:
+                t = pat.sub(rep, t)
+        return t
+
+    def key(self, token: str) -> str:
+        """Comparison key of one token: synonym group, else light stem."""
+        k = self._key_cache.get(token)
+        if k is not None:
+            return k
+        k = self._syn.get(token)
+        if k is None:
+            st = light_stem(token)
+            k = self._syn.get(st) or self._syn_stem.get(st) or st
+        if len(self._key_cache) < 200_000:
+            self._key_cache[token] = k
+        return k
+
+    def view(self, text: str) -> TextView:
+        """Analyse one text into tokens and keys (hyphenated words also contribute parts)."""
+        t = self.rewrite(text)
+        tokens = [m.replace("'s", "") if m.endswith("'s") else m for m in _TOKEN_RE.findall(t)]
+        keys = [self.key(tok) for tok in tokens]
+        key_set = set(keys)
+        for tok in tokens:
+            if "-" in tok:
+                key_set.update(self.key(p) for p in tok.split("-") if p)
+                key_set.add(self.key(tok.replace("-", "")))
+        prefixes = sorted({k for k in key_set if len(k) >= 5})
+        return TextView(raw=text, text=t, tokens=tokens, keys=keys, key_set=key_set,
+                        prefixes=prefixes)
+
+
+def shared_prefix_match(a: str, b: str) -> bool:
+    """True when two keys share a prefix covering >= 80% of the shorter (min 5 chars):
+    erythem/erythemat, hyperkerato-sis/-tic; rejects melanoma/melanocytic."""
+    short = min(len(a), len(b))
+    if short < 5:
+        return False
+    need = max(5, int(0.8 * short + 0.999))
+    return a[:need] == b[:need]
+
+
+def squash(text: str) -> str:
+    """Collapse whitespace (for evidence strings)."""
+    return _SPACE_RE.sub(" ", text).strip()

@@ -1,0 +1,268 @@
+"""The per-record work: record → prompt → LLM → QA pairs → grounding verdicts.
+
+`process_record(item, ctx)` is a plain async function of its inputs with no global state, so the
+batch runner, the `Generator` API and a distributed engine (one context per worker or shard) all
+call the same thing. Writing output is somebody else's job: this module only returns results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from .answers import AnswerFormatError, QAPair, response_format_for
+from .grounding import FilterConfig, GroundingFilter, Verdict
+from .llm import Completion, LLMError, Usage
+from .records import CaptionRecord, InputItem, InvalidRecord
+from .templates import Template
+
+Status = Literal["done", "failed", "invalid"]
+
+
+class GenerationSettings(BaseModel):
+    """Everything that shapes the generated text (and so belongs in a cache key and manifest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qa_per_caption: int | None = Field(default=None, ge=1, le=50)
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int = 0
+    max_tokens: int = Field(default=1024, ge=16)
+    max_reasks: int = Field(default=2, ge=0, le=10)
+    response_format: bool = True
+
+
+@dataclass(slots=True)
+class QASample:
+    """One QA pair with its provenance and grounding verdict (a line of the output)."""
+
+    id: str
+    record_id: str
+    image: str | None
+    modality: str | None
+    question: str
+    answer: str
+    type: str
+    template: str
+    model: str
+    grounding: Verdict
+    index: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "record_id": self.record_id, "image": self.image,
+                "modality": self.modality, "question": self.question, "answer": self.answer,
+                "type": self.type, "template": self.template, "model": self.model,
+                "grounding": self.grounding.to_dict()}
+
+
+@dataclass(slots=True)
+class Failure:
+    """Why a record produced no QA: a stable `kind` and a one-line message."""
+
+    kind: str
+    message: str
+    attempts: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "attempts": self.attempts}
+
+
+@dataclass(slots=True)
+class RecordResult:
+    """Where one input line ended: kept and rejected QA, a failure, or invalid input."""
+
+    line: int
+    record: CaptionRecord | None
+    kept: list[QASample] = field(default_factory=list)
+    rejected: list[QASample] = field(default_factory=list)
+    failure: Failure | None = None
+    invalid: InvalidRecord | None = None
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+    reasks: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    raw_responses: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> Status:
+        if self.invalid is not None:
+            return "invalid"
+        if self.failure is not None:
+            return "failed"
+        return "done"
+
+    @property
+    def record_id(self) -> str | None:
+        if self.record is not None:
+            return self.record.id
+        return self.invalid.record_id if self.invalid else None
+
+
+class CompletionCache(Protocol):
+    """Where raw completions are kept so that a rerun pays nothing (see vqa_gen.cache)."""
+
+    def get(self, key: str) -> Completion | None: ...
+
+    def put(self, key: str, completion: Completion) -> None: ...
+
+
+class CompletionSource(Protocol):
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion: ...
+
+
+@dataclass(slots=True)
+class GenerationContext:
+    """What `process_record` needs, built once per run (or per worker)."""
+
+    template: Template
+    settings: GenerationSettings
+    client: CompletionSource
+    grounding: GroundingFilter
+    model: str
+    cache: CompletionCache | None = None
+
+    @classmethod
+    def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
+              model: str, filter_config: FilterConfig | None = None,
+              cache: CompletionCache | None = None) -> GenerationContext:
+        return cls(template=template, settings=settings, client=client,
+                   grounding=GroundingFilter(filter_config or FilterConfig()), model=model,
+                   cache=cache)
+
+
+def record_seed(seed: int, record_id: str) -> int:
+    """A per-record sampling seed: stable whatever order records are processed in."""
+    digest = hashlib.blake2b(f"{seed}\x1f{record_id}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") & 0x7FFFFFFF
+
+
+def qa_id(record_id: str, template: str, index: int) -> str:
+    """Stable, readable QA id: the same record, template and position give the same id."""
+    return f"{record_id}/{template}/{index}"
+
+
+def request_params(ctx: GenerationContext, record: CaptionRecord) -> dict[str, Any]:
+    """Generation parameters sent with every call for this record."""
+    s = ctx.settings
+    params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens,
+                              "seed": record_seed(s.seed, record.id)}
+    if s.top_p is not None:
+        params["top_p"] = s.top_p
+    if s.response_format:
+        params["response_format"] = response_format_for(ctx.template.schema, ctx.template.output)
+    return params
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    """Hash of everything that determines the answer (never the API key)."""
+    blob = orjson.dumps({"model": model, "messages": messages, "params": params},
+                        option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _reask_message(err: AnswerFormatError, finish_reason: str | None) -> str:
+    if finish_reason == "length":
+        return ("Your reply was cut off before the JSON was complete. Reply again with fewer, "
+                "shorter pairs, as one complete JSON object and nothing else.")
+    return (f"Your reply could not be used: {err.reason}. Reply again with only the JSON "
+            "object in the requested form, and nothing else.")
+
+
+async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
+                    params: dict[str, Any], result: RecordResult) -> Completion:
+    key = cache_key(ctx.model, messages, params) if ctx.cache is not None else ""
+    if ctx.cache is not None:
+        hit = ctx.cache.get(key)
+        if hit is not None:
+            result.cache_hits += 1
+            return hit
+    completion = await ctx.client.complete(messages, **params)
+    result.calls += completion.attempts
+    if ctx.cache is not None:
+        result.cache_misses += 1
+    result.usage.add(completion.usage)
+    if ctx.cache is not None:
+        ctx.cache.put(key, completion)
+    return completion
+
+
+def _unique_pairs(pairs: list[QAPair]) -> list[QAPair]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in pairs:
+        key = (p.question.casefold(), p.answer.casefold())
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationContext
+                ) -> tuple[list[QASample], list[QASample]]:
+    """Ground every pair against the caption (and meta) and split into kept and rejected."""
+    pairs = _unique_pairs(pairs)
+    verdicts = ctx.grounding.check_record(
+        record.caption, [(p.question, p.answer) for p in pairs], meta=record.meta or None,
+        qa_types=[p.type for p in pairs],
+    )
+    kept: list[QASample] = []
+    rejected: list[QASample] = []
+    name = ctx.template.name
+    for index, (pair, verdict) in enumerate(zip(pairs, verdicts)):
+        sample = QASample(id=qa_id(record.id, name, index), record_id=record.id,
+                          image=record.image, modality=record.modality,
+                          question=pair.question, answer=pair.answer, type=pair.type,
+                          template=name, model=ctx.model, grounding=verdict, index=index)
+        (kept if verdict.passed else rejected).append(sample)
+    return kept, rejected
+
+
+async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResult:
+    """Generate and ground the QA of one input item. Never raises for an expected fault: the
+    result says whether the record was done, failed (with why) or invalid."""
+    if item.record is None:
+        return RecordResult(line=item.line, record=None, invalid=item.invalid)
+    record = item.record
+    result = RecordResult(line=item.line, record=record)
+    extra = {}
+    if ctx.settings.qa_per_caption is not None:
+        extra["qa_per_caption"] = ctx.settings.qa_per_caption
+    try:
+        messages = ctx.template.render(record, **extra)
+    except ValueError as err:
+        result.failure = Failure("template_error", str(err))
+        return result
+    params = request_params(ctx, record)
+    last_error: AnswerFormatError | None = None
+    for attempt in range(ctx.settings.max_reasks + 1):
+        try:
+            completion = await _complete(ctx, messages, params, result)
+        except LLMError as err:
+            result.failure = Failure(err.kind, str(err), attempts=result.calls)
+            return result
+        result.raw_responses.append(completion.content)
+        try:
+            pairs = ctx.template.parse(completion.content)
+        except AnswerFormatError as err:
+            last_error = err
+            if attempt == ctx.settings.max_reasks:
+                break
+            result.reasks += 1
+            messages = [*messages,
+                        {"role": "assistant", "content": completion.content[:4000]},
+                        {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
+            continue
+        result.kept, result.rejected = judge_pairs(record, pairs, ctx)
+        return result
+    assert last_error is not None
+    kind = "truncated" if completion.finish_reason == "length" else last_error.code
+    result.failure = Failure(
+        kind, f"no usable answer after {ctx.settings.max_reasks + 1} tries: {last_error.reason}",
+        attempts=result.calls)
+    return result

@@ -1,0 +1,309 @@
+"""Caption records and the streaming readers that produce them.
+
+Reading never raises for a bad record: every input line becomes either a `CaptionRecord` or an
+`InvalidRecord` (file, line, one-line reason), so a run over 100k captions goes on past a broken
+line and the manifest can account for every line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+Modality = Literal["clinical", "dermoscopic", "pathology", "other"]
+
+_MODALITY_ALIASES: dict[str, str] = {
+    "clinical": "clinical", "clinic": "clinical", "photo": "clinical", "photograph": "clinical",
+    "clinical photo": "clinical", "clinical photograph": "clinical", "macroscopic": "clinical",
+    "dermoscopic": "dermoscopic", "dermoscopy": "dermoscopic", "dermatoscopy": "dermoscopic",
+    "dermatoscopic": "dermoscopic", "dermoscope": "dermoscopic",
+    "pathology": "pathology", "pathological": "pathology", "histopathology": "pathology",
+    "histology": "pathology", "histopathological": "pathology", "microscopy": "pathology",
+    "other": "other",
+}
+
+DEFAULT_MAX_CAPTION_CHARS = 20_000
+
+
+class CaptionRecord(BaseModel):
+    """One image and its caption: the unit of work of a run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=512)
+    image: str | None = None
+    caption: str = Field(min_length=1)
+    modality: Modality | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("caption")
+    @classmethod
+    def _caption_not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("caption is empty")
+        return value
+
+    @field_validator("modality", mode="before")
+    @classmethod
+    def _normalise_modality(cls, value: Any) -> Any:
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            key = value.strip().lower()
+            if key in _MODALITY_ALIASES:
+                return _MODALITY_ALIASES[key]
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRecord:
+    """An input line that could not become a record, with where and why."""
+
+    source: str
+    line: int
+    reason: str
+    record_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "line": self.line, "record_id": self.record_id,
+                "reason": self.reason}
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class InputItem:
+    """One position in the input: its line number and what it became."""
+
+    line: int
+    record: CaptionRecord | None = None
+    invalid: InvalidRecord | None = None
+
+
+@dataclass(slots=True)
+class FieldMap:
+    """Which input column holds which record field (for CSV and JSONL alike)."""
+
+    id: str = "id"
+    image: str = "image"
+    caption: str = "caption"
+    modality: str = "modality"
+    meta: str = "meta"
+    extra_as_meta: bool = True
+    _reverse: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reverse = {self.id: "id", self.image: "image", self.caption: "caption",
+                         self.modality: "modality", self.meta: "meta"}
+
+    def apply(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """Rename input columns to record fields; unknown columns go into `meta`."""
+        out: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in raw.items():
+            target = self._reverse.get(key)
+            if target is not None:
+                out[target] = value
+            elif self.extra_as_meta and key is not None:
+                extra[key] = value
+        if extra:
+            meta = out.get("meta")
+            if meta is None or meta == "":
+                out["meta"] = extra
+            elif isinstance(meta, dict):
+                out["meta"] = {**extra, **meta}
+        elif out.get("meta") == "":
+            out.pop("meta")
+        return out
+
+
+def derive_record_id(image: Any, caption: Any) -> str:
+    """A stable id for records that come without one: same image and caption, same id."""
+    digest = hashlib.sha256(f"{image}\x1f{caption}".encode()).hexdigest()
+    return f"rec-{digest[:16]}"
+
+
+def _describe_validation_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or "record"
+    msg = first.get("msg", "invalid")
+    if first.get("type") == "missing":
+        return f"field '{loc}': missing"
+    if first.get("type") == "extra_forbidden":
+        return f"field '{loc}': unexpected field"
+    return f"field '{loc}': {msg}"
+
+
+def build_record(raw: Any, *, fields: FieldMap, max_caption_chars: int) -> CaptionRecord | str:
+    """Validate one raw mapping into a record, or return the one-line reason it is invalid."""
+    if not isinstance(raw, dict):
+        return f"expected a JSON object, got {type(raw).__name__}"
+    data = fields.apply(raw)
+    caption = data.get("caption")
+    if caption is None:
+        return f"field '{fields.caption}': missing"
+    if not isinstance(caption, str):
+        return f"field '{fields.caption}': expected a string, got {type(caption).__name__}"
+    if not caption.strip():
+        return f"field '{fields.caption}': empty"
+    if len(caption) > max_caption_chars:
+        return (f"field '{fields.caption}': {len(caption):,} characters, over the limit of "
+                f"{max_caption_chars:,}")
+    rid = data.get("id")
+    if rid is None or rid == "":
+        data["id"] = derive_record_id(data.get("image"), caption)
+    elif isinstance(rid, int) and not isinstance(rid, bool):
+        data["id"] = str(rid)
+    elif not isinstance(rid, str):
+        return f"field '{fields.id}': expected a string or integer, got {type(rid).__name__}"
+    image = data.get("image")
+    if image == "":
+        data["image"] = None
+    elif image is not None and not isinstance(image, str):
+        return f"field '{fields.image}': expected a string, got {type(image).__name__}"
+    try:
+        return CaptionRecord.model_validate(data)
+    except ValidationError as err:
+        reason = _describe_validation_error(err)
+        for ours, theirs in (("'id'", fields.id), ("'image'", fields.image),
+                             ("'caption'", fields.caption), ("'modality'", fields.modality),
+                             ("'meta'", fields.meta)):
+            reason = reason.replace(f"field {ours}", f"field '{theirs}'", 1)
+        return reason
+
+
+def _iter_jsonl_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """Yield (line number, parsed object or None, error) for each non-blank line."""
+    with path.open("rb") as fh:
+        for lineno, raw_line in enumerate(fh, start=1):
+            stripped = raw_line.strip()
+            if not stripped:
+                continue
+            try:
+                stripped.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield lineno, None, f"not valid UTF-8 (byte {err.start})"
+                continue
+            try:
+                yield lineno, orjson.loads(stripped), None
+            except orjson.JSONDecodeError as err:
+                yield lineno, None, f"not valid JSON: {err.msg} at column {err.colno}"
+
+
+class _LineCountingReader(io.TextIOBase):
+    """Text stream over bytes that tracks the physical line number, for CSV rows that span
+    several lines (quoted newlines) and replaces undecodable bytes so one bad row does not
+    end the file."""
+
+    def __init__(self, fh: io.BufferedReader) -> None:
+        self._fh = fh
+        self.lines_read = 0
+        self.bad_lines: set[int] = set()
+
+    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
+        for raw in self._fh:
+            self.lines_read += 1
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                self.bad_lines.add(self.lines_read)
+                yield raw.decode("utf-8", errors="replace")
+
+
+def _iter_csv_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    csv.field_size_limit(sys.maxsize)
+    with path.open("rb") as fh:
+        counter = _LineCountingReader(fh)
+        reader = csv.reader(iter(counter))
+        try:
+            header = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as err:
+            yield 1, None, f"unreadable CSV header ({err})"
+            return
+        if header and header[0].startswith("\ufeff"):
+            header[0] = header[0][1:]
+        header = [h.strip() for h in header]
+        start = counter.lines_read + 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                yield start, None, f"unreadable CSV row ({err})"
+                start = counter.lines_read + 1
+                continue
+            line = start
+            end = counter.lines_read
+            start = end + 1
+            if not row or all(not c.strip() for c in row):
+                continue
+            if any(n in counter.bad_lines for n in range(line, end + 1)):
+                yield line, None, "not valid UTF-8"
+                continue
+            if len(row) != len(header):
+                yield line, None, f"expected {len(header)} columns, got {len(row)}"
+                continue
+            yield line, dict(zip(header, row)), None
+
+
+def read_records(
+    path: str | Path,
+    *,
+    fields: FieldMap | None = None,
+    max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
+    input_format: Literal["auto", "jsonl", "csv"] = "auto",
+) -> Iterator[InputItem]:
+    """Stream records from a JSONL or CSV file, one `InputItem` per data line.
+
+    Memory stays bounded whatever the file size, except for the set of ids seen (needed to send
+    a duplicate id to invalid input).
+    """
+    path = Path(path)
+    fields = fields or FieldMap()
+    fmt = input_format
+    if fmt == "auto":
+        fmt = "csv" if path.suffix.lower() in {".csv", ".tsv"} else "jsonl"
+    raw_iter = _iter_csv_raw(path) if fmt == "csv" else _iter_jsonl_raw(path)
+    source = str(path)
+    seen: set[bytes] = set()
+    for lineno, raw, error in raw_iter:
+        if error is not None:
+            yield InputItem(lineno, invalid=InvalidRecord(source, lineno, error))
+            continue
+        result = build_record(raw, fields=fields, max_caption_chars=max_caption_chars)
+        if isinstance(result, str):
+            rid = raw.get(fields.id) if isinstance(raw, dict) else None
+            yield InputItem(lineno, invalid=InvalidRecord(
+                source, lineno, result, str(rid) if rid not in (None, "") else None))
+            continue
+        key = hashlib.blake2b(result.id.encode(), digest_size=12).digest()
+        if key in seen:
+            yield InputItem(lineno, invalid=InvalidRecord(
+                source, lineno, f"field '{fields.id}': duplicate id {result.id!r}", result.id))
+            continue
+        seen.add(key)
+        yield InputItem(lineno, record=result)
+
+
+def coerce_record(value: CaptionRecord | dict[str, Any], *, index: int = 0) -> CaptionRecord:
+    """Accept a record or a plain dict from API users; raise ValueError with the reason."""
+    if isinstance(value, CaptionRecord):
+        return value
+    result = build_record(value, fields=FieldMap(), max_caption_chars=DEFAULT_MAX_CAPTION_CHARS)
+    if isinstance(result, str):
+        raise ValueError(f"record {index}: {result}")
+    return result

@@ -1,0 +1,319 @@
+"""A batch job: stream an input file through `process_record` into an output folder.
+
+This is the library side of `vqa-gen run`; the CLI only parses flags and shows progress. The
+runner owns the things a single record does not: the endpoint (or the embedded model), the
+output folder and its resume state, the manifest, and interruption.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import __version__
+from .embedded import EmbeddedServer
+from .grounding import FilterConfig
+from .llm import ChatClient, ClientConfig, resolve_client_config
+from .ordered import ordered_map
+from .output import MANIFEST, STATE_DIR, RunWriter, atomic_write_json
+from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
+from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
+from .templates import load_template
+
+STATE_FILE = "state.json"
+
+
+class RunError(RuntimeError):
+    """The run itself cannot proceed (bad flags, unusable output folder, endpoint down for
+    good). The message is meant for the user, one line."""
+
+
+@dataclass(slots=True)
+class EndpointSettings:
+    """Where completions come from. With no base URL, no OPENAI_BASE_URL and no model, or with
+    `model_path`, the embedded llama.cpp server is used."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    model_path: str | None = None
+    timeout: float = 120.0
+    max_retries: int = 6
+    concurrency: int = 8
+    embedded_parallel: int | None = None
+
+    def use_embedded(self) -> bool:
+        if self.model_path:
+            return True
+        return not (self.base_url or os.environ.get("OPENAI_BASE_URL") or self.model)
+
+
+@dataclass(slots=True)
+class RunOptions:
+    """Everything `vqa-gen run` takes."""
+
+    input: Path
+    out_dir: Path
+    template: str = "open_vqa"
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    filter: FilterConfig = field(default_factory=FilterConfig)
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    shard_size: int = 10_000
+    limit: int | None = None
+    fields: FieldMap = field(default_factory=FieldMap)
+    max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS
+    overwrite: bool = False
+    retry_failed: bool = False
+    cache_path: Path | None = None
+    use_cache: bool = True
+
+
+ProgressCallback = Callable[[RecordResult, RunWriter], None]
+
+
+def _input_identity(path: Path) -> dict[str, Any]:
+    """Enough to notice that the input changed under a resumable run, without reading it all."""
+    stat = path.stat()
+    with path.open("rb") as fh:
+        head = hashlib.sha256(fh.read(1 << 16)).hexdigest()[:16]
+    return {"path": str(path.resolve()), "size": stat.st_size, "head_sha256": head}
+
+
+def _fingerprint(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class Run:
+    """One execution of a job over an output folder (fresh, resumed or already complete)."""
+
+    def __init__(self, options: RunOptions) -> None:
+        self.options = options
+        self.template = load_template(options.template)
+        if not options.input.is_file():
+            raise RunError(f"input file not found: {options.input}")
+        self.writer = RunWriter(options.out_dir, options.shard_size)
+        self.started_at = _utc_now()
+        self.status = "running"
+        self.resumed = False
+        self.endpoint_info: dict[str, Any] = {}
+        self.model = options.endpoint.model or ""
+        self.client_calls = 0
+        self.client_retries = 0
+
+    # -- settings that must match for a resume ----------------------------------------------
+    def settings_snapshot(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "input": _input_identity(o.input),
+            "template": self.template.describe() | {"path": None},
+            "generation": o.generation.model_dump(),
+            "filter": o.filter.model_dump(),
+            "model": self.model,
+            "shard_size": o.shard_size,
+            "limit": o.limit,
+            "fields": {k: getattr(o.fields, k) for k in ("id", "image", "caption", "modality",
+                                                           "meta")},
+            "max_caption_chars": o.max_caption_chars,
+        }
+
+    def _prepare_out_dir(self) -> None:
+        o = self.options
+        state_path = o.out_dir / STATE_DIR / STATE_FILE
+        snapshot = self.settings_snapshot()
+        fingerprint = _fingerprint(snapshot)
+        if state_path.exists() and not o.overwrite:
+            previous = orjson.loads(state_path.read_bytes())
+            if previous.get("fingerprint") != fingerprint:
+                changed = sorted(k for k in snapshot if previous.get("settings", {}).get(k)
+                                 != orjson.loads(orjson.dumps(snapshot[k])))
+                raise RunError(
+                    f"{o.out_dir} holds a run made with different settings "
+                    f"({', '.join(changed) or 'unknown'} changed); use another --out or pass "
+                    "--overwrite to start again")
+            self.writer.start_resume(retry_failed=o.retry_failed)
+            self.resumed = True
+            return
+        if o.out_dir.exists() and any(o.out_dir.iterdir()):
+            if not o.overwrite:
+                raise RunError(f"{o.out_dir} is not empty and holds no vqa-gen run; choose an "
+                               "empty folder or pass --overwrite")
+            self._clear_out_dir()
+        o.out_dir.mkdir(parents=True, exist_ok=True)
+        (o.out_dir / STATE_DIR).mkdir(exist_ok=True)
+        atomic_write_json(state_path, {"fingerprint": fingerprint, "settings": snapshot,
+                                       "created_at": self.started_at})
+        self.writer.start_fresh()
+
+    def _clear_out_dir(self) -> None:
+        out = self.options.out_dir
+        for p in out.iterdir():
+            if p.name == STATE_DIR:
+                for q in p.iterdir():
+                    if q.is_file():
+                        q.unlink()
+            elif p.is_file() and (p.suffix in {".jsonl", ".json", ".partial", ".html"}):
+                p.unlink()
+
+    # -- manifest ----------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        o = self.options
+        counts = self.writer.counts
+        return {
+            "vqa_gen_version": __version__,
+            "status": self.status,
+            "counts": counts.to_dict(),
+            "input": str(o.input),
+            "template": self.template.describe(),
+            "model": self.model,
+            "endpoint": self.endpoint_info,
+            "generation": o.generation.model_dump(),
+            "filter": o.filter.model_dump(),
+            "shard_size": o.shard_size,
+            "limit": o.limit,
+            "usage": dict(self.writer.usage),
+            "outputs": self.writer.outputs(),
+            "resumed": self.resumed,
+            "started_at": self.started_at,
+            "ended_at": _utc_now() if self.status != "running" else None,
+        }
+
+    def write_manifest(self) -> None:
+        atomic_write_json(self.options.out_dir / MANIFEST, self.manifest())
+
+    # -- running -----------------------------------------------------------------------------
+    async def _run_with_client(self, client_config: ClientConfig,
+                               on_result: ProgressCallback | None) -> None:
+        o = self.options
+        cache = None
+        if o.use_cache:
+            from .cache import open_cache
+
+            cache = open_cache(o.cache_path)
+        try:
+            async with ChatClient(client_config) as client:
+                ctx = GenerationContext.build(self.template, o.generation, client, self.model,
+                                              o.filter, cache=cache)
+                items = read_records(o.input, fields=o.fields,
+                                     max_caption_chars=o.max_caption_chars)
+                skip = self.writer.committed_lines
+                done_before = self.writer.counts.records_read
+
+                def todo():
+                    budget = None if o.limit is None else o.limit - done_before
+                    for item in items:
+                        if budget is not None and budget <= 0:
+                            return
+                        if item.line in skip:
+                            continue
+                        if budget is not None:
+                            budget -= 1
+                        yield item
+
+                async def work(item):
+                    return await process_record(item, ctx)
+
+                last_manifest = time.monotonic()
+                async for result in ordered_map(work, todo(),
+                                                concurrency=client_config.concurrency):
+                    self.writer.commit(result)
+                    if on_result is not None:
+                        on_result(result, self.writer)
+                    now = time.monotonic()
+                    if now - last_manifest > 10:
+                        self.write_manifest()
+                        last_manifest = now
+                self.client_calls = client.calls
+                self.client_retries = client.retries
+        finally:
+            if cache is not None:
+                cache.close()
+
+    async def run_async(self, on_result: ProgressCallback | None = None) -> dict[str, Any]:
+        """Run to completion (or interruption); returns the manifest."""
+        o = self.options
+        self._prepare_out_dir()
+        ep = o.endpoint
+        embedded: EmbeddedServer | None = None
+        try:
+            if ep.use_embedded():
+                embedded = EmbeddedServer(ep.model_path,
+                                          parallel=ep.embedded_parallel or min(ep.concurrency, 4))
+                base_url = embedded.start()
+                self.model = embedded.model_name
+                client_config = ClientConfig(base_url=base_url, model=self.model, api_key=None,
+                                             timeout=ep.timeout, max_retries=ep.max_retries,
+                                             concurrency=ep.concurrency)
+                self.endpoint_info = client_config.describe() | embedded.describe()
+            else:
+                model = ep.model or "gpt-4o-mini"
+                self.model = model
+                client_config = resolve_client_config(
+                    base_url=ep.base_url, api_key=ep.api_key, model=model, timeout=ep.timeout,
+                    max_retries=ep.max_retries, concurrency=ep.concurrency)
+                self.endpoint_info = client_config.describe() | {"embedded": False}
+            self.write_manifest()
+            await self._run_with_client(client_config, on_result)
+            self.status = "complete"
+            self.writer.finish()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.status = "interrupted"
+            self.writer.close()
+            raise
+        except BaseException:
+            self.status = "failed"
+            self.writer.close()
+            raise
+        finally:
+            if embedded is not None:
+                embedded.stop()
+            self.writer.counts.check()
+            self.write_manifest()
+        return self.manifest()
+
+    def run(self, on_result: ProgressCallback | None = None) -> dict[str, Any]:
+        """Synchronous entry point; Ctrl-C (SIGINT) or SIGTERM stop it cleanly: committed work is
+        kept, the manifest says `interrupted`, and KeyboardInterrupt is raised to the caller."""
+        return asyncio.run(_run_interruptible(self, on_result))
+
+
+async def _run_interruptible(run: Run, on_result: ProgressCallback | None) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    interrupted = False
+
+    def _stop() -> None:
+        nonlocal interrupted
+        interrupted = True
+        if task is not None:
+            task.cancel()
+
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, _stop)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    try:
+        return await run.run_async(on_result)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
