@@ -9,6 +9,8 @@ fences or surrounding prose, then validate with pydantic. Anything that still fa
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -59,27 +61,32 @@ class QAResponse(BaseModel):
     qa_pairs: list[QAPair]
 
 
-QA_PAIRS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "qa_pairs": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "question": {"type": "string", "minLength": 5},
-                    "answer": {"type": "string", "minLength": 1},
-                    "type": {"type": "string"},
-                },
-                "required": ["question", "answer", "type"],
-                "additionalProperties": False,
+MAX_QUESTION_CHARS = 400
+MAX_ANSWER_CHARS = 1000
+
+
+def qa_pairs_schema(n: int | None = None) -> dict[str, Any]:
+    """JSON schema of the `qa_pairs` format. With `n`, the list must hold exactly n pairs:
+    grammar-constrained endpoints (llama.cpp, vLLM) then stop instead of rambling to the
+    token limit; lengths are capped for the same reason."""
+    pairs: dict[str, Any] = {
+        "type": "array",
+        "minItems": 1,
+        "items": {
+            "type": "object",
+            "properties": {
+                "question": {"type": "string", "minLength": 5, "maxLength": MAX_QUESTION_CHARS},
+                "answer": {"type": "string", "minLength": 1, "maxLength": MAX_ANSWER_CHARS},
+                "type": {"type": "string", "maxLength": 40},
             },
-        }
-    },
-    "required": ["qa_pairs"],
-    "additionalProperties": False,
-}
+            "required": ["question", "answer", "type"],
+            "additionalProperties": False,
+        },
+    }
+    if n is not None:
+        pairs["minItems"] = pairs["maxItems"] = n
+    return {"type": "object", "properties": {"qa_pairs": pairs}, "required": ["qa_pairs"],
+            "additionalProperties": False}
 
 
 def response_format_for(schema: dict[str, Any], name: str = "qa_pairs") -> dict[str, Any]:
@@ -122,9 +129,11 @@ def extract_json(text: str) -> Any:
     if not stripped:
         raise AnswerFormatError("empty_reply", "the reply was empty")
     try:
-        return orjson.loads(stripped)
+        whole = orjson.loads(stripped)
+        if isinstance(whole, (dict, list)):
+            return whole
     except orjson.JSONDecodeError:
-        pass
+        whole = None
     for match in _FENCE.finditer(stripped):
         try:
             return orjson.loads(match.group(1).strip())
@@ -141,6 +150,8 @@ def extract_json(text: str) -> Any:
         except orjson.JSONDecodeError:
             pos = stripped.find("{", pos + 1)
             tries += 1
+    if whole is not None:
+        return whole
     raise AnswerFormatError("invalid_json", "the reply did not contain a valid JSON object")
 
 
@@ -172,7 +183,15 @@ def parse_qa_pairs(text: str) -> list[QAPair]:
     return parsed.qa_pairs
 
 
-OUTPUT_FORMATS: dict[str, tuple[dict[str, Any], Any]] = {
-    "qa_pairs": (QA_PAIRS_SCHEMA, parse_qa_pairs),
+@dataclass(frozen=True)
+class OutputFormat:
+    """An answer format a template may declare: how to ask for it and how to read it."""
+
+    name: str
+    schema: Callable[[int | None], dict[str, Any]]
+    parse: Callable[[str], list[QAPair]]
+
+
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "qa_pairs": OutputFormat("qa_pairs", qa_pairs_schema, parse_qa_pairs),
 }
-"""Answer formats a template may declare: name -> (JSON schema, parser)."""

@@ -55,7 +55,7 @@ class EmbeddedServer:
     """
 
     def __init__(self, model_path: str | Path | None = None, *, parallel: int = 4,
-                 ctx_per_slot: int = 2048, threads: int | None = None, verbose: bool = False):
+                 ctx_per_slot: int = 4096, threads: int | None = None, verbose: bool = False):
         self.model_path = Path(model_path) if model_path else default_model_path()
         if not self.model_path.is_file():
             raise EmbeddedModelError(f"model file not found: {self.model_path}")

@@ -78,7 +78,7 @@ class ClientConfig:
 
     base_url: str
     model: str
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = 6
     backoff_initial: float = 0.5

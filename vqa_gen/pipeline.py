@@ -21,6 +21,9 @@ from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
 
 Status = Literal["done", "failed", "invalid"]
+MAX_REASK_ECHO = 1500
+"""Characters of a bad reply echoed back in a re-ask: enough to show the mistake, small
+enough to keep the re-ask inside a small model's context."""
 
 
 class GenerationSettings(BaseModel):
@@ -150,13 +153,22 @@ def qa_id(record_id: str, template: str, index: int) -> str:
 def request_params(ctx: GenerationContext, record: CaptionRecord) -> dict[str, Any]:
     """Generation parameters sent with every call for this record."""
     s = ctx.settings
+    n = ctx.template.qa_count(template_vars(ctx))
     params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens,
                               "seed": record_seed(s.seed, record.id)}
     if s.top_p is not None:
         params["top_p"] = s.top_p
     if s.response_format:
-        params["response_format"] = response_format_for(ctx.template.schema, ctx.template.output)
+        params["response_format"] = response_format_for(ctx.template.schema(n),
+                                                        ctx.template.output)
     return params
+
+
+def template_vars(ctx: GenerationContext) -> dict[str, Any]:
+    """Variables the settings pass to the template (over the template's own defaults)."""
+    if ctx.settings.qa_per_caption is not None:
+        return {"qa_per_caption": ctx.settings.qa_per_caption}
+    return {}
 
 
 def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
@@ -230,11 +242,8 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
         return RecordResult(line=item.line, record=None, invalid=item.invalid)
     record = item.record
     result = RecordResult(line=item.line, record=record)
-    extra = {}
-    if ctx.settings.qa_per_caption is not None:
-        extra["qa_per_caption"] = ctx.settings.qa_per_caption
     try:
-        messages = ctx.template.render(record, **extra)
+        messages = ctx.template.render(record, **template_vars(ctx))
     except ValueError as err:
         result.failure = Failure("template_error", str(err))
         return result
@@ -255,7 +264,7 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
                 break
             result.reasks += 1
             messages = [*messages,
-                        {"role": "assistant", "content": completion.content[:4000]},
+                        {"role": "assistant", "content": completion.content[:MAX_REASK_ECHO]},
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
             continue
         result.kept, result.rejected = judge_pairs(record, pairs, ctx)

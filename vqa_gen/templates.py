@@ -62,13 +62,18 @@ class Template:
     defaults: dict[str, Any] = field(default_factory=dict)
     _jinja: jinja2.Template | None = field(default=None, repr=False, compare=False)
 
-    @property
-    def schema(self) -> dict[str, Any]:
-        return OUTPUT_FORMATS[self.output][0]
+    def schema(self, n: int | None = None) -> dict[str, Any]:
+        """JSON schema of this template's declared answer format, for `n` items if given."""
+        return OUTPUT_FORMATS[self.output].schema(n)
 
     def parse(self, text: str) -> Any:
         """Parse a model reply with the parser of this template's declared answer format."""
-        return OUTPUT_FORMATS[self.output][1](text)
+        return OUTPUT_FORMATS[self.output].parse(text)
+
+    def qa_count(self, params: dict[str, Any]) -> int | None:
+        """How many items a render with `params` asks for (None if the template says not)."""
+        value = params.get("qa_per_caption", self.defaults.get("qa_per_caption"))
+        return int(value) if value is not None else None
 
     def render(self, record: CaptionRecord, **params: Any) -> list[dict[str, str]]:
         """The chat messages for one record: a system message (if the template has one) and a

@@ -6,7 +6,6 @@ is done per QA pair. Checks never re-tokenise: they read `CaptionFacts` and `QAF
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +21,8 @@ _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
 _CLAUSE_END = frozenset(".;:!?()")
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
-_UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {"old"}
+_UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {
+    "old", "times", "fold", "magnification", "magnified", "power"}
 
 
 @dataclass(slots=True)
@@ -50,6 +50,8 @@ class CaptionFacts:
     support_tokens: list[str]
     prefixes: list[str]
     site_closure: set[str] = field(default_factory=set)
+    acronyms: set[str] = field(default_factory=set)
+    raw_tokens: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -62,6 +64,32 @@ class QAFacts:
     polarity: str | None  # "yes" | "no" | None
     answer_content: list[tuple[int, str, str]]  # (token index, token, key)
     question_content: list[tuple[int, str, str]]
+
+
+def acronyms(tokens: list[str], stop: frozenset[str]) -> set[str]:
+    """Initialisms of 2-5 consecutive words (hyphen parts count as words), with and without
+    function words: "central retinal artery occlusion" -> crao, "fine-needle aspiration" -> fna."""
+    out: set[str] = set()
+    for seq in _word_runs(tokens):
+        parts = [p for t in seq for p in t.split("-") if p and p[0].isalpha()]
+        for words in (parts, [p for p in parts if p not in stop]):
+            n = len(words)
+            for i in range(n):
+                for w in range(2, 6):
+                    if i + w > n:
+                        break
+                    out.add("".join(x[0] for x in words[i:i + w]))
+    return out
+
+
+def _word_runs(tokens: list[str]) -> list[list[str]]:
+    runs: list[list[str]] = [[]]
+    for t in tokens:
+        if t[0].isalpha():
+            runs[-1].append(t)
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -87,7 +115,10 @@ class Analyser:
         self.norm = Normaliser()
         self.numbers = NumberExtractor()
         k = self.norm.key
-        self.stop = lx.STOPWORDS
+        self.stop = (lx.STOPWORDS | lx.YES_WORDS | lx.NO_WORDS
+                     | frozenset(t for t in lx.NEG_PRE if " " not in t)
+                     | frozenset({"absence", "absent", "lack", "free", "evidence", "sign",
+                                  "signs"}))
         self.filler_keys = frozenset(k(w) for w in lx.FILLER) | lx.FILLER
         self.site_by_key = {k(s): s for s in lx.SITE_PARENTS}
         for group in lx.SYNONYM_GROUPS:
@@ -96,11 +127,18 @@ class Analyser:
                     self.site_by_key.setdefault(k(w), group[0])
         self.count_words = frozenset(lx.NUMBER_WORDS) | frozenset(lx.DECADE_WORDS)
         self.neg_pre_single = frozenset(t for t in lx.NEG_PRE if " " not in t)
-        self.neg_pre_multi = tuple(tuple(t.split()) for t in lx.NEG_PRE if " " in t)
+        self.neg_pre_multi: dict[str, list[tuple[str, ...]]] = {}
+        for t in lx.NEG_PRE:
+            if " " in t:
+                self.neg_pre_multi.setdefault(t.split()[0], []).append(tuple(t.split()))
         self.neg_post_single = frozenset(t for t in lx.NEG_POST if " " not in t)
-        self.neg_post_multi = tuple(tuple(t.split()) for t in lx.NEG_POST if " " in t)
+        self.neg_post_multi: dict[str, list[tuple[str, ...]]] = {}
+        for t in lx.NEG_POST:
+            if " " in t:
+                self.neg_post_multi.setdefault(t.split()[0], []).append(tuple(t.split()))
         self.age_groups = lx.AGE_GROUPS
         self._age_words = frozenset(lx.AGE_GROUPS) | {"old"}
+        self._bilateral = self.norm.key("bilateral")
 
     # -- building blocks ---------------------------------------------------------------
     def _negation(self, tokens: list[str]) -> list[bool]:
@@ -115,7 +153,7 @@ class Analyser:
             if t in self.neg_pre_single:
                 width = 1
             else:
-                for cue in self.neg_pre_multi:
+                for cue in self.neg_pre_multi.get(t, ()):
                     if tuple(tokens[i:i + len(cue)]) == cue:
                         width = len(cue)
                         break
@@ -141,7 +179,7 @@ class Analyser:
             if t in self.neg_post_single:
                 post = 1
             else:
-                for cue in self.neg_post_multi:
+                for cue in self.neg_post_multi.get(t, ()):
                     if tuple(tokens[i:i + len(cue)]) == cue:
                         post = len(cue)
                         break
@@ -172,6 +210,9 @@ class Analyser:
         sites: set[str] = set()
         prev = ""
         for i, (t, k) in enumerate(zip(tokens, keys)):
+            if t == "both" and any(self.site_by_key.get(x) for x in keys[i + 1:i + 4]):
+                lat.add("bilateral")
+                aff.add(self._bilateral)
             if t in self.stop or not t[0].isalnum():
                 prev = t
                 continue
@@ -191,6 +232,7 @@ class Analyser:
             lt = _LATERALITY.get(t)
             if lt and not neg[i]:
                 lat.add(lt)
+
             site = self.site_by_key.get(k)
             if site and not neg[i] and not (site == "back" and prev in {"came", "come", "go",
                                                                           "went", "comes"}):
@@ -215,9 +257,13 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
-        return CaptionFacts(facts=facts, support_keys=view.key_set,
+        keys = set(view.key_set)
+        if "bilateral" in facts.laterality:
+            keys.add(self._bilateral)
+        return CaptionFacts(facts=facts, support_keys=keys,
                             support_tokens=support_tokens, prefixes=view.prefixes,
-                            site_closure=closure)
+                            site_closure=closure, acronyms=acronyms(view.tokens, self.stop),
+                            raw_tokens={t for t in view.tokens if t[0].isalpha()})
 
     def is_content(self, token: str, key: str) -> bool:
         """A token that could carry a checkable claim (numbers are the number check's)."""
@@ -227,10 +273,13 @@ class Analyser:
             return False
         return not (token.endswith("-year-old") or token.endswith("-old"))
 
-    def content(self, facts: Facts) -> list[tuple[int, str, str]]:
+    def content(self, facts: Facts, question: bool = False) -> list[tuple[int, str, str]]:
+        """Content tokens as (index, token, key); in questions the word after "how" is a
+        frame ("how big", "how many"), not a claim."""
         v = facts.view
-        return [(i, t, k) for i, (t, k) in enumerate(zip(v.tokens, v.keys))
-                if self.is_content(t, k)]
+        toks = v.tokens
+        return [(i, t, k) for i, (t, k) in enumerate(zip(toks, v.keys))
+                if self.is_content(t, k) and not (question and i and toks[i - 1] == "how")]
 
     def supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:
         """Exact key, hyphen parts, shared stem prefix, then fuzzy spelling match."""
@@ -242,10 +291,16 @@ class Analyser:
             if all(self.norm.key(p) in keys or p in self.stop or self.norm.key(p)
                    in self.filler_keys for p in parts):
                 return True
+        if 2 <= len(token) <= 5 and token in cap.acronyms:
+            return True
         if len(key) >= 5:
             for p in cap.prefixes:
                 if p[0] == key[0] and shared_prefix_match(p, key):
                     return True
+            if len(key) >= 6:
+                for t in cap.support_tokens:
+                    if len(t) > len(key) and key in t:
+                        return True
         if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
             hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
                                      score_cutoff=fuzzy_cutoff)
@@ -272,7 +327,6 @@ class Analyser:
             elif any(af.negated):
                 polarity = "no"
         return QAFacts(question=qf, answer=af, yes_no=yes_no, polarity=polarity,
-                       answer_content=self.content(af), question_content=self.content(qf))
+                       answer_content=self.content(af),
+                       question_content=self.content(qf, question=True))
 
-
-_WORD_RE = re.compile(r"[a-z0-9]+")

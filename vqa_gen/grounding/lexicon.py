@@ -58,7 +58,11 @@ based
 diagnosis diagnoses diagnosed diagnostic color colour shape size location type morphology
 morphological texture distribution number count pattern modality technique configuration
 arrangement consistency gender sex age body anatomical anatomic characteristics
-characteristic structure structures kind category identity nature name called term termed
+characteristic structure structures kind category identity nature name called term termed known
+used method procedure produced taken sequence level proportion changes change view measure
+measures measured measuring measurement measurements size sized dimension dimensions roughly
+mostly approximately about around nearly section sections slide slides scan scans stain stains
+stained staining plus only
 """.split())
 
 # Negation cues (NegEx-style). Pre-triggers negate what follows; post-triggers what precedes.
@@ -112,6 +116,19 @@ PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
     (r"\bhistopatholog\w*|\bhistolog\w*|\bmicroscopic section", "histology"),
     (r"\bphotomicrograph\w*|\bmicrograph\w*", "histology"),
     (r"\bmagnification\b", "magnification"),
+    (r"\bshingles\b", "herpes zoster"),
+    (r"\bhives\b", "urticarial wheals"),
+    (r"\bblackheads?\b", "open comedones"),
+    (r"\bwhiteheads?\b", "closed comedones"),
+    (r"\btoenails?\b", "toe nail"),
+    (r"\b(?:big|great) toe", "hallux"),
+    (r"\bmammogra(?:m|ms|phy|phic)\b", "breast mammography"),
+    (r"\b(?:o|e)sophagogastroduodenoscop\w*", "upper endoscopy ogd egd"),
+    (r"\bhalf an? (?=[a-z])", "0.5 "),
+    (r"\bfingernails?\b", "finger nail"),
+    (r"\blower legs?\b", "leg"),
+    (r"\bpap\b", "papanicolaou"),
+    (r"\bfat[- ]sat(?:urated)?\b", "fat suppressed"),
     (r"\bposterior trunk\b", "back"),
     (r"\bdorsum\b(?!\s+of)", "back"),
     (r"\bupper back\b", "back"),
@@ -133,11 +150,28 @@ PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
 # Keys are compared after stemming, so list the base form only.
 SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("red", "erythematous", "erythema", "reddish", "redness", "erythematosus", "crimson",
-     "pink", "pinkish", "salmon", "rose", "violaceous-red"),
+     "pinkish-red", "violaceous-red"),
+    ("pink", "pinkish", "salmon", "rose", "rosy"),
+    ("pale", "light", "faint", "pallid"),
+    ("different", "varying", "various", "variable", "varied", "differing"),
+    ("distal", "terminal"),
+    ("proximal", "initial"),
+    ("excoriation", "excoriated", "scratch", "scratches", "scratched", "scratching"),
+    ("grouped", "clustered", "cluster", "clusters", "herpetiform", "clumped"),
+    ("liver", "hepatic", "hepato"),
+    ("kidney", "renal", "nephric"),
+    ("lung", "pulmonary", "lungs"),
+    ("heart", "cardiac"),
+    ("brain", "cerebral"),
+    ("stomach", "gastric"),
+    ("colon", "colonic"),
+    ("bone", "osseous", "bony"),
+    ("fat", "fatty", "adipose", "lipid"),
+    ("hallux", "halluces"),
     ("brown", "brownish", "tan", "hyperpigmented", "hyperpigmentation", "pigmented",
      "pigmentation", "melanotic", "dark-brown"),
     ("white", "whitish", "hypopigmented", "hypopigmentation", "depigmented", "depigmentation",
-     "pale", "pallor", "porcelain", "ivory"),
+     "porcelain", "ivory"),
     ("black", "blackish", "jet-black"),
     ("purple", "violaceous", "purplish", "violet", "lilac", "livid"),
     ("yellow", "yellowish", "xanthomatous", "golden"),
@@ -147,7 +181,8 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
      "normochromic"),
     ("tumor", "tumour", "neoplasm", "neoplasia", "growth", "mass"),
     ("color", "colour", "colored", "coloured", "hue"),
-    ("hemorrhage", "haemorrhage", "bleeding", "bleed", "hemorrhagic", "haemorrhagic"),
+    ("hemorrhage", "haemorrhage", "bleeding", "bleed", "hemorrhagic", "haemorrhagic",
+     "blood", "bloody", "hematoma", "haematoma"),
     ("edema", "oedema", "swelling", "swollen", "edematous", "oedematous"),
     ("ulcer", "ulceration", "ulcerated", "ulcerative", "ulcerating", "erosion", "eroded",
      "erosive"),
@@ -187,8 +222,8 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("smooth",),
     ("rough", "coarse"),
     ("hair", "hairs", "hairy", "pilar"),
-    ("vessel", "vascular", "vasculature", "telangiectasia", "telangiectasias",
-     "telangiectatic", "arborizing", "capillary", "capillaries"),
+    ("vessel", "vascular", "vasculature", "vessels"),
+    ("telangiectasia", "telangiectasias", "telangiectatic", "telangiectases"),
     ("border", "edge", "margin", "boundary", "periphery", "peripheral"),
     ("center", "centre", "central", "centrally", "middle"),
     ("defined", "demarcated", "circumscribed", "distinct"),
@@ -210,7 +245,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("mouth", "oral", "buccal", "lip", "lips", "perioral"),
     ("nose", "nasal"),
     ("cheek", "cheeks", "malar"),
-    ("forehead", "frontal"),
+    ("forehead", "brow"),
     ("genital", "genitals", "genitalia", "genital-area"),
     ("buttock", "buttocks", "gluteal"),
     ("armpit", "axilla", "axillary", "axillae"),
@@ -266,7 +301,7 @@ SITE_PARENTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "thumb": ("finger", "hand", "arm"), "nail": (),
     "leg": (), "thigh": ("leg",), "knee": ("leg",), "shin": ("leg",), "calf": ("leg",),
     "ankle": ("leg",), "foot": ("leg",), "sole": ("foot", "leg"), "heel": ("foot", "leg"),
-    "toe": ("foot", "leg"),
+    "toe": ("foot", "leg"), "hallux": ("toe", "foot", "leg"),
     "buttock": (), "groin": (), "genital": (), "armpit": (), "hip": (),
 })
 
@@ -373,7 +408,8 @@ GENERAL_KNOWLEDGE_CUES: tuple[str, ...] = (
 LEAKAGE_CUES: tuple[str, ...] = (
     r"\bcaptions?\b", r"\bcaptioned\b", r"\bthe (?:provided |given |above |accompanying )?"
     r"(?:text|description|legend|report|passage|context|information provided)\b",
-    r"\bfig(?:ure)?\.?\s*\d+[a-z]?\b", r"\bpanel\s+[a-h0-9]\b", r"\bas (?:described|mentioned|"
+    r"\bfig(?:ure)?\.?\s*\d+[a-z]?\b", r"^(?:the )?figure\b", r"\blegend\b",
+    r"\b(?:this|the) figure\b", r"\bfigure (?:shows|depicts|demonstrates|illustrates)\b", r"\bpanel\s+[a-h0-9]\b", r"\bas (?:described|mentioned|"
     r"stated|noted|indicated|specified|given|provided)(?: (?:in|above|earlier|before))?\b",
     r"\baccording to the (?:caption|text|description|legend|report|passage|context|figure|"
     r"information|provided|given|image description)\b", r"\bthe (?:image )?description\b",
@@ -396,3 +432,25 @@ REFUSAL_CUES: tuple[str, ...] = (
     r"not applicable|i don't know|unsure|uncertain)\.?$",
     r"\bwithout (?:seeing|viewing|access to) the image\b",
 )
+
+# Opposites: an answer word whose opposite the caption states (and which the caption does not
+# state itself) is a contradiction, not just an omission.
+ANTONYMS: tuple[tuple[str, str], ...] = (
+    ("upper", "lower"), ("superior", "inferior"), ("anterior", "posterior"),
+    ("medial", "lateral"), ("proximal", "distal"), ("left", "right"), ("internal", "external"),
+    ("increased", "decreased"), ("benign", "malignant"), ("acute", "chronic"),
+    ("large", "small"), ("central", "peripheral"), ("dorsal", "ventral"), ("artery", "vein"),
+    ("arterial", "venous"), ("open", "closed"), ("hyperechoic", "hypoechoic"),
+    ("hyperdense", "hypodense"), ("hyperintense", "hypointense"), ("thick", "thin"),
+    ("smooth", "rough"), ("regular", "irregular"), ("symmetric", "asymmetric"),
+    ("well", "poorly"), ("flat", "raised"), ("single", "multiple"), ("solid", "cystic"),
+    ("intact", "torn"), ("normal", "abnormal"), ("present", "absent"), ("early", "late"),
+    ("high", "low"), ("mild", "severe"), ("focal", "diffuse"), ("unilateral", "bilateral"),
+    ("horizontal", "vertical"), ("superficial", "deep"), ("primary", "secondary"),
+    ("nodular", "superficial"), ("invasive", "in-situ"), ("wet", "dry"), ("hot", "cold"),
+    ("hyperpigmented", "hypopigmented"), ("red", "white"), ("black", "white"),
+)
+# Predicates that make "No" to "Is the right eye affected?" undecidable from the terms alone.
+STATE_PREDICATES: frozenset[str] = frozenset({
+    "affected", "involved", "spared", "normal", "abnormal", "intact", "healthy", "unaffected",
+    "clear", "changed", "preserved", "damaged", "diseased"})

@@ -38,13 +38,18 @@ _UNITS: dict[str, tuple[str, float]] = {
     "%": ("percent", 1.0), "percent": ("percent", 1.0), "per cent": ("percent", 1.0),
     "kg": ("mass", 1e6), "g": ("mass", 1e3), "mg": ("mass", 1.0), "ug": ("mass", 1e-3),
     "mcg": ("mass", 1e-3), "lb": ("mass", 453592.0), "lbs": ("mass", 453592.0),
-    "x": ("magnification", 1.0), "times": ("magnification", 1.0),
     "ml": ("volume", 1.0), "l": ("volume", 1000.0), "cc": ("volume", 1.0),
     "mmhg": ("pressure", 1.0), "bpm": ("rate", 1.0),
 }
 _COUNT_WORDS = {k: v for k, v in lx.NUMBER_WORDS.items()
-                if k not in {"single", "twice", "double", "triple", "pair", "couple", "both",
-                             "half"}}
+                if k not in {"single", "twice", "double", "triple", "pair", "couple", "both"}}
+_COUNT_WORDS["quarter"] = 0.25
+_ROMAN = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9,
+          "x": 10, "xi": 11, "xii": 12}
+_LESS = re.compile(r"\b(?:less|smaller|shorter|fewer|thinner|lower) than\s*$|\b(?:under|below|"
+                   r"up to|at most|within|<)\s*$")
+_MORE = re.compile(r"\b(?:more|larger|greater|bigger|longer|thicker|higher|wider|older) than\s*$"
+                   r"|\b(?:over|above|exceeding|at least|>)\s*$")
 _HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
                      r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
 
@@ -60,6 +65,7 @@ class Quantity:
     chi: float
     raw: str
     hedged: bool = False
+    cmp: str = ""  # "<" or ">" when stated as a bound ("less than 1 mm")
 
 
 def _word_number(s: str) -> float | None:
@@ -85,21 +91,32 @@ class NumberExtractor:
     def __init__(self) -> None:
         tens = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
         words = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
-        num = rf"(?:\d+(?:[.,]\d+)?|(?:{tens})(?:[- ](?:one|two|three|four|five|six|seven|" \
-              rf"eight|nine))?|{words})"
+        digits = "one|two|three|four|five|six|seven|eight|nine"
+        num = rf"(?:\d+(?:[.,]\d+)?|(?:{digits})[- ]hundred|(?:{tens})(?:[- ](?:{digits}))?" \
+              rf"|{words})"
         units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
         self._num_re = re.compile(
             rf"(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
             rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
-            r"|(?<![\w])[x×](?P<mag>\d+)(?![\w.])"
         )
+        self._dims_re = re.compile(
+            rf"(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
+            rf"(?:\s*(?:x|×|by)\s*(?P<d3>{num}))?\s*(?P<du>{units})(?![a-z])")
+        self._mag_re = re.compile(
+            rf"(?<![\w.])(?P<m1>{num})\s*(?:x|×|times)(?![\w])|(?<![\w])[x×]\s?(?P<m2>\d+)\b"
+            rf"|\bmagnification (?:of )?(?P<m3>{num})\b")
+        self._roman_re = re.compile(
+            r"\b(?:segment|grade|stage|type|class|level|nerve|zone|phase|lobe|degree|part|"
+            r"cranial nerve|factor)\s+(?P<r>x{0,1}(?:ix|iv|v?i{0,3}))\b")
         self._aged_re = re.compile(rf"\b(?:aged?|age of)\s+(?P<n>{num})\b")
         decade_words = "|".join(lx.DECADE_WORDS)
         ordinals = "|".join(lx.ORDINAL_DECADES)
         self._decade_re = re.compile(
             rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<d>\d)0'?s|(?P<w>{decade_words}))\b"
             rf"|\b(?P<o>{ordinals}) decade\b")
-        self._gate = re.compile(rf"\d|\b(?:{words}|{tens}|{decade_words}|decade)\b")
+        self._gate = re.compile(
+            rf"\d|\b(?:{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
+            rf"level|nerve|zone|phase|lobe|degree|part|factor)\b")
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
@@ -116,13 +133,29 @@ class NumberExtractor:
                 base = float(lx.ORDINAL_DECADES[m.group("o")])
             out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
             spans.append(m.span())
+        for m in self._dims_re.finditer(text):
+            dim, factor = _UNITS[m.group("du")]
+            for g in ("d1", "d2", "d3"):
+                v = _word_number(m.group(g).replace(",", ".")) if m.group(g) else None
+                if v is not None:
+                    out.append(Quantity(v, v, dim, v * factor, v * factor,
+                                        f"{m.group(g)} {m.group('du')}"))
+            spans.append(m.span())
+        for m in self._mag_re.finditer(text):
+            if any(s <= m.start() < e for s, e in spans):
+                continue
+            v = _word_number(m.group("m1") or m.group("m2") or m.group("m3"))
+            if v is not None:
+                out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
+                spans.append(m.span())
+        for m in self._roman_re.finditer(text):
+            r = m.group("r")
+            if r in _ROMAN:
+                v = float(_ROMAN[r])
+                out.append(Quantity(v, v, "", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)}
         for m in self._num_re.finditer(text):
             if any(s <= m.start() < e for s, e in spans):
-                continue
-            if m.group("mag"):
-                v = float(m.group("mag"))
-                out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
                 continue
             a = _word_number(m.group("a").replace(",", "."))
             if a is None:
@@ -135,9 +168,11 @@ class NumberExtractor:
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
                 out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
-            hedged = bool(_HEDGES.search(text[max(0, m.start() - 20):m.start()]))
+            before = text[max(0, m.start() - 24):m.start()]
+            hedged = bool(_HEDGES.search(before))
+            cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
             out.append(Quantity(lo, hi, dim, lo * factor, hi * factor, m.group(0).strip(),
-                                hedged))
+                                hedged, cmp))
         return out
 
 
@@ -148,12 +183,28 @@ def _close(x: float, y: float, tol: float) -> bool:
 def supports(evidence: Quantity, claim: Quantity) -> bool:
     """Does an evidence quantity support a claimed one? Same dimension compares canonical
     values (2 cm == 20 mm); otherwise compares the bare numbers (64 vs 64-year-old)."""
-    tol = 0.2 if claim.hedged else 1e-6
     same_dim = evidence.dim and claim.dim and evidence.dim == claim.dim
+    tol = 0.1 if claim.hedged and same_dim else 1e-6
+    if claim.cmp or evidence.cmp:
+        if not (same_dim or (evidence.dim == claim.dim == "")):
+            return False
+        if claim.cmp and evidence.cmp:
+            return claim.cmp == evidence.cmp and (
+                evidence.clo <= claim.clo if claim.cmp == "<" else evidence.clo >= claim.clo)
+        if claim.cmp:  # claim "less than 1 mm", evidence "0.8 mm"
+            return evidence.chi < claim.clo if claim.cmp == "<" else evidence.clo > claim.chi
+        # evidence is a bound ("larger than 15 mm"), claim a value
+        return claim.clo > evidence.chi if evidence.cmp == ">" else claim.chi < evidence.clo
+    if claim.dim == "percent" and evidence.dim == "" and evidence.hi <= 1:
+        return _close(evidence.lo * 100, claim.lo, max(tol, 1e-6))
+    if evidence.dim == "percent" and claim.dim == "" and claim.hi <= 1:
+        return _close(claim.lo * 100, evidence.lo, max(tol, 1e-6))
     elo, ehi, clo, chi = ((evidence.clo, evidence.chi, claim.clo, claim.chi) if same_dim
                           else (evidence.lo, evidence.hi, claim.lo, claim.hi))
     if not same_dim and evidence.dim and claim.dim and {evidence.dim, claim.dim} != {"age", "time"}:
         return False
+    if elo == ehi and clo - 1e-9 <= elo <= chi + 1e-9:
+        return True  # a vaguer claim ("in her sixties", "2-3 cm") containing the evidence
     if claim.lo == claim.hi:
         return (elo - 1e-9 <= clo <= ehi + 1e-9) or _close(elo, clo, tol) or _close(ehi, clo, tol)
     return ((_close(elo, clo, tol) or elo <= clo) and (_close(ehi, chi, tol) or chi <= ehi)) \

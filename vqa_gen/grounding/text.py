@@ -25,6 +25,26 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+_GROUP_RE = re.compile(r"\((?:[^()]|\([^()]*\))*\)[?*]?")
+_ESCAPE_RE = re.compile(r"\\[a-zA-Z]")
+_LITERAL_RE = re.compile(r"[a-z&\-]+")
+_OPTIONAL_RE = re.compile(r".[?*]")
+
+
+def _triggers(pattern: str) -> tuple[str, ...]:
+    """Literal substrings one of which must occur for `pattern` to match: a cheap gate so the
+    regex only runs on texts that could contain it."""
+    branches = pattern.split("|") if "(" not in pattern else [pattern]
+    out = []
+    for b in branches:
+        core = _OPTIONAL_RE.sub(" ", _ESCAPE_RE.sub(" ", _GROUP_RE.sub(" ", b)))
+        runs = _LITERAL_RE.findall(core)
+        if not runs:
+            return ("",)
+        out.append(max(runs, key=len))
+    return tuple(out)
+
+
 def light_stem(word: str) -> str:
     """Strip inflection and common derivation so lesions/lesion, papular/papule,
     pigmented/pigmentation meet; deliberately conservative (short words kept whole)."""
@@ -51,7 +71,7 @@ def fold(text: str) -> str:
     text = text.lower()
     if text.isascii():
         return text
-    text = unicodedata.normalize("NFKD", text)
+    text = unicodedata.normalize("NFKD", text.replace("µ", "u").replace("μ", "u"))
     return "".join(c for c in text if not unicodedata.combining(c)).replace("µ", "u")
 
 
@@ -71,8 +91,7 @@ class Normaliser:
     """Turns text into comparable keys; holds the compiled rewrites and synonym tables."""
 
     def __init__(self) -> None:
-        self._rewrites = [(re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
-        self._rewrite_gate = re.compile("|".join(f"(?:{p})" for p, _ in lx.PHRASE_REWRITES))
+        self._rewrites = [(_triggers(p), re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
         syn: dict[str, str] = {}
         syn_stem: dict[str, str] = {}
         for group in lx.SYNONYM_GROUPS:
@@ -89,8 +108,8 @@ class Normaliser:
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
-        if self._rewrite_gate.search(t):
-            for pat, rep in self._rewrites:
+        for triggers, pat, rep in self._rewrites:
+            if any(tr in t for tr in triggers):
                 t = pat.sub(rep, t)
         return t
 

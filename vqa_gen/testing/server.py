@@ -227,6 +227,7 @@ _LOCATION_RE = re.compile(
     r"quadrant|segment|apex|apical|basal|bilateral\w*|superior|inferior)\b",
     re.I,
 )
+_CAPTION_TAG_RE = re.compile(r"</?caption>", re.I)
 _DEFAULT_N = 3
 _MAX_N = 50
 
@@ -238,6 +239,7 @@ def extract_caption(text: str) -> str:
     """
     m = _CAPTION_RE.search(text)
     cap = m.group(1) if m else text
+    cap = _CAPTION_TAG_RE.sub("", cap)  # prompts may fence the caption in <caption> tags
     return cap.strip().strip("\"'`").strip()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
@@ -26,16 +27,34 @@ class ContentCheck(Check):
 
     name = "content"
     defaults = {"per_word": 0.45, "frac_weight": 0.5, "negated_factor": 0.5,
-                "premise_factor": 0.6, "negative_penalty": 0.3}
+                "premise_factor": 0.6, "negative_penalty": 0.3, "contradiction_penalty": 0.6}
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
+        key = analyser.norm.key
+        opp: dict[str, set[str]] = {}
+        for a, b in lx.ANTONYMS:
+            opp.setdefault(key(a), set()).add(key(b))
+            opp.setdefault(key(b), set()).add(key(a))
+        self._opposites = opp
 
     def _unsupported(self, cap: CaptionFacts, content: list[tuple[int, str, str]]
                      ) -> list[tuple[int, str, str]]:
         sup = self.an.supported
-        return [c for c in content if not sup(c[1], c[2], cap, self.fuzzy_cutoff)]
+        return [c for c in content if not sup(c[1], c[2], cap, self.fuzzy_cutoff)
+                and not self._demographic_ok(c[1], cap)]
+
+    @staticmethod
+    def _demographic_ok(token: str, cap: CaptionFacts) -> bool:
+        """Age-group and sex words are supported by a consistent caption age / sex
+        ("toddler" for a 3-year-old, "woman" for "she"); conflicts are the demographics check's."""
+        rng = lx.AGE_GROUPS.get(token)
+        if rng is not None and cap.facts.age_ranges:
+            lo, hi = rng
+            return any(lo - 1 <= chi and clo <= hi + 1 for clo, chi, _ in cap.facts.age_ranges)
+        sx = lx.SEX_WORDS.get(token)
+        return sx is not None and sx in cap.facts.sexes
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -61,6 +80,13 @@ class ContentCheck(Check):
             out.append(self.reason("unsupported_content",
                                    f"{len(a_uns)}/{denom} answer content word(s) not in caption",
                                    pen, words))
+            contra = [t for _, t, k in affirmed
+                      if self._opposites.get(k, set()) & cap.support_keys]
+            if contra:
+                out.append(self.reason(
+                    "contradicted_content", "caption states the opposite",
+                    1 - (1 - p["contradiction_penalty"]) ** len(contra),
+                    ", ".join(dict.fromkeys(contra))))
         if q_uns:
             words = ", ".join(dict.fromkeys(t for _, t, _ in q_uns))
             qn = len(q_uns)

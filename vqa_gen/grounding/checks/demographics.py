@@ -60,6 +60,9 @@ class DemographicsCheck(Check):
                 bad.append("bilateral")
             if "unilateral" in al and "bilateral" in cl:
                 bad.append("unilateral")
+            if ("bilateral" in cl and "bilateral" not in al and len(al & {"left", "right"}) == 1
+                    and "only" in tokens):
+                bad.append(f"{next(iter(al & {'left', 'right'}))} only")
             if bad:
                 out.append(self.reason("laterality_mismatch", "answer gives the other side",
                                        p["laterality_penalty"], ", ".join(bad)))

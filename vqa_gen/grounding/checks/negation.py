@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..text import shared_prefix_match
 from ..verdict import Reason
@@ -38,7 +39,8 @@ class NegationCheck(Check):
             terms = terms or [(t, k) for _, t, k in qa.question_content]
             if pol == "yes":
                 conflicts += [t for t, k in terms if _in(k, only_neg)]
-            elif terms and all(_in(k, only_aff) for _, k in terms):
+            elif (terms and all(_in(k, only_aff) for _, k in terms)
+                  and not any(t in lx.STATE_PREDICATES for t in qa.question.view.tokens)):
                 # "No" although the caption affirms every term of the question.
                 conflicts += [t for t, _ in terms]
         # Statements in the answer.

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vqa_gen.answers import AnswerFormatError, extract_json, parse_qa_pairs
+
+GOOD = {"qa_pairs": [{"question": "What is shown?", "answer": "A plaque.", "type": "Diagnosis"}]}
+
+
+@pytest.mark.parametrize("text", [
+    json.dumps(GOOD),
+    "```json\n" + json.dumps(GOOD) + "\n```",
+    "Sure! Here you go:\n" + json.dumps(GOOD) + "\nHope this helps {not json}.",
+    "Note {this} first. " + json.dumps(GOOD),
+    json.dumps(GOOD["qa_pairs"]),
+    json.dumps({"questions": GOOD["qa_pairs"]}),
+])
+def test_tolerant_parsing(text):
+    pairs = parse_qa_pairs(text)
+    assert [(p.question, p.answer, p.type) for p in pairs] == [
+        ("What is shown?", "A plaque.", "diagnosis")]
+
+
+@pytest.mark.parametrize(("text", "code"), [
+    ("", "empty_reply"),
+    ("I'm sorry, I can't help with that.", "invalid_json"),
+    ('{"qa_pairs": [{"question": "Q?", "answer": ', "invalid_json"),
+    ('{"questions": ["a", "b"]}', "wrong_shape"),
+    ('{"qa_pairs": []}', "no_pairs"),
+    ('{"qa_pairs": [{"question": "", "answer": "x"}]}', "wrong_shape"),
+    ('"just a string"', "wrong_shape"),
+])
+def test_unusable_replies_raise_with_a_code(text, code):
+    with pytest.raises(AnswerFormatError) as info:
+        parse_qa_pairs(text)
+    assert info.value.code == code
+
+
+def test_missing_type_defaults_to_other_and_numbers_become_text():
+    pairs = parse_qa_pairs('{"qa_pairs": [{"question": "How many?", "answer": 2}]}')
+    assert pairs[0].answer == "2" and pairs[0].type == "other"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), json_values.filter(lambda v: isinstance(v, dict)),
+       st.text(max_size=40))
+def test_extract_json_finds_an_object_wrapped_in_prose(prefix, value, suffix):
+    text = prefix.replace("{", "(").replace("`", "'") + json.dumps(value) + " " + suffix
+    assert extract_json(text) == value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_parse_never_raises_anything_but_answer_format_error(text):
+    try:
+        parse_qa_pairs(text)
+    except AnswerFormatError:
+        pass

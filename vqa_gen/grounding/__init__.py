@@ -1,0 +1,49 @@
+"""Caption-grounding hallucination filter.
+
+Every generated QA pair is checked against its caption (plus record metadata); what the caption
+does not support loses score. Usage::
+
+    from vqa_gen.grounding import GroundingFilter, FilterConfig
+    f = GroundingFilter(FilterConfig(strictness="default"))
+    v = f.check(caption, question, answer, meta={"age": 54}, qa_type="location")
+    v.score, v.passed, v.to_dict()
+
+Checks (each a small class in ``checks/``; enable/weight/params per check in `FilterConfig`):
+empty, leakage, content, numbers, demographics, negation, answerability, duplicates.
+
+Score = product of (1 - penalty) over all reasons; passed = score >= threshold and no blocking
+code (blocking codes depend on the preset; see `config.PRESETS`).
+
+Stable reason codes (see `CODES`).
+"""
+
+from __future__ import annotations
+
+from .config import CHECK_NAMES, CheckSettings, FilterConfig
+from .filter import GroundingFilter
+from .verdict import Reason, Verdict
+
+CODES: dict[str, str] = {
+    "empty_answer": "answer has no words (blocking)",
+    "empty_question": "question has no words (blocking)",
+    "text_leakage": "question/answer refers to the caption, text, legend or a figure (blocking)",
+    "refusal": "answer refuses or says it cannot tell (blocking)",
+    "unsupported_content": "answer words (or question terms a 'Yes' affirms) not in caption/meta",
+    "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
+    "unsupported_negative": "a 'No' denies something the caption never mentions (mild)",
+    "unsupported_premise": "question presupposes content not in the caption",
+    "unsupported_number": "answer number/quantity not in caption or metadata",
+    "number_mismatch": "caption gives a different value for the same kind of quantity",
+    "age_mismatch": "answer age or age group contradicts the caption",
+    "sex_mismatch": "answer sex contradicts the caption",
+    "laterality_mismatch": "answer says left/right/bilateral against the caption",
+    "site_mismatch": "answer names a body site the caption names differently",
+    "negation_conflict": "answer affirms what the caption negates, or denies what it affirms",
+    "unanswerable_question": "question about treatment, prognosis, cause, contagion, advice or "
+                             "history that the caption does not address",
+    "general_knowledge": "answer recites textbook knowledge rather than the image",
+    "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
+}
+
+__all__ = ["CHECK_NAMES", "CODES", "CheckSettings", "FilterConfig", "GroundingFilter", "Reason",
+           "Verdict"]
