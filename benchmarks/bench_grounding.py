@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vqa_gen.grounding import FilterConfig, GroundingFilter  # noqa: E402
+from vqa_gen.grounding import FilterConfig, GroundingFilter
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "grounding_eval.jsonl"
 
@@ -34,7 +34,7 @@ def auroc(pos: list[float], neg: list[float]) -> float:
         for k in range(i, j + 1):
             ranks[k] = avg
         i = j + 1
-    r_pos = sum(r for r, (_, lab) in zip(ranks, items) if lab == 1)
+    r_pos = sum(r for r, (_, lab) in zip(ranks, items, strict=True) if lab == 1)
     n_p, n_n = len(pos), len(neg)
     if not n_p or not n_n:
         return float("nan")
@@ -66,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = [filt.check(r["caption"], r["question"], r["answer"], meta=r.get("meta"),
                            qa_type=r.get("qa_type")) for r in rows]
     is_h = [r["label"] == "hallucinated" for r in rows]
-    h_scores = [1 - v.score for v, h in zip(verdicts, is_h) if h]
-    g_scores = [1 - v.score for v, h in zip(verdicts, is_h) if not h]
+    h_scores = [1 - v.score for v, h in zip(verdicts, is_h, strict=True) if h]
+    g_scores = [1 - v.score for v, h in zip(verdicts, is_h, strict=True) if not h]
     rejected = [not v.passed for v in verdicts]
-    tp = sum(1 for h, rj in zip(is_h, rejected) if h and rj)
-    fp = sum(1 for h, rj in zip(is_h, rejected) if not h and rj)
-    fn = sum(1 for h, rj in zip(is_h, rejected) if h and not rj)
+    tp = sum(1 for h, rj in zip(is_h, rejected, strict=True) if h and rj)
+    fp = sum(1 for h, rj in zip(is_h, rejected, strict=True) if not h and rj)
+    fn = sum(1 for h, rj in zip(is_h, rejected, strict=True) if h and not rj)
     n_h, n_g = sum(is_h), len(rows) - sum(is_h)
     prec = tp / (tp + fp) if tp + fp else 0.0
     rec = tp / (tp + fn) if tp + fn else 0.0
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print("\nper kind (label/kind: rejected/total):")
     by_kind: dict[tuple[str, str], list[bool]] = defaultdict(list)
-    for r, rj in zip(rows, rejected):
+    for r, rj in zip(rows, rejected, strict=True):
         by_kind[(r["label"], r.get("kind", "?"))].append(rj)
     for (label, kind), vals in sorted(by_kind.items()):
         what = "caught" if label == "hallucinated" else "wrongly rejected"
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     flag_g: Counter[str] = Counter()
     code_h: Counter[str] = Counter()
     code_g: Counter[str] = Counter()
-    for v, h in zip(verdicts, is_h):
+    for v, h in zip(verdicts, is_h, strict=True):
         checks = {r.check for r in v.reasons}
         codes = {r.code for r in v.reasons}
         (flag_h if h else flag_g).update(checks)
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         for want, title in ((False, "missed hallucinations"), (True, "rejected grounded")):
             print(f"\n{title}:")
             shown = 0
-            for r, v, h in zip(rows, verdicts, is_h):
+            for r, v, h in zip(rows, verdicts, is_h, strict=True):
                 if h != want and (not v.passed) == want and shown < args.errors:
                     shown += 1
                     print(f"  [{r.get('kind')}] {v.score:.2f} C: {r['caption'][:110]}")

@@ -26,7 +26,7 @@ async def _complete(srv: FakeOpenAIServer, **kw):
 
 
 def test_success_sends_model_params_and_bearer_key(fake_server):
-    result, client = asyncio.run(_complete(fake_server))
+    result, _ = asyncio.run(_complete(fake_server))
     assert "qa_pairs" in result.content and result.finish_reason == "stop"
     assert result.usage.total_tokens > 0 and result.attempts == 1
     req = fake_server.requests[-1]

@@ -52,7 +52,7 @@ def test_template_from_a_path_with_strict_undefined(tmp_path):
 
 
 def test_unknown_template_lists_known_ones():
-    with pytest.raises(TemplateError, match="known: .*open_vqa"):
+    with pytest.raises(TemplateError, match=r"known: .*open_vqa"):
         load_template("nope")
 
 

@@ -42,7 +42,30 @@ _EXPORTS: dict[str, str] = {
     "EndpointSettings": "runner",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "AnswerFormatError",
+    "CaptionRecord",
+    "EndpointSettings",
+    "Failure",
+    "FilterConfig",
+    "GenerationContext",
+    "GenerationSettings",
+    "Generator",
+    "GroundingFilter",
+    "InvalidRecord",
+    "QAPair",
+    "QASample",
+    "Reason",
+    "RecordResult",
+    "Run",
+    "RunOptions",
+    "Template",
+    "Verdict",
+    "__version__",
+    "load_template",
+    "process_record",
+    "read_records",
+]
 
 
 def __getattr__(name: str) -> Any:

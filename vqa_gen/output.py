@@ -291,7 +291,7 @@ class RunWriter:
         c.reasks += e.get("reasks", 0)
         c.cache_hits += e.get("cache_hits", 0)
         c.cache_misses += e.get("cache_misses", 0)
-        for key, value in zip(self.usage, e.get("usage", (0, 0, 0))):
+        for key, value in zip(self.usage, e.get("usage", (0, 0, 0)), strict=False):
             self.usage[key] += value
 
     def commit(self, result: Any) -> None:

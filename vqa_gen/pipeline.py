@@ -226,7 +226,7 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
     kept: list[QASample] = []
     rejected: list[QASample] = []
     name = ctx.template.name
-    for index, (pair, verdict) in enumerate(zip(pairs, verdicts)):
+    for index, (pair, verdict) in enumerate(zip(pairs, verdicts, strict=False)):
         sample = QASample(id=qa_id(record.id, name, index), record_id=record.id,
                           image=record.image, modality=record.modality,
                           question=pair.question, answer=pair.answer, type=pair.type,

@@ -257,7 +257,7 @@ def _iter_csv_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             if len(row) != len(header):
                 yield line, None, f"expected {len(header)} columns, got {len(row)}"
                 continue
-            yield line, dict(zip(header, row)), None
+            yield line, dict(zip(header, row, strict=False)), None
 
 
 def read_records(

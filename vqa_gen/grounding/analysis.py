@@ -52,6 +52,8 @@ class CaptionFacts:
     site_closure: set[str] = field(default_factory=set)
     acronyms: set[str] = field(default_factory=set)
     raw_tokens: set[str] = field(default_factory=set)
+    only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
+    only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
 
 
 @dataclass(slots=True)
@@ -66,6 +68,14 @@ class QAFacts:
     question_content: list[tuple[int, str, str]]
 
 
+def key_in(key: str, keys: set[str]) -> bool:
+    """Key membership that tolerates derivational variants (shared long prefix)."""
+    if key in keys:
+        return True
+    return len(key) >= 5 and any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key)
+                                 for k in keys)
+
+
 def acronyms(tokens: list[str], stop: frozenset[str]) -> set[str]:
     """Initialisms of 2-5 consecutive words (hyphen parts count as words), with and without
     function words: "central retinal artery occlusion" -> crao, "fine-needle aspiration" -> fna."""
@@ -73,12 +83,13 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> set[str]:
     for seq in _word_runs(tokens):
         parts = [p for t in seq for p in t.split("-") if p and p[0].isalpha()]
         for words in (parts, [p for p in parts if p not in stop]):
-            n = len(words)
-            for i in range(n):
+            initials = "".join(x[0] for x in words)
+            n = len(initials)
+            for i in range(n - 1):
                 for w in range(2, 6):
                     if i + w > n:
                         break
-                    out.add("".join(x[0] for x in words[i:i + w]))
+                    out.add(initials[i:i + w])
     return out
 
 
@@ -171,7 +182,8 @@ class Analyser:
                         break
                     else:
                         neg[j] = True
-                        seen += 1
+                        if tj not in self.stop:  # window counts content words only
+                            seen += 1
                     j += 1
                 i += width
                 continue
@@ -209,7 +221,7 @@ class Analyser:
         lat: set[str] = set()
         sites: set[str] = set()
         prev = ""
-        for i, (t, k) in enumerate(zip(tokens, keys)):
+        for i, (t, k) in enumerate(zip(tokens, keys, strict=True)):
             if t == "both" and any(self.site_by_key.get(x) for x in keys[i + 1:i + 4]):
                 lat.add("bilateral")
                 aff.add(self._bilateral)
@@ -257,17 +269,21 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
+        only_neg = {k for k in facts.negated_keys if not key_in(k, facts.affirmed_keys)}
+        only_aff = {k for k in facts.affirmed_keys if not key_in(k, facts.negated_keys)}
         keys = set(view.key_set)
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
         return CaptionFacts(facts=facts, support_keys=keys,
                             support_tokens=support_tokens, prefixes=view.prefixes,
                             site_closure=closure, acronyms=acronyms(view.tokens, self.stop),
-                            raw_tokens={t for t in view.tokens if t[0].isalpha()})
+                            raw_tokens={t for t in view.tokens if t[0].isalpha()},
+                            only_negated=only_neg, only_affirmed=only_aff)
 
     def is_content(self, token: str, key: str) -> bool:
         """A token that could carry a checkable claim (numbers are the number check's)."""
-        if not token[0].isalpha() or token in self.stop or token in self.filler_keys:
+        if (len(token) < 2 or not token[0].isalpha() or token in self.stop
+                or token in self.filler_keys):
             return False
         if key in self.filler_keys or token in self.count_words or token in _UNIT_TOKENS:
             return False
@@ -278,7 +294,7 @@ class Analyser:
         frame ("how big", "how many"), not a claim."""
         v = facts.view
         toks = v.tokens
-        return [(i, t, k) for i, (t, k) in enumerate(zip(toks, v.keys))
+        return [(i, t, k) for i, (t, k) in enumerate(zip(toks, v.keys, strict=True))
                 if self.is_content(t, k) and not (question and i and toks[i - 1] == "how")]
 
     def supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:

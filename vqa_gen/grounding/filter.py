@@ -114,7 +114,7 @@ class GroundingFilter:
     def question_key(self, question: str) -> str:
         """Normalised question for duplicate detection (keys, minus filler function words)."""
         view = self.analyser.norm.view(str(question or ""))
-        return " ".join(k for t, k in zip(view.tokens, view.keys)
+        return " ".join(k for t, k in zip(view.tokens, view.keys, strict=True)
                         if t[0].isalnum() and (t not in lx.STOPWORDS
                                                or t in _KEEP_IN_QUESTION_KEY))
 

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
+
+def _words(text: str) -> list[str]:
+    """Whitespace-separated word list (keeps the long vocab blocks readable)."""
+    return text.split()
+
 # Function words and words that carry no checkable claim on their own.
-STOPWORDS: frozenset[str] = frozenset("""
+STOPWORDS: frozenset[str] = frozenset(_words("""
 a an the this that these those there here it its it's itself they them their theirs we us our
 you your i me my mine he him his she her hers himself herself one ones
 is are was were be been being am do does did doing done have has had having
@@ -30,11 +35,11 @@ well really actually basically essentially generally
 something anything everything nothing someone anyone everyone
 let lets get gets got getting make makes made making
 say says said see sees saw seen look looks looked looking
-""".split())
+"""))
 
 # Words that frame an image description without asserting anything about its content.
 # (They are what an answer adds around a grounded fact: "The image shows ...".)
-FILLER: frozenset[str] = frozenset("""
+FILLER: frozenset[str] = frozenset(_words("""
 image images picture photo photograph photographs photography figure view shown shows show showing
 depict depicts depicted depicting demonstrate demonstrates demonstrated demonstrating
 reveal reveals revealed revealing display displays displayed displaying illustrate illustrates
@@ -63,7 +68,7 @@ used method procedure produced taken sequence level proportion changes change vi
 measures measured measuring measurement measurements size sized dimension dimensions roughly
 mostly approximately about around nearly section sections slide slides scan scans stain stains
 stained staining plus only
-""".split())
+"""))
 
 # Negation cues (NegEx-style). Pre-triggers negate what follows; post-triggers what precedes.
 NEG_PRE: tuple[str, ...] = (
@@ -79,17 +84,17 @@ NEG_POST: tuple[str, ...] = (
     "ruled out", "was excluded", "were excluded", "negative",
 )
 # Words that end the scope of a negation cue.
-NEG_TERMINATORS: frozenset[str] = frozenset("""
+NEG_TERMINATORS: frozenset[str] = frozenset(_words("""
 but however although though yet except apart besides which who whereas while nevertheless
 still whose
-""".split())
+"""))
 
 YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
                                        "affirmative", "certainly", "definitely"})
 NO_WORDS: frozenset[str] = frozenset({"no", "nope", "false", "incorrect", "negative"})
-AUX_START: frozenset[str] = frozenset("""
+AUX_START: frozenset[str] = frozenset(_words("""
 is are was were do does did can could has have had will would should shall may might must
-""".split())
+"""))
 
 # Abbreviations and spelling variants rewritten on the raw lower-cased text before tokenising.
 # Multi-word targets let "BCC" meet "basal cell carcinoma" token by token.
@@ -378,7 +383,8 @@ UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
      r"medical history|history of|past history|previous(?:ly)?|duration|first (?:appear|notic)\w*|"
      r"symptoms?|feel|itch\w*|pain\w*|hurt\w*|complain\w*|occupation|diet|smok\w*|"
      r"alcohol|allerg\w*|travel\w*|sun exposure)\b",
-     r"histor|year|month|week|day|since|ago|durat|previous|prior|family|onset|present for|"
+     r"histor|(?:for|over|past|last) (?:the )?(?:\d+|\w+ )?(?:years?|months?|weeks?|days?)\b|"
+     r"since|ago|durat|previous|prior|family|onset|present for|"
      r"itch|prurit|pain|tender|symptom|complain|report|smok|alcohol|allerg|travel|exposure|"
      r"occupation|diet|first"),
 )
@@ -407,9 +413,10 @@ GENERAL_KNOWLEDGE_CUES: tuple[str, ...] = (
 
 LEAKAGE_CUES: tuple[str, ...] = (
     r"\bcaptions?\b", r"\bcaptioned\b", r"\bthe (?:provided |given |above |accompanying )?"
-    r"(?:text|description|legend|report|passage|context|information provided)\b",
+    r"(?:text|description|legend)\b",
     r"\bfig(?:ure)?\.?\s*\d+[a-z]?\b", r"^(?:the )?figure\b", r"\blegend\b",
-    r"\b(?:this|the) figure\b", r"\bfigure (?:shows|depicts|demonstrates|illustrates)\b", r"\bpanel\s+[a-h0-9]\b", r"\bas (?:described|mentioned|"
+    r"\b(?:this|the) figure\b", r"\bfigure (?:shows|depicts|demonstrates|illustrates)\b",
+    r"\bpanel\s+[a-h0-9]\b", r"\bas (?:described|mentioned|"
     r"stated|noted|indicated|specified|given|provided)(?: (?:in|above|earlier|before))?\b",
     r"\baccording to the (?:caption|text|description|legend|report|passage|context|figure|"
     r"information|provided|given|image description)\b", r"\bthe (?:image )?description\b",

@@ -50,6 +50,7 @@ _LESS = re.compile(r"\b(?:less|smaller|shorter|fewer|thinner|lower) than\s*$|\b(
                    r"up to|at most|within|<)\s*$")
 _MORE = re.compile(r"\b(?:more|larger|greater|bigger|longer|thicker|higher|wider|older) than\s*$"
                    r"|\b(?:over|above|exceeding|at least|>)\s*$")
+_ORDINAL_RE = re.compile(r"(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
 _HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
                      r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
 
@@ -153,6 +154,9 @@ class NumberExtractor:
             if r in _ROMAN:
                 v = float(_ROMAN[r])
                 out.append(Quantity(v, v, "", v, v, m.group(0)))
+        for m in _ORDINAL_RE.finditer(text):
+            v = float(m.group(1))
+            out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)}
         for m in self._num_re.finditer(text):
             if any(s <= m.start() < e for s, e in spans):

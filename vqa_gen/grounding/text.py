@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 from . import lexicon as lx
 
-_TOKEN_RE = re.compile(r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:\.\d+)?|[.,;:!?()]")
+_TOKEN_RE = re.compile(
+    r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?|[.,;:!?()]")
 _SPACE_RE = re.compile(r"\s+")
 
 # Derivational suffixes, longest first: (suffix, replacement). Remainder must keep >= 4 chars.

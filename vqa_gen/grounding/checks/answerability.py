@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
@@ -19,7 +20,7 @@ class AnswerabilityCheck(Check):
     `general_knowledge` unless the caption contains those words."""
 
     name = "answerability"
-    defaults = {"unanswerable_penalty": 0.75, "general_penalty": 0.5}
+    defaults: ClassVar[dict[str, Any]] = {"unanswerable_penalty": 0.75, "general_penalty": 0.5}
 
     def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
         super().__init__(analyser, params)
@@ -41,7 +42,8 @@ class AnswerabilityCheck(Check):
         a = qa.answer.view.text
         hits: list[str] = []
         for m in self._gk.finditer(a):
-            words = [w for w in _WORD.findall(m.group(0)) if self.an.is_content(w, self.an.norm.key(w))]
+            key = self.an.norm.key
+            words = [w for w in _WORD.findall(m.group(0)) if self.an.is_content(w, key(w))]
             if words and all(self.an.norm.key(w) in cap.support_keys for w in words):
                 continue
             hits.append(m.group(0))

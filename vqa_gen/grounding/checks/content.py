@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
@@ -26,8 +28,14 @@ class ContentCheck(Check):
     """
 
     name = "content"
-    defaults = {"per_word": 0.45, "frac_weight": 0.5, "negated_factor": 0.5,
-                "premise_factor": 0.6, "negative_penalty": 0.3, "contradiction_penalty": 0.6}
+    defaults: ClassVar[dict[str, Any]] = {
+        "per_word": 0.45,
+        "frac_weight": 0.5,
+        "negated_factor": 0.5,
+        "premise_factor": 0.6,
+        "negative_penalty": 0.3,
+        "contradiction_penalty": 0.6,
+    }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
         super().__init__(analyser, params)

@@ -3,6 +3,8 @@ caption."""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
@@ -17,8 +19,13 @@ class DemographicsCheck(Check):
     say (caption "back", answer "chest"; "64-year-old", answer "child") is flagged here."""
 
     name = "demographics"
-    defaults = {"sex_penalty": 0.8, "age_penalty": 0.8, "laterality_penalty": 0.8,
-                "site_penalty": 0.7, "pronoun_factor": 0.6}
+    defaults: ClassVar[dict[str, Any]] = {
+        "sex_penalty": 0.8,
+        "age_penalty": 0.8,
+        "laterality_penalty": 0.8,
+        "site_penalty": 0.7,
+        "pronoun_factor": 0.6,
+    }
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
@@ -11,7 +13,7 @@ class EmptyCheck(Check):
     """An answer (or question) with no word or number in it is not data."""
 
     name = "empty"
-    defaults = {"penalty": 1.0}
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 1.0}
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
@@ -15,7 +16,7 @@ class LeakageCheck(Check):
     source, and a refusal is not an answer. Both are blocking by default."""
 
     name = "leakage"
-    defaults = {"leak_penalty": 0.9, "refusal_penalty": 0.9}
+    defaults: ClassVar[dict[str, Any]] = {"leak_penalty": 0.9, "refusal_penalty": 0.9}
 
     def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
         super().__init__(analyser, params)

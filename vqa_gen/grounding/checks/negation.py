@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
-from ..text import shared_prefix_match
+from ..analysis import key_in as _in
 from ..verdict import Reason
 from .base import Check
-
-
-def _in(key: str, keys: set[str]) -> bool:
-    if key in keys:
-        return True
-    return len(key) >= 5 and any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key)
-                                 for k in keys)
 
 
 class NegationCheck(Check):
@@ -22,12 +17,11 @@ class NegationCheck(Check):
     never produce a conflict. A grounded "No" (caption: "without ulceration") passes."""
 
     name = "negation"
-    defaults = {"penalty": 0.85}
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.85}
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         cf = cap.facts
-        only_neg = {k for k in cf.negated_keys if not _in(k, cf.affirmed_keys)}
-        only_aff = {k for k in cf.affirmed_keys if not _in(k, cf.negated_keys)}
+        only_neg, only_aff = cap.only_negated, cap.only_affirmed
         conflicts: list[str] = []
         # Yes/no questions: the answer's polarity applies to the question's terms.
         if qa.yes_no and qa.polarity and qa.question_content:

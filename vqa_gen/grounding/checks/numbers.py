@@ -3,6 +3,8 @@ backed by caption or metadata (unit-aware: 2 cm == 20 mm; "in her sixties" fits 
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity, supports
 from ..verdict import Reason
@@ -16,7 +18,11 @@ class NumberCheck(Check):
     `unsupported_number`. A bare "one" is ignored (articles and "a single" say as much)."""
 
     name = "numbers"
-    defaults = {"unsupported_penalty": 0.6, "mismatch_penalty": 0.8, "ignore_values": [1.0]}
+    defaults: ClassVar[dict[str, Any]] = {
+        "unsupported_penalty": 0.6,
+        "mismatch_penalty": 0.8,
+        "ignore_values": [1.0],
+    }
 
     def _claims(self, qa: QAFacts) -> list[Quantity]:
         claims = list(qa.answer.numbers)
@@ -44,10 +50,10 @@ class NumberCheck(Check):
                                            self.p["mismatch_penalty"], c.raw))
                     continue
             if same_dim:
+                seen = ", ".join(e.raw for e in same_dim[:3])
                 out.append(self.reason("number_mismatch",
                                        "caption gives a different value for this quantity",
-                                       self.p["mismatch_penalty"],
-                                       f"{c.raw} (caption: {', '.join(e.raw for e in same_dim[:3])})"))
+                                       self.p["mismatch_penalty"], f"{c.raw} (caption: {seen})"))
             else:
                 out.append(self.reason("unsupported_number", "number not in caption or metadata",
                                        self.p["unsupported_penalty"], c.raw))

@@ -1,0 +1,93 @@
+"""Unit tests of the filter's building blocks: numbers/units, stemming, negation scope."""
+
+from __future__ import annotations
+
+import pytest
+
+from vqa_gen.grounding.analysis import Analyser
+from vqa_gen.grounding.numbers import NumberExtractor, supports
+from vqa_gen.grounding.text import Normaliser, fold, light_stem, shared_prefix_match
+
+NX = NumberExtractor()
+
+
+def one(text: str):
+    qs = NX.extract(text)
+    assert len(qs) == 1, qs
+    return qs[0]
+
+
+@pytest.mark.parametrize(("evidence", "claim"), [
+    ("2 cm", "20 mm"), ("1.5 cm", "15 mm"), ("6 papules", "six"), ("a 64-year-old woman",
+                                                                  "in her sixties"),
+    ("a 64-year-old woman", "64 years"), ("x400", "four hundred times"), ("40%", "0.4"),
+    ("480 µm", "0.48 mm"), ("8 x 6 mm", "0.8 cm"), ("each larger than 15 mm", "20 mm"),
+    ("0.8 mm", "less than 1 mm"), ("twenty-two lesions", "22"), ("segment VII", "7"),
+])
+def test_number_supported(evidence, claim):
+    ev = NX.extract(fold(evidence))
+    cl = NX.extract(fold(claim))
+    assert cl, claim
+    assert all(any(supports(e, c) for e in ev) for c in cl), (ev, cl)
+
+
+@pytest.mark.parametrize(("evidence", "claim"), [
+    ("2 cm", "2 mm"), ("2 cm", "3 cm"), ("a 64-year-old woman", "in her forties"),
+    ("each larger than 15 mm", "about 5 mm"), ("4 macules", "about 5 mm"), ("x40", "x400"),
+])
+def test_number_not_supported(evidence, claim):
+    ev = NX.extract(evidence.lower())
+    cl = NX.extract(claim.lower())
+    assert cl
+    assert not all(any(supports(e, c) for e in ev) for c in cl)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("lesions", "lesion"), ("papular", "papule"), ("pigmented", "pigmentation"),
+    ("scaling", "scaly"), ("nodular", "nodule"), ("capillaries", "capillary"),
+])
+def test_light_stem_meets(a, b):
+    assert light_stem(a) == light_stem(b)
+
+
+def test_prefix_rule():
+    assert shared_prefix_match(light_stem("erythematous"), light_stem("erythema"))
+    assert not shared_prefix_match("melanoma", "melanocytic")
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("erythematous", "red"), ("tumour", "tumor"), ("haematoxylin", "hematoxylin"),
+    ("dermatoscopy", "dermoscopic"), ("naevus", "nevus"),
+])
+def test_synonym_keys(a, b):
+    n = Normaliser()
+    assert n.view(a).keys == n.view(b).keys
+
+
+def test_abbreviation_rewrites():
+    n = Normaliser()
+    assert "basal cell carcinoma" in n.rewrite("BCC of the nose")
+    assert "hematoxylin eosin" in n.rewrite("H&E stain")
+
+
+@pytest.mark.parametrize(("text", "negated", "affirmed"), [
+    ("red plaque without ulceration", {"ulceration"}, {"red", "plaque"}),
+    ("no ulceration, crust or bleeding", {"ulceration", "crust", "bleeding"}, set()),
+    ("no ulceration, showing a red plaque", {"ulceration"}, {"red", "plaque"}),
+    ("ulceration was absent; scale present", {"ulceration"}, {"scale"}),
+    ("absence of pigment network but with blue veil", {"pigment", "network"}, {"blue", "veil"}),
+])
+def test_negation_scope(text, negated, affirmed):
+    an = Analyser()
+    facts = an.caption(text).facts
+    toks = facts.view.tokens
+    neg = {t for t, n in zip(toks, facts.negated, strict=True) if n}
+    assert negated <= neg
+    assert not (affirmed & neg)
+
+
+def test_acronyms_from_caption():
+    an = Analyser()
+    cap = an.caption("Optical coherence tomography; central retinal artery occlusion; "
+                     "fine-needle aspiration.")
+    assert {"oct", "crao", "fna"} <= cap.acronyms
