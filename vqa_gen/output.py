@@ -8,6 +8,7 @@ Layout of `--out DIR`::
     failed.jsonl             records whose generation failed (with the error)
     manifest.json            counts, settings, template, model, usage, times
     .vqa-gen/progress.jsonl  one line per input line once all of its output is written
+    .vqa-gen/responses.jsonl the raw model replies per record (for refiltering without calls)
 
 Files being written carry a `.partial` suffix and are renamed only when complete, so a crash never
 leaves a half-written shard under a final name. Results are committed in input order; a record
@@ -29,6 +30,9 @@ import orjson
 PARTIAL = ".partial"
 STATE_DIR = ".vqa-gen"
 PROGRESS_FILE = "progress.jsonl"
+RESPONSES_FILE = "responses.jsonl"
+"""The raw model replies of every done or failed record, so parsing and filtering can be redone
+later (`vqa-gen refilter`) without a single call."""
 MANIFEST = "manifest.json"
 
 
@@ -220,11 +224,16 @@ class RunWriter:
         self.rejected = ShardSet(out_dir, "rejected", shard_size)
         self.invalid = SideFile(out_dir, "invalid.jsonl")
         self.failed = SideFile(out_dir, "failed.jsonl")
+        self.responses = SideFile(self.state_dir, RESPONSES_FILE)
         self.counts = Counts()
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.committed_lines: set[int] = set()
         self._progress: IO[bytes] | None = None
         self._since_flush = 0
+
+    @property
+    def _files(self) -> tuple[ShardSet | SideFile, ...]:
+        return (self.data, self.rejected, self.invalid, self.failed, self.responses)
 
     # -- starting -------------------------------------------------------------------------
     def start_fresh(self) -> None:
@@ -247,7 +256,7 @@ class RunWriter:
         committed_ids = {e["record_id"] for e in entries if e.get("record_id") is not None
                          and e.get("status") == "done"}
         lines = self.committed_lines
-        for side in (self.invalid, self.failed):
+        for side in (self.invalid, self.failed, self.responses):
             if side.final.exists() and not side.partial.exists():
                 os.replace(side.final, side.partial)
             side.lines = _filter_jsonl(side.partial, lambda r: r.get("line") in lines)
@@ -304,9 +313,12 @@ class RunWriter:
             rec = result.record
             self.failed.write({"line": result.line, "record_id": rec.id, "image": rec.image,
                                "error": result.failure.to_dict()})
+        if result.raw_responses:
+            self.responses.write({"line": result.line, "record_id": result.record_id,
+                                  "responses": result.raw_responses})
         self.data.write_group([dumps_line(s.to_dict()) for s in result.kept])
         self.rejected.write_group([dumps_line(s.to_dict()) for s in result.rejected])
-        for f in (self.data, self.rejected, self.invalid, self.failed):
+        for f in self._files:
             f.flush()
         u = result.usage
         entry = {"line": result.line, "record_id": result.record_id, "status": status,
@@ -323,13 +335,13 @@ class RunWriter:
     # -- finishing ------------------------------------------------------------------------
     def finish(self) -> None:
         """Seal every file under its final name (the run is complete)."""
-        for f in (self.data, self.rejected, self.invalid, self.failed):
+        for f in self._files:
             f.seal()
         self.close()
 
     def close(self) -> None:
         """Flush and close without sealing (interrupted run: partial files stay partial)."""
-        for f in (self.data, self.rejected, self.invalid, self.failed):
+        for f in self._files:
             f.close()
         if self._progress is not None:
             self._progress.flush()
