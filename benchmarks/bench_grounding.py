@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
@@ -51,6 +52,125 @@ def load(path: Path) -> list[dict]:
     return rows
 
 
+def caption_groups(rows: list[dict]) -> list[tuple[str, list[dict]]]:
+    """Split the items into records of 3, 4, 5, 3, ... QA sharing one caption: the worst
+    realistic case, a VQA set whose captions each carry a handful of QA."""
+    by_caption: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_caption[r["caption"]].append(r)
+    sizes = (3, 4, 5)
+    groups: list[tuple[str, list[dict]]] = []
+    k = 0
+    for caption, items in by_caption.items():
+        i = 0
+        while i < len(items):
+            n = sizes[k % len(sizes)]
+            k += 1
+            groups.append((caption, items[i:i + n]))
+            i += n
+    return groups
+
+
+def measure_speed(cfg: FilterConfig, rows: list[dict], min_checks: int, repeats: int = 5
+                  ) -> tuple[float, int, float, int]:
+    """(checks per CPU-second, checks) for caption groups of 3-5 QA and for a new caption
+    every QA: the median of `repeats` runs, each timed with the process's CPU time (one
+    single-threaded process = one core; other load on a shared machine does not count)."""
+    groups = caption_groups(rows)
+    passes = max(1, -(-min_checks // (len(rows) * repeats)))
+
+    def grouped(filt: GroundingFilter) -> int:
+        n = 0
+        for _ in range(passes):
+            filt.analyser.clear_cache()
+            for caption, items in groups:
+                filt.check_record(caption, [(r["question"], r["answer"]) for r in items],
+                                  meta=items[0].get("meta"))
+                n += len(items)
+        return n
+
+    def every_new(filt: GroundingFilter) -> int:
+        n = 0
+        for _ in range(max(1, passes // 2)):
+            filt.analyser.clear_cache()
+            for r in rows:
+                filt.check_record(r["caption"], [(r["question"], r["answer"])],
+                                  meta=r.get("meta"))
+                n += 1
+        return n
+
+    out: list[float | int] = []
+    for fn in (grouped, every_new):
+        filt = GroundingFilter(cfg)
+        rates: list[float] = []
+        total = 0
+        for _ in range(repeats):
+            t0 = time.process_time()
+            n = fn(filt)
+            rates.append(n / max(1e-9, time.process_time() - t0))
+            total += n
+        out += [statistics.median(rates), total]
+    return out[0], int(out[1]), out[2], int(out[3])
+
+
+def summary_line(rows: list[dict], verdicts: list) -> str:
+    """AUROC and rejection rates of one set of verdicts."""
+    is_h = [r["label"] == "hallucinated" for r in rows]
+    h = [1 - v.score for v, x in zip(verdicts, is_h, strict=True) if x]
+    g = [1 - v.score for v, x in zip(verdicts, is_h, strict=True) if not x]
+    rh = sum(1 for v, x in zip(verdicts, is_h, strict=True) if x and not v.passed)
+    rg = sum(1 for v, x in zip(verdicts, is_h, strict=True) if not x and not v.passed)
+    return (f"AUROC {auroc(h, g):.4f}; rejection rate: hallucinated {rh / max(1, len(h)):.1%}  "
+            f"grounded {rg / max(1, len(g)):.1%}")
+
+
+def run_judge(cfg: FilterConfig, rows: list[dict], verdicts: list, base_url: str | None,
+              model: str | None, api_key: str | None, cache_path: Path | None,
+              concurrency: int) -> tuple[list, dict[str, int]]:
+    """Verdicts with the optional LLM judge folded in (the embedded model when no endpoint is
+    given), and what it cost."""
+    import asyncio
+
+    from vqa_gen.cache import ResponseCache
+    from vqa_gen.grounding import GroundingJudge
+    from vqa_gen.grounding.judge import JudgeStats
+    from vqa_gen.llm import ChatClient, ClientConfig
+
+    filt = GroundingFilter(cfg)
+    cache = ResponseCache(cache_path) if cache_path else None
+    stats = JudgeStats()
+
+    async def go(url: str, name: str) -> list:
+        out = list(verdicts)
+        sem = asyncio.Semaphore(concurrency)
+        async with ChatClient(ClientConfig(base_url=url, model=name, api_key=api_key,
+                                           timeout=300.0, concurrency=concurrency)) as client:
+            judge = GroundingJudge(client, model=name, cache=cache, config=cfg)
+
+            async def one(i: int) -> None:
+                r, v = rows[i], verdicts[i]
+                if not v.passed:
+                    return
+                async with sem:
+                    res = await judge.judge(r["caption"], r["question"], r["answer"], stats)
+                extra = judge.reasons(res)
+                if extra:
+                    out[i] = filt.combine((*v.reasons, *extra))
+
+            await asyncio.gather(*(one(i) for i in range(len(rows))))
+        return out
+
+    if base_url:
+        judged = asyncio.run(go(base_url, model or "default"))
+    else:
+        from vqa_gen.embedded import EmbeddedServer
+
+        with EmbeddedServer() as srv:
+            judged = asyncio.run(go(srv.base_url, srv.model_name))
+    return judged, {"calls": stats.calls, "cache_hits": stats.cache_hits,
+                    "unusable_replies": stats.errors}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -58,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--strictness", default="default", choices=["lenient", "default", "strict"])
     ap.add_argument("--errors", type=int, default=0, help="print N misclassified items per side")
     ap.add_argument("--min-checks", type=int, default=20_000)
+    ap.add_argument("--judge", action="store_true",
+                    help="also measure the optional LLM judge (embedded model unless "
+                         "--judge-base-url is given)")
+    ap.add_argument("--judge-base-url", default=None)
+    ap.add_argument("--judge-model", default=None)
+    ap.add_argument("--judge-api-key", default=None)
+    ap.add_argument("--judge-cache", type=Path, default=None, help="response cache file")
+    ap.add_argument("--judge-concurrency", type=int, default=4)
     args = ap.parse_args(argv)
 
     cfg = FilterConfig(strictness=args.strictness, threshold=args.threshold)
@@ -119,27 +247,30 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"      Q: {r['question']}  A: {r['answer']}")
                     print(f"      {[(x.code, x.evidence) for x in v.reasons]}")
 
-    # speed: one core, loop over the set until >= min_checks
-    reps = max(1, -(-args.min_checks // len(rows)))
-    t0 = time.perf_counter()
-    n = 0
-    for _ in range(reps):
-        for r in rows:
-            filt.check(r["caption"], r["question"], r["answer"])
-            n += 1
-    dt = time.perf_counter() - t0
-    cold = GroundingFilter(cfg)
-    t1 = time.perf_counter()
-    m = 0
-    for _ in range(max(1, reps // 4)):
-        for r in rows:
-            cap = cold.analyser.caption(r["caption"])  # no caption reuse at all
-            cold._check_facts(cap, r["question"], r["answer"], None)
-            m += 1
-    dt_cold = time.perf_counter() - t1
-    print(f"\nspeed: {n / dt:,.0f} QA checks/s ({n} checks, caption analysed once per run of "
-          f"same-caption items); {m / dt_cold:,.0f} checks/s re-analysing the caption every "
-          f"time ({m} checks); one core, single thread")
+    if args.judge:
+        judged, cost = run_judge(cfg, rows, verdicts, args.judge_base_url, args.judge_model,
+                                 args.judge_api_key, args.judge_cache, args.judge_concurrency)
+        print(f"\nwith the LLM judge ({args.judge_model or 'embedded model'}; {cost}):\n"
+              f"  lexical only: {summary_line(rows, verdicts)}\n"
+              f"  with judge:   {summary_line(rows, judged)}")
+
+    # Speed: one core, single thread. Each pass starts with empty text caches, so a repeated
+    # question only hits the cache within one pass over the set, as in a real dataset.
+    speed_record, n_rec, speed_new, n_new = measure_speed(cfg, rows, args.min_checks)
+    print(f"\nspeed (checks per CPU-second of one single-threaded process, median of 5 runs; "
+          f"text caches emptied before every pass over the set):\n"
+          f"  {speed_record:,.0f} QA checks/s with a new caption every 3-5 QA "
+          f"(check_record per caption group, duplicates check included; {n_rec} checks)\n"
+          f"  {speed_new:,.0f} QA checks/s with a new caption for every single QA "
+          f"({n_new} checks)")
+    au = auroc(h_scores, g_scores)
+    checks = [("AUROC >= 0.95", au >= 0.95),
+              ("hallucinated rejected >= 90%", tp / max(1, n_h) >= 0.90),
+              ("grounded rejected <= 10%", fp / max(1, n_g) <= 0.10),
+              (">= 5,000 checks/s (new caption every 3-5 QA)", speed_record >= 5000)]
+    where = "" if args.data == DEFAULT_DATA else " (set on the team's set, not this one)"
+    print(f"\ntargets (issue #5){where}: " + "; ".join(f"{name}: {'met' if ok else 'NOT met'}"
+                                              for name, ok in checks))
     return 0
 
 

@@ -87,3 +87,68 @@ def test_output_replaced_atomically(tmp_path):
     _write_jsonl(inp, [{"caption": CAP, "question": "Color?", "answer": "Red."}])
     audit_file(inp, out)
     assert len(_read(out)) == 1
+
+
+# ------------------------------------------------------------------ `vqa-gen check` (CLI)
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from vqa_gen.cli import app
+
+    return CliRunner().invoke(app, ["check", *args])
+
+
+def test_cli_check_jsonl(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_jsonl(inp, [
+        {"caption": CAP, "question": "What color is it?", "answer": "Red."},
+        {"caption": CAP, "question": "Papule", "answer": "Papule"},
+        {"caption": CAP, "question": "Where is it?", "answer": "On the right forearm."},
+    ])
+    res = _cli(str(inp), "--out", str(out))
+    assert res.exit_code == 0, res.output
+    got = _read(out)
+    assert [g["grounding"]["passed"] for g in got] == [True, False, False]
+    assert "33.3%" in res.output  # pass rate
+    assert "malformed_question" in res.output and "laterality_mismatch" in res.output
+    assert "lowest-scoring rows" in res.output
+
+
+def test_cli_check_csv_with_fields_and_filter_config(tmp_path):
+    inp, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    with inp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["legend", "q", "a", "rec"])
+        w.writerow([CAP, "Where is the lesion?", "Left forearm.", "r1"])
+        w.writerow([CAP, "Is it ulcerated?", "Yes.", "r1"])
+    cfg = tmp_path / "filter.json"
+    cfg.write_text(json.dumps({"threshold": 0.9}), encoding="utf-8")
+    res = _cli(str(inp), "--out", str(out), "--caption-field", "legend", "--question-field", "q",
+               "--answer-field", "a", "--record-field", "rec", "--strictness", "strict",
+               "--filter-config", str(cfg))
+    assert res.exit_code == 0, res.output
+    got = _read(out)
+    assert got[0]["grounding"]["passed"] is True and got[1]["grounding"]["passed"] is False
+    assert "negation_conflict" in res.output
+
+
+def test_cli_check_errors_are_one_line(tmp_path):
+    res = _cli(str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o.jsonl"))
+    assert res.exit_code != 0 and "no such file" in res.output
+    assert "Traceback" not in res.output and len(res.output.strip().splitlines()) == 1
+    inp = tmp_path / "in.jsonl"
+    _write_jsonl(inp, [{"caption": CAP, "question": "Q?", "answer": "A."}])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    res = _cli(str(inp), "--out", str(tmp_path / "o.jsonl"), "--filter-config", str(bad))
+    assert res.exit_code != 0 and "cannot read filter settings" in res.output
+    res = _cli(str(inp), "--out", str(tmp_path / "o.jsonl"), "--strictness", "extreme")
+    assert res.exit_code != 0 and "filter settings" in res.output
+
+
+def test_cli_check_reports_skipped_rows(tmp_path):
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_jsonl(inp, [{"caption": CAP, "question": "What color?", "answer": "Red."},
+                       "{broken"])
+    res = _cli(str(inp), "--out", str(out))
+    assert res.exit_code == 0 and "1 row(s) skipped" in res.output

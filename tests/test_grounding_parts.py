@@ -90,4 +90,4 @@ def test_acronyms_from_caption():
     an = Analyser()
     cap = an.caption("Optical coherence tomography; central retinal artery occlusion; "
                      "fine-needle aspiration.")
-    assert {"oct", "crao", "fna"} <= cap.acronyms
+    assert {"oct", "crao", "fna"} <= an.acronyms_of(cap)

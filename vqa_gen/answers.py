@@ -8,6 +8,7 @@ fences or surrounding prose, then validate with pydantic. Anything that still fa
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ class QAPair(BaseModel):
     question: str = Field(min_length=1)
     answer: str = Field(min_length=1)
     type: str = "other"
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Format-specific output fields (`options`/`answer_index` for multiple choice, the turns of a
+    conversation …), set by the format's parser and finaliser, never by the model."""
 
     @field_validator("question", "answer", mode="before")
     @classmethod
@@ -183,15 +187,34 @@ def parse_qa_pairs(text: str) -> list[QAPair]:
     return parsed.qa_pairs
 
 
+def _no_finalize(pairs: list[QAPair], rng: random.Random) -> list[QAPair]:
+    return pairs
+
+
 @dataclass(frozen=True)
 class OutputFormat:
-    """An answer format a template may declare: how to ask for it and how to read it."""
+    """An answer format a template may declare: how to ask for it and how to read it.
+
+    `finalize` runs after parsing with a random generator seeded from the record seed, so what
+    code randomises (the position of the correct multiple-choice option) is reproducible, also
+    when a run is refiltered from its stored replies. `key` is the reply's top-level JSON key.
+    """
 
     name: str
     schema: Callable[[int | None], dict[str, Any]]
     parse: Callable[[str], list[QAPair]]
+    finalize: Callable[[list[QAPair], random.Random], list[QAPair]] = _no_finalize
+    key: str = "qa_pairs"
+    description: str = ""
 
 
 OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    "qa_pairs": OutputFormat("qa_pairs", qa_pairs_schema, parse_qa_pairs),
+    "qa_pairs": OutputFormat("qa_pairs", qa_pairs_schema, parse_qa_pairs,
+                             description="open question-answer pairs"),
 }
+
+
+# -- more answer formats (see vqa_gen/formats.py) -------------------------------------------
+from . import formats as _formats  # noqa: E402  (registers yes_no, multiple_choice, …)
+
+_formats.register(OUTPUT_FORMATS)

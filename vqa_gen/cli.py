@@ -20,6 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True, highlight=False)
+ENDPOINT_DOWN_EXIT = 3
+"""Exit code of a run stopped by the circuit breaker (endpoint down; the folder is resumable)."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -88,7 +90,8 @@ class _Progress:
 
 def _summary_table(manifest: dict[str, Any], out_dir: Path) -> Table:
     c = manifest["counts"]
-    table = Table(title=f"vqa-gen run · {manifest['status']} · {out_dir}", show_header=False)
+    table = Table(title=f"run {manifest['status']}: {out_dir}", show_header=False,
+                  title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
     rows = [
@@ -161,7 +164,7 @@ def run(
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
     from .records import FieldMap
-    from .runner import EndpointSettings, Run, RunError, RunOptions
+    from .runner import EndpointDownError, EndpointSettings, Run, RunError, RunOptions
     from .templates import TemplateError
 
     options = RunOptions(
@@ -180,12 +183,19 @@ def run(
     )
     try:
         job = Run(options)
+        from .authoring import check_template_version
+
+        _warn(check_template_version(  # --no-cache: read the registry, never write it
+            job.template, out, registry=cache.parent / "template-versions.json" if cache
+            else None, record=not no_cache))
         with _Progress(limit, quiet) as progress:
             manifest = job.run(on_result=progress.update)
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted:[/] work so far is kept in {out}; run the same "
                       "command again to resume.")
         raise typer.Exit(130) from None
+    except EndpointDownError as err:
+        raise fail(str(err), ENDPOINT_DOWN_EXIT) from None
     except (RunError, TemplateError, EmbeddedModelError) as err:
         raise fail(str(err)) from None
     except OSError as err:
@@ -205,10 +215,409 @@ def templates() -> None:
     """List the available prompt templates."""
     from .templates import list_templates
 
-    table = Table("name", "version", "output", "description")
+    table = Table("version", "output", "modalities", "description")
+    table.columns.insert(0, Table("name").columns[0])
+    table.columns[0].no_wrap = table.columns[2].no_wrap = True
     for t in sorted(list_templates(), key=lambda t: t.name):
-        table.add_row(t.name, t.version, t.output, t.description)
+        table.add_row(t.name, t.version, t.output, ", ".join(t.modalities), t.description)
     Console().print(table)
+
+
+# -- the prompt author's loop: render, lint, try, refilter, diff, report ---------------------
+def _endpoint(base_url: str | None, api_key: str | None, model: str | None,
+              model_path: Path | None, timeout: float, max_retries: int, concurrency: int
+              ) -> Any:
+    from .runner import EndpointSettings
+
+    return EndpointSettings(base_url=base_url, api_key=api_key, model=model,
+                            model_path=str(model_path) if model_path else None, timeout=timeout,
+                            max_retries=max_retries, concurrency=concurrency)
+
+
+def _warn(warnings: list[str]) -> None:
+    for w in warnings:
+        console.print(f"[yellow]warning:[/] {w}", soft_wrap=True, markup=True)
+
+
+@app.command()
+def render(
+    input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
+    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    record: Annotated[list[str] | None, typer.Option(
+        help="Record id to render (repeatable; default: the first valid record).")] = None,
+    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
+    seed: Annotated[int, typer.Option(help="Run seed (the per-record seed is derived).")] = 0,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the request body as JSON.")
+                       ] = False,
+) -> None:
+    """Print the exact messages and parameters `run` would send for a record. No call is made."""
+    from rich.rule import Rule
+    from rich.text import Text
+
+    from .authoring import render_request, select_records
+    from .pipeline import GenerationSettings
+    from .templates import TemplateError, load_template
+
+    try:
+        t = load_template(template)
+        items = select_records(input, record_ids=record or (), n=None if record else 1)
+        settings = GenerationSettings(qa_per_caption=qa_per_caption, seed=seed,
+                                      temperature=temperature, max_tokens=max_tokens)
+        requests = [render_request(t, i.record, settings) for i in items if i.record]
+    except (TemplateError, ValueError, OSError) as err:
+        raise fail(str(err)) from None
+    if not requests:
+        raise fail(f"no valid record in {input}")
+    out = Console(highlight=False, soft_wrap=True)
+    for req in requests:
+        if as_json:
+            out.print_json(json.dumps(req.to_dict(), ensure_ascii=False))
+            continue
+        out.print(Rule(f"{t.name} {t.version} · record {req.record_id}"))
+        if req.skipped:
+            out.print(f"[yellow]skipped:[/] {req.skipped} (no call would be made)")
+            continue
+        for m in req.messages:
+            out.print(Rule(m["role"], style="dim", align="left"))
+            out.print(Text(m["content"]))
+        params = {k: v for k, v in req.params.items() if k != "response_format"}
+        out.print(Rule("parameters", style="dim", align="left"))
+        out.print(Text(json.dumps(params)))
+        if "response_format" in req.params:
+            out.print(Rule("response_format", style="dim", align="left"))
+            out.print(Text(json.dumps(req.params["response_format"], indent=2)))
+
+
+@app.command()
+def lint(
+    template: Annotated[str, typer.Argument(help="Template name or .j2 path.")],
+    input: Annotated[Path | None, typer.Option(
+        help="Records to render against (default: the bundled samples/captions.jsonl).")
+    ] = None,
+) -> None:
+    """Check a template: header, examples, undefined variables, the JSON instruction, wording
+    that leaks "the caption" into questions, rendering on sample records. Exit 1 on errors."""
+    from .authoring import lint_template
+
+    path = input or _samples_path()
+    if path is None or not path.is_file():
+        raise fail("no sample records found; pass --input FILE")
+    report = lint_template(template, path)
+    table = Table("level", "check", "message", title=f"lint {report.template}",
+                  title_justify="left")
+    for i in report.issues:
+        style = "red" if i.level == "error" else "yellow"
+        table.add_row(f"[{style}]{i.level}[/]", i.code, i.message)
+    out = Console(highlight=False)
+    if report.issues:
+        out.print(table)
+    out.print(f"{report.template}: {len(report.errors)} error(s), {len(report.warnings)} "
+              f"warning(s); rendered {report.rendered} record(s), skipped {report.skipped}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+def _samples_path() -> Path | None:
+    from .templates import builtin_prompt_dirs
+
+    for d in builtin_prompt_dirs():
+        for p in (d.parent / "samples" / "captions.jsonl", d / "samples" / "captions.jsonl"):
+            if p.is_file():
+                return p
+    return None
+
+
+def _verdict_cell(g: Any) -> str:
+    return (f"[green]kept[/] {g.score:.2f}" if g.passed else f"[red]rejected[/] {g.score:.2f}")
+
+
+def _reasons_cell(reasons: Any) -> str:
+    from rich.markup import escape
+
+    return "\n".join(f"[bold]{escape(r.code)}[/]" + escape(f" {r.detail}")
+                     + (escape(f" ({r.evidence})") if r.evidence else "") for r in reasons)
+
+
+@app.command("try")
+def try_(
+    input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
+    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Records to try.")] = 5,
+    record: Annotated[list[str] | None, typer.Option(help="Try these record ids instead.")
+                      ] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
+    model_path: Annotated[Path | None, typer.Option(help="GGUF for the embedded server.")
+                          ] = None,
+    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    seed: Annotated[int, typer.Option()] = 0,
+    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 8,
+    timeout: Annotated[float, typer.Option()] = 120.0,
+    max_retries: Annotated[int, typer.Option(min=0)] = 6,
+    strictness: Annotated[str | None, typer.Option(help="lenient, default or strict.")] = None,
+    filter_config: Annotated[Path | None, typer.Option(help="Filter settings JSON.")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Response cache file.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+) -> None:
+    """Generate and grade QA for a few records and show each QA with its verdict and reasons.
+    Uses the same endpoint flags as `run` and the response cache: unchanged prompts cost
+    nothing."""
+    from rich.markup import escape
+
+    from .authoring import try_template
+    from .embedded import EmbeddedModelError
+    from .pipeline import GenerationSettings
+    from .templates import TemplateError
+
+    try:
+        outcome = try_template(
+            input, template, n=n, record_ids=record or (),
+            settings=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
+                                        seed=seed, max_tokens=max_tokens),
+            filter=_load_filter_config(strictness, filter_config),
+            endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
+                               concurrency),
+            cache_path=cache, use_cache=not no_cache)
+    except (TemplateError, EmbeddedModelError, ValueError, OSError) as err:
+        raise fail(str(err)) from None
+    _warn(outcome.warnings)
+    out = Console(highlight=False)
+    kept = total = 0
+    for r in outcome.results:
+        title = f"{r.record_id or f'line {r.line}'}"
+        if r.record is not None:
+            title += f" · {r.record.modality or 'unknown'}"
+        if r.invalid is not None:
+            out.print(f"[red]{escape(title)}: invalid input[/] {escape(r.invalid.reason)}")
+            continue
+        if r.skipped:
+            out.print(f"[yellow]{escape(title)}: skipped[/] ({escape(r.skipped)})")
+            continue
+        if r.failure is not None:
+            out.print(f"[red]{escape(title)}: failed[/] {escape(r.failure.kind)}: "
+                      f"{escape(r.failure.message)}")
+            continue
+        table = Table(title=escape(title), caption=escape(r.record.caption),
+                      title_justify="left", show_lines=True)
+        table.add_column("#", no_wrap=True)
+        table.add_column("type", no_wrap=True)
+        table.add_column("question", ratio=3)
+        table.add_column("answer", ratio=3)
+        table.add_column("verdict", no_wrap=True)
+        table.add_column("reasons", ratio=3, overflow="fold")
+        for s in sorted(r.kept + r.rejected, key=lambda s: s.index):
+            total += 1
+            kept += s.grounding.passed
+            answer = escape(s.answer)
+            if s.extra.get("options"):
+                answer = "\n".join(
+                    ("[bold]" if i == s.extra["answer_index"] else "")
+                    + escape(f"{'ABCD'[i]}. {o}")
+                    + (" ✓[/]" if i == s.extra["answer_index"] else "")
+                    for i, o in enumerate(s.extra["options"]))
+            question = escape(s.question)
+            if s.extra.get("conversation"):
+                turns = s.extra["conversation"]
+                question = "\n".join(escape(f"{i + 1}. {t['question']}")
+                                     for i, t in enumerate(turns))
+                answer = "\n".join(
+                    escape(f"{i + 1}. {t['answer']}")
+                    + ("" if t["grounding"]["passed"] else " [red]✗[/]")
+                    for i, t in enumerate(turns))
+            table.add_row(str(s.index), escape(s.type), question, answer,
+                          _verdict_cell(s.grounding), _reasons_cell(s.grounding.reasons))
+        out.print(table)
+    rate = f" ({kept / total:.0%})" if total else ""
+    out.print(f"{outcome.template.name} {outcome.template.version} on {outcome.model}: kept "
+              f"{kept}/{total}{rate} · LLM calls {outcome.calls} · cache hits "
+              f"{outcome.cache_hits}")
+
+
+@app.command()
+def refilter(
+    out_dir: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
+    strictness: Annotated[str | None, typer.Option(
+        help="New grounding filter preset: lenient, default or strict.")] = None,
+    filter_config: Annotated[Path | None, typer.Option(
+        help="New filter settings (JSON). Without this and --strictness, the run's own "
+             "settings are re-applied (useful after a filter code change).")] = None,
+) -> None:
+    """Re-grade a finished run with (new) filter settings from its stored raw replies: zero LLM
+    calls. Rewrites its shards and manifest in place."""
+    from .refilter import RefilterError, refilter_run
+
+    config = None
+    if strictness is not None or filter_config is not None:
+        config = _load_filter_config(strictness, filter_config)
+    try:
+        summary = refilter_run(out_dir, config)
+    except RefilterError as err:
+        raise fail(str(err)) from None
+    b, a = summary.before, summary.after
+    table = Table("", "before", "after", title=f"refiltered {out_dir} (0 LLM calls)",
+                  title_justify="left")
+    for key in ("qa_generated", "qa_kept", "qa_rejected", "records_failed"):
+        table.add_row(key.replace("_", " "), str(b.get(key, "")), str(a.get(key, "")))
+    for c in (b, a):
+        if c.get("qa_generated"):
+            c["_rate"] = f"{c['qa_kept'] / c['qa_generated']:.1%}"
+    table.add_row("kept rate", b.get("_rate", "-"), a.get("_rate", "-"))
+    Console(highlight=False).print(table)
+    if summary.reparse_failures:
+        console.print(f"[yellow]{summary.reparse_failures} stored repl(ies) no longer parse[/]: "
+                      "those records now count as failed (see failed.jsonl)")
+
+
+@app.command()
+def diff(
+    dir_a: Annotated[Path, typer.Argument(help="The baseline run folder.")],
+    dir_b: Annotated[Path, typer.Argument(help="The run to compare with it.")],
+    examples: Annotated[int, typer.Option(min=0, help="Changed records to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full diff as JSON.")
+                       ] = False,
+) -> None:
+    """Compare two runs: kept rate, rejection reasons, QA types, and the records whose kept or
+    rejected QA changed, with examples."""
+    from rich.markup import escape
+
+    from .rundiff import diff_runs
+
+    try:
+        d = diff_runs(dir_a, dir_b)
+    except ValueError as err:
+        raise fail(str(err)) from None
+    s = d.summary()
+    out = Console(highlight=False)
+    if as_json:
+        out.print_json(json.dumps(s, ensure_ascii=False))
+        return
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1%}"
+
+    def delta(a: float, b: float) -> str:
+        return f"{b - a:+g}" if b != a else ""
+
+    t = Table("", "A", "B", "Δ", title=f"A = {dir_a}   B = {dir_b}", title_justify="left")
+    t.add_row("template", escape(" ".join(map(str, s["template"]))),
+              escape(" ".join(map(str, s["template_b"]))), "")
+    t.add_row("QA", str(s["qa"][0]), str(s["qa"][1]), delta(*s["qa"]))
+    t.add_row("kept", str(s["kept"][0]), str(s["kept"][1]), delta(*s["kept"]))
+    ka, kb = s["kept_rate"]
+    t.add_row("kept rate", pct(ka), pct(kb),
+              f"{(kb - ka) * 100:+.1f} pts" if ka is not None and kb is not None else "")
+    out.print(t)
+    if s["reasons"]:
+        t = Table("reason", "A", "B", "Δ", title="rejected QA by reason", title_justify="left")
+        for code, (a, b) in s["reasons"].items():
+            t.add_row(code, str(a), str(b), delta(a, b))
+        out.print(t)
+    t = Table("type", "A kept/all", "B kept/all", title="QA types", title_justify="left")
+    for name, v in s["types"].items():
+        t.add_row(escape(name), f"{v['kept_a']}/{v['a']}", f"{v['kept_b']}/{v['b']}")
+    out.print(t)
+    out.print(f"records whose kept/rejected QA changed: {s['records_changed']} of "
+              f"{s['records_compared']}")
+    for change in d.changes[:examples]:
+        t = Table("", "question", "answer", "B verdict", title=escape(change.record_id),
+                  title_justify="left", show_lines=True)
+        for row in change.newly_kept[:3]:
+            t.add_row("[green]+ kept[/]", escape(row["question"]), escape(row["answer"]), "")
+        for row in change.no_longer_kept[:3]:
+            reasons = ", ".join(r["code"] for r in row.get("grounding", {}).get("reasons", []))
+            t.add_row("[red]- kept[/]", escape(row["question"]), escape(row["answer"]),
+                      escape(reasons or "(not generated in B)"))
+        if change.only_a or change.only_b:
+            t.add_row("", f"[dim]{change.only_a} QA only in A, {change.only_b} only in B[/]", "",
+                      "")
+        out.print(t)
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A run's output folder.")],
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Where to write the HTML (default: DIR/report.html).")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (counts, charts, rejection reasons,
+    examples per modality) that opens in any browser."""
+    from .report import write_report
+
+    try:
+        path = write_report(out_dir, output)
+    except (ValueError, OSError) as err:
+        raise fail(str(err)) from None
+    Console(highlight=False, soft_wrap=True).print(f"report written to {path}")
+
+
+@app.command()
+def check(
+    input: Annotated[Path, typer.Argument(help="QA file to audit: .jsonl or .csv, one QA pair "
+                                               "per row with its caption.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL: every input row plus "
+                                                          "a `grounding` verdict.")],
+    caption_field: Annotated[str, typer.Option(help="Field holding the caption.")] = "caption",
+    question_field: Annotated[str, typer.Option(help="Field holding the question.")
+                              ] = "question",
+    answer_field: Annotated[str, typer.Option(help="Field holding the answer.")] = "answer",
+    record_field: Annotated[str | None, typer.Option(
+        help="Field grouping rows into records for the duplicate-question check (default: "
+             "consecutive rows with the same caption).")] = None,
+    strictness: Annotated[str | None, typer.Option(
+        help="Grounding filter preset: lenient, default or strict.")] = None,
+    filter_config: Annotated[Path | None, typer.Option(
+        help="JSON file with grounding filter settings.")] = None,
+) -> None:
+    """Audit any existing VQA dataset with the caption-grounding filter (no LLM calls)."""
+    from .audit import audit_file
+
+    if not input.is_file():
+        raise fail(f"{input}: no such file")
+    cfg = _load_filter_config(strictness, filter_config)
+    try:
+        summary = audit_file(input, out, caption_field=caption_field,
+                             question_field=question_field, answer_field=answer_field,
+                             config=cfg, record_field=record_field)
+    except OSError as err:
+        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                   ) from None
+    _print_audit(summary, out)
+
+
+def _print_audit(summary: Any, out: Path) -> None:
+    """Pass rate, reasons by count and the worst rows of a `check` run."""
+    show = Console(highlight=False)
+    table = Table(title=f"vqa-gen check · {out}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("count", justify="right")
+    for name, value in (("rows", summary.rows), ("checked", summary.checked),
+                        ("passed", summary.passed), ("failed", summary.failed),
+                        ("skipped", summary.skipped)):
+        table.add_row(name, f"{value:,}")
+    if summary.checked:
+        table.add_row("pass rate", f"{summary.passed / summary.checked:.1%}")
+    show.print(table)
+    if summary.reason_counts:
+        reasons = Table("reason", "QA pairs", title="reasons by count")
+        for code, n in summary.reason_counts.most_common():
+            reasons.add_row(code, f"{n:,}")
+        show.print(reasons)
+    if summary.worst:
+        worst = Table("line", "score", "reasons", "question", "answer",
+                      title="lowest-scoring rows")
+        for w in summary.worst:
+            worst.add_row(str(w["line"]), f"{w['score']:.2f}", ", ".join(w["codes"]),
+                          w["question"][:60], w["answer"][:60])
+        show.print(worst)
+    if summary.skipped:
+        console.print(f"[yellow]{summary.skipped} row(s) skipped[/]: "
+                      + "; ".join(summary.reasons[:3])
+                      + (" ..." if summary.skipped > 3 else ""), soft_wrap=True)
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ class LLMError(Exception):
         self.status = status
         self.retryable = retryable
         self.retry_after = retry_after
+        #: How many HTTP attempts were made before giving up (set by ChatClient.complete).
+        self.attempts = 0
 
     def __str__(self) -> str:
         prefix = f"HTTP {self.status} " if self.status else ""
@@ -271,15 +273,19 @@ class ChatClient:
             self.retries += 1
 
         async with self._semaphore:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.config.max_retries + 1),
-                wait=self._wait,
-                retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable),
-                before_sleep=_count,
-                reraise=True,
-            ):
-                with attempt:
-                    attempts += 1
-                    result = await self._post_once(payload)
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.config.max_retries + 1),
+                    wait=self._wait,
+                    retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable),
+                    before_sleep=_count,
+                    reraise=True,
+                ):
+                    with attempt:
+                        attempts += 1
+                        result = await self._post_once(payload)
+            except LLMError as err:
+                err.attempts = attempts
+                raise
             result.attempts = attempts
             return result

@@ -172,6 +172,9 @@ class Counts:
     reasks: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
+    records_skipped: int = 0
+    """Done records the template's `when` condition excluded (zero QA, no call); part of
+    records_done."""
 
     def to_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
@@ -203,11 +206,27 @@ def _read_jsonl_lenient(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 
 def _filter_jsonl(path: Path, keep: Any) -> int:
-    """Rewrite `path` atomically keeping the whole lines whose object satisfies `keep`."""
-    rows, _ = _read_jsonl_lenient(path)
-    kept = [r for r in rows if keep(r)]
-    atomic_write_bytes(path, b"".join(dumps_line(r) for r in kept))
-    return len(kept)
+    """Rewrite `path` atomically keeping the whole lines whose object satisfies `keep`, line by
+    line (a run's raw-reply log can be far larger than memory). A torn last line is dropped."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    kept = 0
+    with tmp.open("wb") as out:
+        if path.exists():
+            with path.open("rb") as fh:
+                for raw in fh:
+                    if not raw.endswith(b"\n"):
+                        break
+                    try:
+                        row = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        break
+                    if keep(row):
+                        out.write(raw)
+                        kept += 1
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+    return kept
 
 
 class RunWriter:
@@ -228,6 +247,8 @@ class RunWriter:
         self.counts = Counts()
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         self.committed_lines: set[int] = set()
+        self.retry_lines: set[int] = set()
+        """Input lines of records that failed before and are retried (`--retry-failed`)."""
         self._progress: IO[bytes] | None = None
         self._since_flush = 0
 
@@ -248,6 +269,7 @@ class RunWriter:
         progress_path = self.state_dir / PROGRESS_FILE
         entries, _ = _read_jsonl_lenient(progress_path)
         if retry_failed:
+            self.retry_lines = {int(e["line"]) for e in entries if e.get("status") == "failed"}
             entries = [e for e in entries if e.get("status") != "failed"]
         atomic_write_bytes(progress_path, b"".join(dumps_line(e) for e in entries))
         for e in entries:
@@ -293,6 +315,8 @@ class RunWriter:
             c.records_failed += 1
         else:
             c.records_done += 1
+            if e.get("skipped"):
+                c.records_skipped += 1
         c.qa_kept += e.get("kept", 0)
         c.qa_rejected += e.get("rejected", 0)
         c.qa_generated += e.get("kept", 0) + e.get("rejected", 0)
@@ -327,6 +351,8 @@ class RunWriter:
                  "cache_hits": result.cache_hits,
                  "cache_misses": result.cache_misses,
                  "usage": [u.prompt_tokens, u.completion_tokens, u.total_tokens]}
+        if getattr(result, "skipped", None):
+            entry["skipped"] = result.skipped
         self._progress.write(dumps_line(entry))
         self._progress.flush()
         self._count(entry)

@@ -8,6 +8,7 @@ call the same thing. Writing output is somebody else's job: this module only ret
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -15,7 +16,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from .answers import AnswerFormatError, QAPair, response_format_for
-from .grounding import FilterConfig, GroundingFilter, Verdict
+from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
 from .llm import Completion, LLMError, Usage
 from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
@@ -55,12 +56,14 @@ class QASample:
     model: str
     grounding: Verdict
     index: int
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Format-specific fields (`options`, `answer_index`, `conversation`, …; see formats.py)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "record_id": self.record_id, "image": self.image,
                 "modality": self.modality, "question": self.question, "answer": self.answer,
                 "type": self.type, "template": self.template, "model": self.model,
-                "grounding": self.grounding.to_dict()}
+                **self.extra, "grounding": self.grounding.to_dict()}
 
 
 @dataclass(slots=True)
@@ -91,6 +94,8 @@ class RecordResult:
     cache_hits: int = 0
     cache_misses: int = 0
     raw_responses: list[str] = field(default_factory=list)
+    skipped: str | None = None
+    """Why the template does not apply to this record (done, with zero QA and no call)."""
 
     @property
     def status(self) -> Status:
@@ -129,14 +134,21 @@ class GenerationContext:
     grounding: GroundingFilter
     model: str
     cache: CompletionCache | None = None
+    refresh_cache: bool = False
+    """Read no cached reply (new replies are still stored): for records retried with
+    `--retry-failed`, whose cached replies are the ones that failed."""
+    judge: GroundingJudge | None = None
+    """The optional LLM judge (`FilterConfig.judge`), asked about every lexically kept pair."""
 
     @classmethod
     def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
               model: str, filter_config: FilterConfig | None = None,
               cache: CompletionCache | None = None) -> GenerationContext:
+        cfg = filter_config or FilterConfig()
+        judge = (GroundingJudge(client, model=model, cache=cache, config=cfg) if cfg.judge
+                 else None)
         return cls(template=template, settings=settings, client=client,
-                   grounding=GroundingFilter(filter_config or FilterConfig()), model=model,
-                   cache=cache)
+                   grounding=GroundingFilter(cfg), model=model, cache=cache, judge=judge)
 
 
 def record_seed(seed: int, record_id: str) -> int:
@@ -189,7 +201,7 @@ def _reask_message(err: AnswerFormatError, finish_reason: str | None) -> str:
 async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
                     params: dict[str, Any], result: RecordResult) -> Completion:
     key = cache_key(ctx.model, messages, params) if ctx.cache is not None else ""
-    if ctx.cache is not None:
+    if ctx.cache is not None and not ctx.refresh_cache:
         hit = ctx.cache.get(key)
         if hit is not None:
             result.cache_hits += 1
@@ -204,6 +216,20 @@ async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
     return completion
 
 
+_REFUSAL_RE = re.compile(
+    r"\b(?:I(?:'|’)?m sorry|I am sorry|I apologi[sz]e|"
+    r"I (?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|am (?:not able|unable)|"
+    r"(?:'|’)m (?:not able|unable)) (?:to )?"
+    r"(?:help|assist|comply|provide|do|answer|create|generate|write|fulfil|fulfill)|"
+    r"as an AI\b|I must decline|against (?:my|the) (?:guidelines|policy|policies))", re.I)
+
+
+def looks_like_refusal(text: str) -> bool:
+    """A reply that declines the task instead of answering (checked once the re-asks ran out,
+    so such a record fails with kind `refusal` rather than `invalid_json`)."""
+    return bool(_REFUSAL_RE.search(text[:2000]))
+
+
 def _unique_pairs(pairs: list[QAPair]) -> list[QAPair]:
     seen: set[tuple[str, str]] = set()
     out = []
@@ -215,24 +241,84 @@ def _unique_pairs(pairs: list[QAPair]) -> list[QAPair]:
     return out
 
 
+DESCRIPTION_GROUNDING_QUESTION = "What does the image show?"
+
+
+def _combine_turns(ctx: GenerationContext, verdicts: list[Verdict]) -> Verdict:
+    """One verdict for a conversation: every turn's reasons (prefixed with the turn), passed
+    only if every turn passed, score the lowest turn score."""
+    reasons = tuple(Reason(code=r.code, check=r.check, detail=f"turn {i + 1}: {r.detail}",
+                           penalty=r.penalty, evidence=r.evidence)
+                    for i, v in enumerate(verdicts) for r in v.reasons)
+    return Verdict(score=min((v.score for v in verdicts), default=1.0),
+                   passed=all(v.passed for v in verdicts), reasons=reasons)
+
+
 def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationContext
                 ) -> tuple[list[QASample], list[QASample]]:
-    """Ground every pair against the caption (and meta) and split into kept and rejected."""
+    """Ground every pair against the caption (and meta) and split into kept and rejected.
+
+    What is grounded follows the answer format: the (question, answer) of a pair (for multiple
+    choice the answer is the correct option's text), every turn of a conversation."""
     pairs = _unique_pairs(pairs)
-    verdicts = ctx.grounding.check_record(
-        record.caption, [(p.question, p.answer) for p in pairs], meta=record.meta or None,
-        qa_types=[p.type for p in pairs],
+    units: list[tuple[int, str, str, str]] = []  # (pair index, question, answer, type)
+    for i, p in enumerate(pairs):
+        turns = p.extra.get("conversation")
+        if turns:
+            units.extend((i, t["question"], t["answer"], p.type) for t in turns)
+        elif ctx.template.output == "description":
+            # the instruction is ours, not the model's: ground the description alone
+            units.append((i, DESCRIPTION_GROUNDING_QUESTION, p.answer, p.type))
+        else:
+            units.append((i, p.question, p.answer, p.type))
+    unit_verdicts = ctx.grounding.check_record(
+        record.caption, [(q, a) for _, q, a, _ in units], meta=record.meta or None,
+        qa_types=[t for *_, t in units],
     )
+    per_pair: list[list[Verdict]] = [[] for _ in pairs]
+    for (i, *_), v in zip(units, unit_verdicts, strict=True):
+        per_pair[i].append(v)
     kept: list[QASample] = []
     rejected: list[QASample] = []
     name = ctx.template.name
-    for index, (pair, verdict) in enumerate(zip(pairs, verdicts, strict=False)):
+    for index, (pair, verdicts) in enumerate(zip(pairs, per_pair, strict=True)):
+        extra = dict(pair.extra)
+        if extra.get("conversation"):
+            extra["conversation"] = [{**t, "grounding": v.to_dict()}
+                                     for t, v in zip(extra["conversation"], verdicts,
+                                                     strict=True)]
+            verdict = _combine_turns(ctx, verdicts)
+        else:
+            verdict = verdicts[0]
         sample = QASample(id=qa_id(record.id, name, index), record_id=record.id,
                           image=record.image, modality=record.modality,
                           question=pair.question, answer=pair.answer, type=pair.type,
-                          template=name, model=ctx.model, grounding=verdict, index=index)
+                          template=name, model=ctx.model, grounding=verdict, index=index,
+                          extra=extra)
         (kept if verdict.passed else rejected).append(sample)
     return kept, rejected
+
+
+async def apply_llm_judge(record: CaptionRecord, result: RecordResult,
+                          ctx: GenerationContext) -> None:
+    """Ask the optional LLM judge about the kept pairs; those it flags below threshold (or with
+    a blocking code) move to `rejected`. Calls, cache use and tokens count in `result`."""
+    assert ctx.judge is not None
+    kept = result.kept
+    verdicts, stats = await ctx.judge.judge_record(
+        ctx.grounding, record.caption, [(s.question, s.answer) for s in kept],
+        [s.grounding for s in kept])
+    result.calls += stats.calls
+    result.cache_hits += stats.cache_hits
+    result.cache_misses += stats.cache_misses
+    for completion in stats.completions:
+        result.usage.add(completion.usage)
+    still: list[QASample] = []
+    for sample, verdict in zip(kept, verdicts, strict=True):
+        sample.grounding = verdict
+        (still if verdict.passed else result.rejected).append(sample)
+    result.kept = still
+    result.rejected.sort(key=lambda s: s.index)
 
 
 async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResult:
@@ -243,6 +329,9 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
     record = item.record
     result = RecordResult(line=item.line, record=record)
     try:
+        result.skipped = ctx.template.skip_reason(record, **template_vars(ctx))
+        if result.skipped is not None:
+            return result
         messages = ctx.template.render(record, **template_vars(ctx))
     except ValueError as err:
         result.failure = Failure("template_error", str(err))
@@ -253,11 +342,13 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
         try:
             completion = await _complete(ctx, messages, params, result)
         except LLMError as err:
+            result.calls += err.attempts
             result.failure = Failure(err.kind, str(err), attempts=result.calls)
             return result
         result.raw_responses.append(completion.content)
         try:
-            pairs = ctx.template.parse(completion.content)
+            pairs = ctx.template.finalize(ctx.template.parse(completion.content),
+                                          record_seed(ctx.settings.seed, record.id))
         except AnswerFormatError as err:
             last_error = err
             if attempt == ctx.settings.max_reasks:
@@ -268,9 +359,17 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
             continue
         result.kept, result.rejected = judge_pairs(record, pairs, ctx)
+        if ctx.judge is not None and result.kept:
+            try:
+                await apply_llm_judge(record, result, ctx)
+            except LLMError as err:
+                result.kept, result.rejected = [], []
+                result.failure = Failure(err.kind, f"LLM judge: {err}", attempts=result.calls)
         return result
     assert last_error is not None
     kind = "truncated" if completion.finish_reason == "length" else last_error.code
+    if kind in ("invalid_json", "empty_reply") and looks_like_refusal(completion.content):
+        kind = "refusal"
     result.failure = Failure(
         kind, f"no usable answer after {ctx.settings.max_reasks + 1} tries: {last_error.reason}",
         attempts=result.calls)

@@ -8,9 +8,12 @@ output folder and its resume state, the manifest, and interruption.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,7 +29,13 @@ from .grounding import FilterConfig
 from .llm import ChatClient, ClientConfig, resolve_client_config
 from .ordered import ordered_map
 from .output import MANIFEST, STATE_DIR, RunWriter, atomic_write_json
-from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
+from .pipeline import (
+    Failure,
+    GenerationContext,
+    GenerationSettings,
+    RecordResult,
+    process_record,
+)
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .templates import load_template
 
@@ -36,6 +45,40 @@ STATE_FILE = "state.json"
 class RunError(RuntimeError):
     """The run itself cannot proceed (bad flags, unusable output folder, endpoint down for
     good). The message is meant for the user, one line."""
+
+
+class EndpointDownError(RunError):
+    """The circuit breaker tripped: the endpoint failed every call of several records in a row
+    (after their retries). Everything committed so far is kept and the folder is resumable; the
+    CLI exits with code 3."""
+
+
+ENDPOINT_DOWN_KINDS = frozenset({"connection", "timeout", "server_error", "rate_limit", "auth",
+                                 "not_found"})
+"""Failure kinds that say nothing about the record and everything about the endpoint."""
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+
+
+@dataclass(slots=True)
+class CircuitBreaker:
+    """Counts records in a row (in input order) that failed with an endpoint-level kind after
+    their retries; any record the endpoint answered resets it. `threshold` 0 disables it."""
+
+    threshold: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    consecutive: int = 0
+    last: Failure | None = None
+
+    def observe(self, result: RecordResult) -> bool:
+        """Account for one committed result; True when the breaker trips."""
+        failure = result.failure
+        if failure is not None and failure.kind in ENDPOINT_DOWN_KINDS:
+            self.consecutive += 1
+            self.last = failure
+        elif result.calls > 0:
+            # the endpoint answered; records that made no call (invalid, skipped, served from
+            # the cache) say nothing about it either way
+            self.consecutive = 0
+        return 0 < self.threshold <= self.consecutive
 
 
 @dataclass(slots=True)
@@ -76,6 +119,9 @@ class RunOptions:
     retry_failed: bool = False
     cache_path: Path | None = None
     use_cache: bool = True
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    """Circuit breaker: stop the run when this many records in a row fail with connection,
+    timeout, 5xx, rate-limit, auth or not-found errors after their retries (0: never)."""
 
 
 ProgressCallback = Callable[[RecordResult, RunWriter], None]
@@ -113,6 +159,7 @@ class Run:
         self.model = options.endpoint.model or ""
         self.client_calls = 0
         self.client_retries = 0
+        self.error: str | None = None
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -160,6 +207,9 @@ class Run:
 
     def _clear_out_dir(self) -> None:
         out = self.options.out_dir
+        # the run's identity goes first: a kill while clearing must not leave a folder that
+        # looks resumable but still holds shards of the old run
+        (out / STATE_DIR / STATE_FILE).unlink(missing_ok=True)
         for p in out.iterdir():
             if p.name == STATE_DIR:
                 for q in p.iterdir():
@@ -187,6 +237,7 @@ class Run:
             "usage": dict(self.writer.usage),
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
+            "error": self.error,
             "started_at": self.started_at,
             "ended_at": _utc_now() if self.status != "running" else None,
         }
@@ -195,18 +246,33 @@ class Run:
         atomic_write_json(self.options.out_dir / MANIFEST, self.manifest())
 
     # -- running -----------------------------------------------------------------------------
+    def _endpoint_down_message(self, breaker: CircuitBreaker) -> str:
+        last = breaker.last.message if breaker.last else "unknown error"
+        c = self.writer.counts
+        return (f"the endpoint looks down: {breaker.consecutive} records in a row failed after "
+                f"their retries (last: {last}); stopped. The {c.records_done} records done so "
+                f"far are kept in {self.options.out_dir}; when the endpoint is back, run the "
+                "same command with --retry-failed to resume")
+
     async def _run_with_client(self, client_config: ClientConfig,
                                on_result: ProgressCallback | None) -> None:
         o = self.options
         cache = None
         if o.use_cache:
-            from .cache import open_cache
+            from .cache import default_cache_path, open_cache
 
-            cache = open_cache(o.cache_path)
+            try:
+                cache = open_cache(o.cache_path)
+            except (sqlite3.Error, OSError) as err:
+                raise RunError(f"response cache {o.cache_path or default_cache_path()} is not "
+                               f"usable ({err}); pass --cache FILE or --no-cache") from None
+        breaker = CircuitBreaker(o.max_consecutive_failures)
         try:
             async with ChatClient(client_config) as client:
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache)
+                retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
+                retry_lines = self.writer.retry_lines
                 items = read_records(o.input, fields=o.fields,
                                      max_caption_chars=o.max_caption_chars)
                 skip = self.writer.committed_lines
@@ -224,18 +290,23 @@ class Run:
                         yield item
 
                 async def work(item):
-                    return await process_record(item, ctx)
+                    # a retried record must not be served the cached replies that failed
+                    return await process_record(item,
+                                                retry_ctx if item.line in retry_lines else ctx)
 
                 last_manifest = time.monotonic()
-                async for result in ordered_map(work, todo(),
-                                                concurrency=client_config.concurrency):
-                    self.writer.commit(result)
-                    if on_result is not None:
-                        on_result(result, self.writer)
-                    now = time.monotonic()
-                    if now - last_manifest > 10:
-                        self.write_manifest()
-                        last_manifest = now
+                results = ordered_map(work, todo(), concurrency=client_config.concurrency)
+                async with contextlib.aclosing(results):
+                    async for result in results:
+                        self.writer.commit(result)
+                        if on_result is not None:
+                            on_result(result, self.writer)
+                        if breaker.observe(result):
+                            raise EndpointDownError(self._endpoint_down_message(breaker))
+                        now = time.monotonic()
+                        if now - last_manifest > 10:
+                            self.write_manifest()
+                            last_manifest = now
                 self.client_calls = client.calls
                 self.client_retries = client.retries
         finally:
@@ -273,8 +344,14 @@ class Run:
             self.status = "interrupted"
             self.writer.close()
             raise
-        except BaseException:
+        except EndpointDownError as err:
+            self.status = "endpoint_down"
+            self.error = str(err)
+            self.writer.close()
+            raise
+        except BaseException as err:
             self.status = "failed"
+            self.error = str(err).splitlines()[0][:500] if str(err) else type(err).__name__
             self.writer.close()
             raise
         finally:

@@ -7,11 +7,22 @@ A template file looks like::
     version = "1.0"
     description = "..."
     output = "qa_pairs"            # answer format, see vqa_gen.answers.OUTPUT_FORMATS
+    modalities = ["clinical", "dermoscopic", "pathology", "other"]   # what it suits
+    qa_types = ["diagnosis", "morphology"]                            # what it asks for
+    when = "demographics.age or demographics.sex"   # optional: records failing it are skipped
+    skip_reason = "the caption states neither age nor sex"
     [defaults]
     qa_per_caption = 5
+    [[examples.clinical]]          # optional few-shot examples, picked by the record's modality
+    caption = "..."                # (`examples.any` for every modality)
+    reply = '''{"qa_pairs": [...]}'''
     ---#}
     {% block system %}...{% endblock %}
-    {% block user %}...{% endblock %}
+    {% block user %}...{{ common.few_shot(examples) }}...{% endblock %}
+
+Variables a template sees: `caption`, `modality`, `meta`, `image`, `id`, `record`, `examples`
+(the few-shot examples for the record's modality), `demographics` (`age`, `sex` as stated by the
+caption or meta, else None) and the `[defaults]` / run parameters (`qa_per_caption`).
 
 The header is a Jinja comment, so the file stays a valid template. Captions reach the template
 as variables only: Jinja never evaluates the text of a variable, so ``{{ ... }}`` inside a caption
@@ -21,6 +32,7 @@ is printed, not run.
 from __future__ import annotations
 
 import hashlib
+import random
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -28,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
-from .answers import OUTPUT_FORMATS
+from .answers import OUTPUT_FORMATS, QAPair
 from .records import CaptionRecord
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
@@ -61,6 +74,64 @@ class Template:
     header: dict[str, Any]
     defaults: dict[str, Any] = field(default_factory=dict)
     _jinja: jinja2.Template | None = field(default=None, repr=False, compare=False)
+    _when: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def modalities(self) -> list[str]:
+        return [str(m) for m in self.header.get("modalities", [])]
+
+    @property
+    def qa_types(self) -> list[str]:
+        return [str(t) for t in self.header.get("qa_types", [])]
+
+    def examples_for(self, modality: str | None) -> list[dict[str, str]]:
+        """The few-shot examples for a modality (`[[examples.<modality>]]`, else
+        `[[examples.any]]`), each with `caption` and `reply` (a JSON string)."""
+        table = self.header.get("examples") or {}
+        chosen = table.get(modality or "other") or table.get("any") or []
+        out = []
+        for ex in chosen:
+            reply = ex.get("reply", "")
+            if not isinstance(reply, str):
+                import json
+
+                reply = json.dumps(reply, ensure_ascii=False)
+            out.append({"caption": str(ex.get("caption", "")), "reply": reply.strip()})
+        return out
+
+    def variables(self, record: CaptionRecord, **params: Any) -> dict[str, Any]:
+        """Everything the template sees when rendered for `record`."""
+        variables = {**self.defaults, **params}
+        variables.update(
+            record=record,
+            id=record.id,
+            caption=record.caption,
+            modality=record.modality or "unknown",
+            meta=record.meta,
+            image=record.image,
+            examples=self.examples_for(record.modality),
+            demographics=demographics(record),
+        )
+        return variables
+
+    def skip_reason(self, record: CaptionRecord, **params: Any) -> str | None:
+        """Why this template produces nothing for `record` (its `when` condition is false), or
+        None when it applies."""
+        if self._when is None:
+            return None
+        try:
+            ok = self._when(**self.variables(record, **params))
+        except jinja2.UndefinedError as err:
+            raise TemplateError(f"template {self.name!r}: 'when' uses an undefined variable "
+                                f"({err})") from None
+        if ok:
+            return None
+        return str(self.header.get("skip_reason") or f"condition not met: {self.header['when']}")
+
+    def finalize(self, pairs: list[QAPair], seed: int) -> list[QAPair]:
+        """Format-specific work done in code after parsing (e.g. shuffling multiple-choice
+        options), deterministic for a given record seed."""
+        return OUTPUT_FORMATS[self.output].finalize(pairs, random.Random(seed))
 
     def schema(self, n: int | None = None) -> dict[str, Any]:
         """JSON schema of this template's declared answer format, for `n` items if given."""
@@ -79,15 +150,7 @@ class Template:
         """The chat messages for one record: a system message (if the template has one) and a
         user message."""
         assert self._jinja is not None
-        variables = {**self.defaults, **params}
-        variables.update(
-            record=record,
-            id=record.id,
-            caption=record.caption,
-            modality=record.modality or "unknown",
-            meta=record.meta,
-            image=record.image,
-        )
+        variables = self.variables(record, **params)
         try:
             ctx = self._jinja.new_context(variables)
             # Run the top level once so `{% import %}` and `{% set %}` outside blocks are seen
@@ -172,17 +235,42 @@ def _load_cached(path: Path, mtime_ns: int, extra_dirs: tuple[Path, ...]) -> Tem
         )
     if "user" not in compiled.blocks:
         raise TemplateError(f"{path}: template has no {{% block user %}}")
+    when = None
+    if header.get("when"):
+        try:
+            when = env.compile_expression(str(header["when"]))
+        except jinja2.TemplateSyntaxError as err:
+            raise TemplateError(f"{path}: header 'when' is not a valid expression: "
+                                f"{err.message}") from None
     return Template(
         name=str(header.get("name", path.stem)),
         version=str(header.get("version", "0")),
         description=str(header.get("description", "")),
         output=output,
         path=path,
-        content_hash=hashlib.sha256(source.encode()).hexdigest()[:16],
+        content_hash=_content_hash(source, env, (path.parent, *extra_dirs)),
         header=header,
         defaults=dict(header.get("defaults", {})),
         _jinja=compiled,
+        _when=when,
     )
+
+
+def _content_hash(source: str, env: jinja2.Environment, dirs: tuple[Path, ...]) -> str:
+    """Hash of the template and of the files it imports or includes (one level deep, which is
+    how `_common.j2` is used), so editing a shared macro changes every user's hash."""
+    h = hashlib.sha256(source.encode())
+    try:
+        names = sorted(n for n in jinja2.meta.find_referenced_templates(env.parse(source)) if n)
+    except jinja2.TemplateSyntaxError:
+        names = []
+    for name in names:
+        for d in dirs:
+            f = d / name
+            if f.is_file():
+                h.update(b"\x00" + name.encode() + b"\x00" + f.read_bytes())
+                break
+    return h.hexdigest()[:16]
 
 
 def load_template(name_or_path: str | Path, search_dirs: list[Path] | None = None) -> Template:
@@ -205,3 +293,35 @@ def list_templates(search_dirs: list[Path] | None = None) -> list[Template]:
                     continue
                 found.setdefault(t.name, t)
     return list(found.values())
+
+
+_SEX_NAMES = {"m": "male", "f": "female"}
+_META_SEX = {"m": "male", "male": "male", "man": "male", "boy": "male", "f": "female",
+             "female": "female", "woman": "female", "girl": "female"}
+
+
+def demographics(record: CaptionRecord) -> dict[str, str | None]:
+    """Age and sex as the caption (or the record's meta) states them, else None: what a
+    demographics template may ask about. Uses the grounding filter's own analyser, so what counts
+    as stated here is what the filter will accept."""
+    from .grounding.analysis import Analyser
+
+    global _ANALYSER
+    if _ANALYSER is None:
+        _ANALYSER = Analyser()
+    facts = _ANALYSER.caption(record.caption, None).facts
+    meta = {str(k).lower(): v for k, v in (record.meta or {}).items()}
+    age: str | None = None
+    if facts.age_ranges:
+        age = facts.age_ranges[0][2]
+    elif meta.get("age") not in (None, ""):
+        age = f"{meta['age']}-year-old"
+    sex: str | None = None
+    if len(facts.sex_nouns) == 1:
+        sex = _SEX_NAMES.get(next(iter(facts.sex_nouns)))
+    elif isinstance(meta.get("sex"), str):
+        sex = _META_SEX.get(meta["sex"].strip().lower())
+    return {"age": age, "sex": sex}
+
+
+_ANALYSER: Any = None

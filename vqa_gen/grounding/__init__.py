@@ -9,7 +9,11 @@ does not support loses score. Usage::
     v.score, v.passed, v.to_dict()
 
 Checks (each a small class in ``checks/``; enable/weight/params per check in `FilterConfig`):
-empty, leakage, content, numbers, demographics, negation, answerability, duplicates.
+empty, form, leakage, content, numbers, demographics, negation, answerability,
+duplicates; plus the optional LLM judge (`judge.py`, off by default).
+
+Speed: the caption is analysed once per record (`check_record`); question and answer analyses
+are cached by text (bounded, `Analyser.clear_cache`), and word-level results are memoised.
 
 Score = product of (1 - penalty) over all reasons; passed = score >= threshold and no blocking
 code (blocking codes depend on the preset; see `config.PRESETS`).
@@ -21,11 +25,14 @@ from __future__ import annotations
 
 from .config import CHECK_NAMES, CheckSettings, FilterConfig
 from .filter import GroundingFilter
+from .judge import GroundingJudge
 from .verdict import Reason, Verdict
 
 CODES: dict[str, str] = {
     "empty_answer": "answer has no words (blocking)",
     "empty_question": "question has no words (blocking)",
+    "malformed_question": "question is not a question (no '?' nor question word / instruction) "
+                          "or repeats the answer (blocking)",
     "text_leakage": "question/answer refers to the caption, text, legend or a figure (blocking)",
     "refusal": "answer refuses or says it cannot tell (blocking)",
     "unsupported_content": "answer words (or question terms a 'Yes' affirms) not in caption/meta",
@@ -39,11 +46,14 @@ CODES: dict[str, str] = {
     "laterality_mismatch": "answer says left/right/bilateral against the caption",
     "site_mismatch": "answer names a body site the caption names differently",
     "negation_conflict": "answer affirms what the caption negates, or denies what it affirms",
-    "unanswerable_question": "question about treatment, prognosis, cause, contagion, advice or "
-                             "history that the caption does not address",
+    "unanswerable_question": "question about treatment, prognosis, cause, contagion, "
+                             "epidemiology, advice or history that the caption does not address",
     "general_knowledge": "answer recites textbook knowledge rather than the image",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
+    "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
+                          "caption",
+    "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",
 }
 
-__all__ = ["CHECK_NAMES", "CODES", "CheckSettings", "FilterConfig", "GroundingFilter", "Reason",
-           "Verdict"]
+__all__ = ["CHECK_NAMES", "CODES", "CheckSettings", "FilterConfig", "GroundingFilter",
+           "GroundingJudge", "Reason", "Verdict"]

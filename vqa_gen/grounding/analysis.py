@@ -39,6 +39,7 @@ class Facts:
     age_ranges: list[tuple[float, float, str]]
     laterality: set[str]
     sites: set[str]
+    memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
 
 
 @dataclass(slots=True)
@@ -50,10 +51,11 @@ class CaptionFacts:
     support_tokens: list[str]
     prefixes: list[str]
     site_closure: set[str] = field(default_factory=set)
-    acronyms: set[str] = field(default_factory=set)
+    acronyms: set[str] | None = None  # computed on first use (see `Analyser.acronyms_of`)
     raw_tokens: set[str] = field(default_factory=set)
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
+    supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
 
 
 @dataclass(slots=True)
@@ -130,7 +132,22 @@ class Analyser:
                      | frozenset(t for t in lx.NEG_PRE if " " not in t)
                      | frozenset({"absence", "absent", "lack", "free", "evidence", "sign",
                                   "signs"}))
-        self.filler_keys = frozenset(k(w) for w in lx.FILLER) | lx.FILLER
+        # Filler is matched as listed (plus plural/singular), never by stem: "shape" frames a
+        # question, "shaped by melanocytes" is a claim.
+        self.filler_keys = lx.FILLER | frozenset(w + "s" for w in lx.FILLER) | frozenset(
+            w[:-1] for w in lx.FILLER if w.endswith("s") and not w.endswith("ss"))
+        # Regular verb forms of filler words ("imaging", "imaged") frame too, except a
+        # participle before "by", which states an agent or mechanism ("shaped by melanocytes").
+        participles = set()
+        gerunds = set()
+        for w in lx.FILLER:
+            if not w.isalpha() or len(w) < 4 or w.endswith(("ed", "ing")):
+                continue
+            stem = w[:-1] if w.endswith("e") else w
+            gerunds.add(stem + "ing")
+            participles.add(stem + "ed")
+        self.filler_participles = frozenset(participles - self.filler_keys)
+        self.filler_keys = self.filler_keys | frozenset(gerunds)
         self.site_by_key = {k(s): s for s in lx.SITE_PARENTS}
         for group in lx.SYNONYM_GROUPS:
             if group[0] in lx.SITE_PARENTS:
@@ -150,6 +167,27 @@ class Analyser:
         self.age_groups = lx.AGE_GROUPS
         self._age_words = frozenset(lx.AGE_GROUPS) | {"old"}
         self._bilateral = self.norm.key("bilateral")
+        # Question/answer texts repeat a lot in VQA data ("What is the diagnosis?", "Yes."):
+        # their analysis is cached by text. Facts are never mutated after construction.
+        self._text_cache: dict[str, Facts] = {}
+        self._content_cache: dict[tuple[str, bool], bool] = {}
+        self.text_cache_size = 4096
+
+    def clear_cache(self) -> None:
+        """Forget cached question/answer analyses (word-level key caches are kept)."""
+        self._text_cache.clear()
+
+    def text_facts(self, text: str) -> Facts:
+        """`_facts` of a question or answer, cached by text (bounded; oldest dropped)."""
+        cache = self._text_cache
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
+        facts = self._facts(text)
+        if len(cache) >= self.text_cache_size:
+            del cache[next(iter(cache))]
+        cache[text] = facts
+        return facts
 
     # -- building blocks ---------------------------------------------------------------
     def _negation(self, tokens: list[str]) -> list[bool]:
@@ -275,39 +313,71 @@ class Analyser:
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
         return CaptionFacts(facts=facts, support_keys=keys,
-                            support_tokens=support_tokens, prefixes=view.prefixes,
-                            site_closure=closure, acronyms=acronyms(view.tokens, self.stop),
+                            support_tokens=support_tokens,
+                            prefixes=sorted({k for k in view.key_set if len(k) >= 5}),
+                            site_closure=closure,
                             raw_tokens={t for t in view.tokens if t[0].isalpha()},
                             only_negated=only_neg, only_affirmed=only_aff)
 
-    def is_content(self, token: str, key: str) -> bool:
-        """A token that could carry a checkable claim (numbers are the number check's)."""
+    def is_content(self, token: str, key: str, next_token: str = "") -> bool:
+        """A token that could carry a checkable claim (numbers are the number check's).
+        Cached per word (the answer depends only on the token and whether "by" follows)."""
+        ck = (token, next_token == "by")
+        hit = self._content_cache.get(ck)
+        if hit is None:
+            hit = self._is_content(token, key, next_token)
+            if len(self._content_cache) < 200_000:
+                self._content_cache[ck] = hit
+        return hit
+
+    def _is_content(self, token: str, key: str, next_token: str) -> bool:
         if (len(token) < 2 or not token[0].isalpha() or token in self.stop
                 or token in self.filler_keys):
             return False
-        if key in self.filler_keys or token in self.count_words or token in _UNIT_TOKENS:
+        if token in self.filler_participles and next_token != "by":
+            return False
+        if token in self.count_words or token in _UNIT_TOKENS:
             return False
         return not (token.endswith("-year-old") or token.endswith("-old"))
 
-    def content(self, facts: Facts, question: bool = False) -> list[tuple[int, str, str]]:
+    def content(self, facts: Facts, question: bool = False, open_question: bool = False
+                ) -> list[tuple[int, str, str]]:
         """Content tokens as (index, token, key); in questions the word after "how" is a
         frame ("how big", "how many"), not a claim."""
         v = facts.view
         toks = v.tokens
+        n = len(toks)
         return [(i, t, k) for i, (t, k) in enumerate(zip(toks, v.keys, strict=True))
-                if self.is_content(t, k) and not (question and i and toks[i - 1] == "how")]
+                if self.is_content(t, k, toks[i + 1] if i + 1 < n else "")
+                and not (question and (t in lx.QUESTION_FRAME
+                                       or (open_question and t in lx.OPEN_QUESTION_FRAME)
+                                       or (i and toks[i - 1] == "how")))]
+
+    def acronyms_of(self, cap: CaptionFacts) -> set[str]:
+        """The caption's initialisms, computed the first time an answer needs them."""
+        if cap.acronyms is None:
+            cap.acronyms = acronyms(cap.facts.view.tokens, self.stop)
+        return cap.acronyms
 
     def supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:
-        """Exact key, hyphen parts, shared stem prefix, then fuzzy spelling match."""
+        """Exact key, hyphen parts, shared stem prefix, then fuzzy spelling match (memoised
+        per caption and token, since QA of one record repeat words)."""
+        memo = cap.supported_memo
+        hit = memo.get(token)
+        if hit is None:
+            hit = memo[token] = self._supported(token, key, cap, fuzzy_cutoff)
+        return hit
+
+    def _supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:
         keys = cap.support_keys
         if key in keys or token in keys:
             return True
         if "-" in token:
             parts = [p for p in token.split("-") if p]
-            if all(self.norm.key(p) in keys or p in self.stop or self.norm.key(p)
-                   in self.filler_keys for p in parts):
+            if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
+                   for p in parts):
                 return True
-        if 2 <= len(token) <= 5 and token in cap.acronyms:
+        if 2 <= len(token) <= 5 and token in self.acronyms_of(cap):
             return True
         if len(key) >= 5:
             for p in cap.prefixes:
@@ -326,8 +396,8 @@ class Analyser:
 
     def qa(self, question: str, answer: str) -> QAFacts:
         """Analyse one question/answer pair."""
-        qf = self._facts(question)
-        af = self._facts(answer)
+        qf = self.text_facts(question)
+        af = self.text_facts(answer)
         qtok = [t for t in qf.view.tokens if t[0].isalnum()]
         atok = [t for t in af.view.tokens if t[0].isalnum()]
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
@@ -344,5 +414,6 @@ class Analyser:
                 polarity = "no"
         return QAFacts(question=qf, answer=af, yes_no=yes_no, polarity=polarity,
                        answer_content=self.content(af),
-                       question_content=self.content(qf, question=True))
+                       question_content=self.content(qf, question=True,
+                                                     open_question=not yes_no))
 

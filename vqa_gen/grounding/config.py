@@ -12,11 +12,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Strictness = Literal["lenient", "default", "strict"]
 
-CHECK_NAMES: tuple[str, ...] = ("empty", "leakage", "content", "numbers", "demographics",
-                                "negation", "answerability", "duplicates")
+CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers",
+                                "demographics", "negation", "answerability", "duplicates",
+                                "judge")
 
-_BASE_BLOCKING = ["empty_answer", "empty_question", "refusal", "text_leakage",
-                  "duplicate_question"]
+_BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",
+                  "text_leakage", "duplicate_question"]
 _STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
                  "site_mismatch", "number_mismatch", "unanswerable_question"]
 
@@ -53,6 +54,9 @@ class FilterConfig(BaseModel):
     fuzzy_cutoff: float | None = Field(None, ge=0.0, le=100.0)
     duplicate_threshold: float | None = Field(None, ge=0.0, le=100.0)
     checks: dict[str, CheckSettings] = Field(default_factory=dict)
+    judge: bool = False
+    """Also ask the model, claim by claim, whether the caption supports each kept answer
+    (`grounding.judge`); costs one call per kept QA pair (cached)."""
 
     @model_validator(mode="after")
     def _fill_from_preset(self) -> FilterConfig:

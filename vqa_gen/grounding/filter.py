@@ -14,14 +14,16 @@ from .checks.base import Check
 from .checks.content import ContentCheck
 from .checks.demographics import DemographicsCheck
 from .checks.empty import EmptyCheck
+from .checks.form import FormCheck
 from .checks.leakage import LeakageCheck
 from .checks.negation import NegationCheck
 from .checks.numbers import NumberCheck
 from .config import FilterConfig
 from .verdict import Reason, Verdict
 
-_CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, LeakageCheck, ContentCheck, NumberCheck,
-                                           DemographicsCheck, NegationCheck, AnswerabilityCheck)
+_CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, ContentCheck,
+                                           NumberCheck, DemographicsCheck, NegationCheck,
+                                           AnswerabilityCheck)
 _KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
                                    "not", "or"})
 
@@ -113,7 +115,7 @@ class GroundingFilter:
     # -- duplicates --------------------------------------------------------------------
     def question_key(self, question: str) -> str:
         """Normalised question for duplicate detection (keys, minus filler function words)."""
-        view = self.analyser.norm.view(str(question or ""))
+        view = self.analyser.text_facts(str(question or "")).view  # cached with the QA
         return " ".join(k for t, k in zip(view.tokens, view.keys, strict=True)
                         if t[0].isalnum() and (t not in lx.STOPWORDS
                                                or t in _KEEP_IN_QUESTION_KEY))

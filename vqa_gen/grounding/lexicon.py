@@ -15,6 +15,9 @@ def _words(text: str) -> list[str]:
     """Whitespace-separated word list (keeps the long vocab blocks readable)."""
     return text.split()
 
+
+words = _words
+
 # Function words and words that carry no checkable claim on their own.
 STOPWORDS: frozenset[str] = frozenset(_words("""
 a an the this that these those there here it its it's itself they them their theirs we us our
@@ -31,7 +34,7 @@ rather quite somewhat much many several various certain
 s t d ll m o re ve y
 yes yeah yep ok okay
 also thus therefore hence however moreover furthermore
-well really actually basically essentially generally
+well really actually basically essentially generally ever
 something anything everything nothing someone anyone everyone
 let lets get gets got getting make makes made making
 say says said see sees saw seen look looks looked looking
@@ -86,7 +89,7 @@ NEG_POST: tuple[str, ...] = (
 # Words that end the scope of a negation cue.
 NEG_TERMINATORS: frozenset[str] = frozenset(_words("""
 but however although though yet except apart besides which who whereas while nevertheless
-still whose
+still whose compared versus vs than
 """))
 
 YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
@@ -95,6 +98,54 @@ NO_WORDS: frozenset[str] = frozenset({"no", "nope", "false", "incorrect", "negat
 AUX_START: frozenset[str] = frozenset(_words("""
 is are was were do does did can could has have had will would should shall may might must
 """))
+
+# Irregular English verb forms -> base form, so "won"/"win", "found"/"find", "took"/"take"
+# meet. Forms that are also common content words are left out (left, felt, rose, saw, lay, lead,
+# ground, bound, wound, fell, found-as-in-establish is still "find": rare in captions).
+IRREGULAR_VERBS: MappingProxyType[str, str] = MappingProxyType({
+    f: base for base, forms in (
+        ("begin", "began begun"), ("break", "broke broken"), ("bring", "brought"),
+        ("build", "built"), ("buy", "bought"), ("catch", "caught"), ("choose", "chose chosen"),
+        ("come", "came"), ("do", "did done"), ("draw", "drew drawn"), ("drink", "drank drunk"),
+        ("drive", "drove driven"), ("eat", "ate eaten"), ("find", "found"), ("fly", "flew flown"),
+        ("forget", "forgot forgotten"), ("freeze", "froze frozen"), ("get", "got gotten"),
+        ("give", "gave given"), ("go", "went gone"), ("grow", "grew grown"), ("have", "had"),
+        ("hear", "heard"), ("hide", "hid hidden"), ("hold", "held"), ("keep", "kept"),
+        ("know", "knew known"), ("lose", "lost"), ("make", "made"), ("mean", "meant"),
+        ("meet", "met"), ("pay", "paid"), ("ride", "rode ridden"), ("ring", "rang rung"),
+        ("rise", "rose risen"), ("run", "ran"), ("say", "said"), ("see", "seen"),
+        ("sell", "sold"), ("send", "sent"), ("shake", "shook shaken"), ("shine", "shone"),
+        ("shoot", "shot"), ("sing", "sang sung"), ("sink", "sank sunk"), ("sit", "sat"),
+        ("sleep", "slept"), ("speak", "spoke spoken"), ("spend", "spent"), ("stand", "stood"),
+        ("steal", "stole stolen"), ("stick", "stuck"), ("strike", "struck"),
+        ("swim", "swam swum"), ("take", "took taken"), ("teach", "taught"),
+        ("tear", "tore torn"), ("tell", "told"), ("think", "thought"), ("throw", "threw thrown"),
+        ("understand", "understood"), ("wake", "woke woken"), ("wear", "wore worn"),
+        ("win", "won"), ("write", "wrote written"), ("arise", "arose arisen"),
+        ("become", "became"), ("bleed", "bled"), ("feed", "fed"), ("fight", "fought"),
+        ("flee", "fled"), ("forbid", "forbade forbidden"), ("seek", "sought"),
+        ("spread", "spread"), ("swell", "swollen swelled"), ("undergo", "underwent undergone"),
+    ) for f in (base, *forms.split())
+} | {"rose": "rose"})
+
+# Words that make a text a question or an instruction even without a '?'.
+QUESTION_OPENERS: frozenset[str] = frozenset(_words("""
+what which where who whom whose when why how whether
+describe name identify list state specify explain give tell indicate characterize characterise
+classify outline compare estimate count locate determine define mention provide report select
+choose find interpret summarize summarise assess evaluate write discuss analyze analyse
+elaborate examine look detail
+"""))
+
+# In a question, these (and the openers above) frame the request ("Give a short, detailed
+# description"); they presuppose nothing about the image.
+QUESTION_FRAME: frozenset[str] = QUESTION_OPENERS | frozenset(_words("""
+short brief briefly detailed thorough thoroughly concise concisely careful carefully closely
+main key overall summary words sentence sentences paragraph
+"""))
+# Frame only in open (wh-) questions: "What is the primary diagnosis?" presupposes nothing,
+# but "Is this a primary tumour?" answered "Yes" claims it.
+OPEN_QUESTION_FRAME: frozenset[str] = frozenset(_words("primary principal medical likely"))
 
 # Abbreviations and spelling variants rewritten on the raw lower-cased text before tokenising.
 # Multi-word targets let "BCC" meet "basal cell carcinoma" token by token.
@@ -373,16 +424,22 @@ UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
      r"\b(contagio\w*|infectious to|transmi\w*|spread to others|catch(?:ing)? it|"
      r"pass(?:ed)? on|communicable|hereditary|inherit\w*|genetic)\b",
      r"contagio|transmi|spread|communicab|heredit|inherit|genetic|familial"),
+    ("epidemiology",
+     r"\b(most (?:common|frequent|prevalent)|how (?:common|frequent|rare)|prevalen\w*|"
+     r"incidence|epidemiolog\w*|who (?:gets|is at risk)|how many people)\b",
+     r"common|frequen|prevalen|inciden|rare|epidemiolog|per \d|population"),
     ("advice",
      r"\b(should (?:the patient|they|he|she|i|we|you)|advi[sc]\w*|recommend\w*|"
      r"what (?:can|should) be done|need to see|see a doctor|consult\w*|prevent\w*|avoid\w*|"
      r"precaution\w*|lifestyle)\b",
      r"advi|recommend|consult|prevent|avoid|refer|instruct|counsel"),
     ("history",
-     r"\b(how long (?:has|have|had|did|does|is)|since when|when did|family history|"
+     r"\b(how long (?:has|have|had|did|does)|since when|when did|family history|"
      r"medical history|history of|past history|previous(?:ly)?|duration|first (?:appear|notic)\w*|"
      r"symptoms?|feel|itch\w*|pain\w*|hurt\w*|complain\w*|occupation|diet|smok\w*|"
      r"alcohol|allerg\w*|travel\w*|sun exposure)\b",
+     r"\b(?:1[5-9]|20)\d\d\b|\b(?:january|february|march|april|may|june|july|august|"
+     r"september|october|november|december)\b|"
      r"histor|(?:for|over|past|last) (?:the )?(?:\d+|\w+ )?(?:years?|months?|weeks?|days?)\b|"
      r"since|ago|durat|previous|prior|family|onset|present for|"
      r"itch|prurit|pain|tender|symptom|complain|report|smok|alcohol|allerg|travel|exposure|"
@@ -423,6 +480,12 @@ LEAKAGE_CUES: tuple[str, ...] = (
     r"\b(?:described|mentioned|stated) (?:in|by) the\b", r"\bthe legend\b",
 )
 
+# Substrings at least one of which every LEAKAGE_CUES match contains: a cheap gate before the
+# regex (tests check every cue against it).
+LEAKAGE_TRIGGERS: tuple[str, ...] = (
+    "caption", "text", "description", "legend", "fig", "panel", "described", "mentioned",
+    "stated", "noted", "indicated", "specified", "given", "provided", "according to")
+
 REFUSAL_CUES: tuple[str, ...] = (
     r"\bi (?:cannot|can ?not|can't|am unable to|am not able to|'m unable to|'m not able to) "
     r"(?:see|view|access|determine|tell|provide|identify|assess|make|give|diagnose|answer)\b",
@@ -439,6 +502,13 @@ REFUSAL_CUES: tuple[str, ...] = (
     r"not applicable|i don't know|unsure|uncertain)\.?$",
     r"\bwithout (?:seeing|viewing|access to) the image\b",
 )
+
+# Same for REFUSAL_CUES; texts shorter than REFUSAL_SHORT characters are always searched (the
+# whole-answer cues such as "Unknown." or "N/A").
+REFUSAL_TRIGGERS: tuple[str, ...] = (
+    "cannot", "can not", "can't", "unable", "not able", "ai", "language model", "sorry",
+    "apologi", "possible", "have", "no image", "information", "not ", "without")
+REFUSAL_SHORT = 24
 
 # Opposites: an answer word whose opposite the caption states (and which the caption does not
 # state itself) is a contradiction, not just an omission.
@@ -457,6 +527,22 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("nodular", "superficial"), ("invasive", "in-situ"), ("wet", "dry"), ("hot", "cold"),
     ("hyperpigmented", "hypopigmented"), ("red", "white"), ("black", "white"),
 )
+# Closed classes where naming a member the caption does not name, when the caption names
+# another member, is a contradiction rather than an omission (caption "brown", answer "pink";
+# caption "papule", answer "nodule"). Synonyms (erythematous=red, pigmented=brown) share a key.
+COLOUR_TERMS: frozenset[str] = frozenset(_words("""
+red pink brown white black purple yellow blue gray green orange skin-colored
+"""))
+# Neighbouring colours: naming one when the caption names the other is a loose paraphrase
+# (erythematous described as pink), unsupported but not a contradiction.
+COLOUR_NEIGHBOURS: tuple[tuple[str, str], ...] = (
+    ("red", "pink"), ("red", "purple"), ("pink", "purple"), ("brown", "black"),
+    ("brown", "yellow"), ("blue", "gray"), ("white", "gray"), ("pink", "skin-colored"),
+    ("white", "yellow"), ("black", "gray"), ("blue", "purple"))
+MORPHOLOGY_TERMS: frozenset[str] = frozenset(_words("""
+macule papule plaque nodule vesicle pustule wheal cyst comedone
+"""))
+
 # Predicates that make "No" to "Is the right eye affected?" undecidable from the terms alone.
 STATE_PREDICATES: frozenset[str] = frozenset({
     "affected", "involved", "spared", "normal", "abnormal", "intact", "healthy", "unaffected",

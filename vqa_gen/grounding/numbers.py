@@ -69,6 +69,15 @@ class Quantity:
     cmp: str = ""  # "<" or ">" when stated as a bound ("less than 1 mm")
 
 
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_OVER_END = re.compile(r"\bover\s*$")
+
+
+def _num_text(s: str) -> str:
+    """"5,895" is a thousands separator; "2,5" a decimal comma."""
+    return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s.replace(",", ".")
+
+
 def _word_number(s: str) -> float | None:
     s = s.strip().replace("-", " ")
     parts = s.split()
@@ -93,8 +102,9 @@ class NumberExtractor:
         tens = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
         words = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
         digits = "one|two|three|four|five|six|seven|eight|nine"
-        num = rf"(?:\d+(?:[.,]\d+)?|(?:{digits})[- ]hundred|(?:{tens})(?:[- ](?:{digits}))?" \
-              rf"|{words})"
+        thousands = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+        num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:{digits})[- ]hundred" \
+              rf"|(?:{tens})(?:[- ](?:{digits}))?|{words})"
         units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
         self._num_re = re.compile(
             rf"(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
@@ -115,6 +125,10 @@ class NumberExtractor:
         self._decade_re = re.compile(
             rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<d>\d)0'?s|(?P<w>{decade_words}))\b"
             rf"|\b(?P<o>{ordinals}) decade\b")
+        self._digit = re.compile(r"\d")
+        self._decade_triggers = (*lx.DECADE_WORDS, "decade")
+        self._roman_triggers = ("segment", "grade", "stage", "type", "class", "level", "nerve",
+                                "zone", "phase", "lobe", "degree", "part", "factor")
         self._gate = re.compile(
             rf"\d|\b(?:{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
             rf"level|nerve|zone|phase|lobe|degree|part|factor)\b")
@@ -125,7 +139,10 @@ class NumberExtractor:
             return []
         out: list[Quantity] = []
         spans: list[tuple[int, int]] = []
-        for m in self._decade_re.finditer(text):
+        # Substring gates: each pattern below needs one of these literals to match at all.
+        digit = self._digit.search(text) is not None
+        decade = (digit and "0" in text) or any(w in text for w in self._decade_triggers)
+        for m in (self._decade_re.finditer(text) if decade else ()):
             if m.group("d"):
                 base = float(m.group("d")) * 10
             elif m.group("w"):
@@ -137,7 +154,7 @@ class NumberExtractor:
         for m in self._dims_re.finditer(text):
             dim, factor = _UNITS[m.group("du")]
             for g in ("d1", "d2", "d3"):
-                v = _word_number(m.group(g).replace(",", ".")) if m.group(g) else None
+                v = _word_number(_num_text(m.group(g))) if m.group(g) else None
                 if v is not None:
                     out.append(Quantity(v, v, dim, v * factor, v * factor,
                                         f"{m.group(g)} {m.group('du')}"))
@@ -149,22 +166,23 @@ class NumberExtractor:
             if v is not None:
                 out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
                 spans.append(m.span())
-        for m in self._roman_re.finditer(text):
+        roman = any(w in text for w in self._roman_triggers)
+        for m in (self._roman_re.finditer(text) if roman else ()):
             r = m.group("r")
             if r in _ROMAN:
                 v = float(_ROMAN[r])
                 out.append(Quantity(v, v, "", v, v, m.group(0)))
-        for m in _ORDINAL_RE.finditer(text):
+        for m in (_ORDINAL_RE.finditer(text) if digit else ()):
             v = float(m.group(1))
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
-        aged_at = {m.start("n") for m in self._aged_re.finditer(text)}
+        aged_at = {m.start("n") for m in self._aged_re.finditer(text)} if "age" in text else ()
         for m in self._num_re.finditer(text):
             if any(s <= m.start() < e for s, e in spans):
                 continue
-            a = _word_number(m.group("a").replace(",", "."))
+            a = _word_number(_num_text(m.group("a")))
             if a is None:
                 continue
-            b = _word_number(m.group("b").replace(",", ".")) if m.group("b") else None
+            b = _word_number(_num_text(m.group("b"))) if m.group("b") else None
             unit = m.group("u")
             dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
             if not unit and m.start() in aged_at:
@@ -175,6 +193,8 @@ class NumberExtractor:
             before = text[max(0, m.start() - 24):m.start()]
             hedged = bool(_HEDGES.search(before))
             cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
+            if dim == "time" and _OVER_END.search(before):
+                hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
             out.append(Quantity(lo, hi, dim, lo * factor, hi * factor, m.group(0).strip(),
                                 hedged, cmp))
         return out

@@ -85,7 +85,7 @@ class TextView:
     tokens: list[str]
     keys: list[str]
     key_set: set[str] = field(default_factory=set)
-    prefixes: list[str] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)  # filled for captions only
 
 
 class Normaliser:
@@ -93,6 +93,10 @@ class Normaliser:
 
     def __init__(self) -> None:
         self._rewrites = [(_triggers(p), re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
+        # Flat (trigger, rewrite index) list: a plain loop of substring tests finds the first
+        # rewrite that can apply (most texts have none); only from there on do the regexes run.
+        self._trigger_list = [(tr, i) for i, (trs, _, _) in enumerate(self._rewrites)
+                              for tr in trs]
         syn: dict[str, str] = {}
         syn_stem: dict[str, str] = {}
         for group in lx.SYNONYM_GROUPS:
@@ -109,9 +113,18 @@ class Normaliser:
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
-        for triggers, pat, rep in self._rewrites:
-            if any(tr in t for tr in triggers):
-                t = pat.sub(rep, t)
+        first = -1
+        for tr, i in self._trigger_list:
+            if tr in t:
+                first = i
+                break
+        if first < 0:
+            return t
+        for triggers, pat, rep in self._rewrites[first:]:
+            for tr in triggers:
+                if tr in t:
+                    t = pat.sub(rep, t)
+                    break
         return t
 
     def key(self, token: str) -> str:
@@ -121,7 +134,7 @@ class Normaliser:
             return k
         k = self._syn.get(token)
         if k is None:
-            st = light_stem(token)
+            st = light_stem(lx.IRREGULAR_VERBS.get(token, token))
             k = self._syn.get(st) or self._syn_stem.get(st) or st
         if len(self._key_cache) < 200_000:
             self._key_cache[token] = k
@@ -137,19 +150,34 @@ class Normaliser:
             if "-" in tok:
                 key_set.update(self.key(p) for p in tok.split("-") if p)
                 key_set.add(self.key(tok.replace("-", "")))
-        prefixes = sorted({k for k in key_set if len(k) >= 5})
-        return TextView(raw=text, text=t, tokens=tokens, keys=keys, key_set=key_set,
-                        prefixes=prefixes)
+        return TextView(raw=text, text=t, tokens=tokens, keys=keys, key_set=key_set)
+
+
+# What may follow the shared prefix of two keys of one word family (after light_stem):
+# inflection/derivation remnants, never a new morpheme ("melano|m" vs "melano|cyt").
+_FAMILY_TAILS: frozenset[str] = frozenset(lx.words("""
+a e i o u y s t at ate ati ed es ic ia ial ian ical ous atous al ar ary ory er or ly ing ion
+ation ity ive ize ise ism ist sis osis tic otic tis itis ae um us ent ence ency ant ance ancy
+ify ific oid ment ness ous ia ias si sia atur ature en
+""")) | {""}
 
 
 def shared_prefix_match(a: str, b: str) -> bool:
-    """True when two keys share a prefix covering >= 80% of the shorter (min 5 chars):
-    erythem/erythemat, hyperkerato-sis/-tic; rejects melanoma/melanocytic."""
+    """True when two keys are one word family: a shared prefix covering >= 80% of the shorter
+    (min 5 chars) and only suffix-like remainders after it: erythem/erythemat,
+    hyperkerato-sis/-tic. Rejects different words sharing a prefix: melanom/melanocyt,
+    keratin/keratosis, papill/papul."""
     short = min(len(a), len(b))
     if short < 5:
         return False
     need = max(5, int(0.8 * short + 0.999))
-    return a[:need] == b[:need]
+    if a[:need] != b[:need]:
+        return False
+    n = need
+    limit = short
+    while n < limit and a[n] == b[n]:
+        n += 1
+    return a[n:] in _FAMILY_TAILS and b[n:] in _FAMILY_TAILS
 
 
 def squash(text: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 import orjson
 
+from vqa_gen.testing.formats import format_aware
 from vqa_gen.testing.server import (
     ALL_FAULTS,
     DEFAULT_FAULT_MIX,
@@ -22,7 +23,6 @@ from vqa_gen.testing.server import (
     FakeOpenAIServer,
     FaultPlan,
     canned,
-    qa_from_caption,
 )
 
 _NO_FAULT = {"", "none", "ok", "-"}
@@ -99,7 +99,9 @@ def plan_from_args(args: argparse.Namespace) -> FaultPlan:
 async def serve(args: argparse.Namespace) -> FakeOpenAIServer:
     """Serve until SIGTERM/SIGINT; returns the server so the caller can report stats."""
     server = FakeOpenAIServer(
-        responder=canned(*args.canned) if args.canned else qa_from_caption,
+        # format_aware answers qa_pairs like qa_from_caption, and every other answer format
+        # (yes_no, multiple_choice, conversation, description) in its own shape
+        responder=canned(*args.canned) if args.canned else format_aware,
         faults=plan_from_args(args),
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,

@@ -309,6 +309,12 @@ def qa_from_caption(body: dict[str, Any]) -> str:
     """
     user = _last_user_text(body)
     m = _CAPTION_RE.search(user)
+    if not m:  # a re-ask ("your reply could not be used …"): the caption is further up
+        for msg in reversed(body.get("messages") or ()):
+            text = _content_text(msg.get("content")) if isinstance(msg, dict) else ""
+            if msg.get("role") == "user" and (m := _CAPTION_RE.search(text)):
+                user = text
+                break
     if m:
         caption = extract_caption(m.group(0))
         rest = user[: m.start()] + "\n" + user[m.end() :]

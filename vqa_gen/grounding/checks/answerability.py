@@ -26,22 +26,32 @@ class AnswerabilityCheck(Check):
         super().__init__(analyser, params)
         self._topics = [(name, re.compile(q), re.compile(ev))
                         for name, q, ev in lx.UNANSWERABLE_TOPICS]
+        # one search tells whether any topic can apply (most questions: none)
+        self._any_topic = re.compile("|".join(f"(?:{q})" for _, q, _ in lx.UNANSWERABLE_TOPICS))
         self._gk = re.compile("|".join(f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         q = qa.question.view.text
         ctext = cap.facts.view.text
-        for name, q_re, ev_re in self._topics:
-            m = q_re.search(q)
-            if m and not ev_re.search(ctext):
+        topics = qa.question.memo.get("topics")
+        if topics is None:  # per question text: the topics it asks about, in order
+            topics = qa.question.memo["topics"] = [
+                (name, m, ev_re) for name, q_re, ev_re in
+                (self._topics if self._any_topic.search(q) else ())
+                if (m := q_re.search(q))]
+        for name, m, ev_re in topics:
+            if not ev_re.search(ctext):
                 out.append(self.reason("unanswerable_question",
                                        f"question asks about {name}, which the image cannot show",
                                        self.p["unanswerable_penalty"], m.group(0)))
                 break
         a = qa.answer.view.text
         hits: list[str] = []
-        for m in self._gk.finditer(a):
+        gk = qa.answer.memo.get("gk")
+        if gk is None:
+            gk = qa.answer.memo["gk"] = list(self._gk.finditer(a))
+        for m in gk:
             key = self.an.norm.key
             words = [w for w in _WORD.findall(m.group(0)) if self.an.is_content(w, key(w))]
             if words and all(self.an.norm.key(w) in cap.support_keys for w in words):

@@ -46,6 +46,28 @@ class ContentCheck(Check):
             opp.setdefault(key(a), set()).add(key(b))
             opp.setdefault(key(b), set()).add(key(a))
         self._opposites = opp
+        self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
+                                frozenset(key(w) for w in lx.MORPHOLOGY_TERMS)]
+        near: dict[str, set[str]] = {}
+        for a, b in lx.COLOUR_NEIGHBOURS:
+            near.setdefault(key(a), set()).add(key(b))
+            near.setdefault(key(b), set()).add(key(a))
+        self._near = near
+
+    def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]]) -> list[str]:
+        """Unsupported affirmed words that contradict the caption: an antonym of a caption
+        word, or a colour / lesion type when the caption states other colours / types."""
+        out = []
+        sk = cap.support_keys
+        for _, t, k in items:
+            if self._opposites.get(k, set()) & sk:
+                out.append(t)
+                continue
+            for cls in self._closed_classes:
+                if k in cls and cls & sk and not self._near.get(k, set()) & sk:
+                    out.append(t)
+                    break
+        return out
 
     def _unsupported(self, cap: CaptionFacts, content: list[tuple[int, str, str]]
                      ) -> list[tuple[int, str, str]]:
@@ -88,13 +110,7 @@ class ContentCheck(Check):
             out.append(self.reason("unsupported_content",
                                    f"{len(a_uns)}/{denom} answer content word(s) not in caption",
                                    pen, words))
-            contra = [t for _, t, k in affirmed
-                      if self._opposites.get(k, set()) & cap.support_keys]
-            if contra:
-                out.append(self.reason(
-                    "contradicted_content", "caption states the opposite",
-                    1 - (1 - p["contradiction_penalty"]) ** len(contra),
-                    ", ".join(dict.fromkeys(contra))))
+        contra_items = list(affirmed)
         if q_uns:
             words = ", ".join(dict.fromkeys(t for _, t, _ in q_uns))
             qn = len(q_uns)
@@ -102,19 +118,27 @@ class ContentCheck(Check):
             if qa.yes_no and qa.polarity == "yes":
                 already = {k for _, _, k in a_uns}
                 extra = [c for c in q_uns if c[2] not in already]
+                contra_items += extra
                 if extra:
                     out.append(self.reason(
                         "unsupported_content", "answer affirms question terms not in caption",
                         _saturating(len(extra), qfrac, p["per_word"], p["frac_weight"]),
                         ", ".join(dict.fromkeys(t for _, t, _ in extra))))
             elif qa.yes_no and qa.polarity == "no":
+                # grows with the number of ungrounded terms the "No" is about
                 out.append(self.reason(
                     "unsupported_negative",
                     "answer denies something the caption does not mention",
-                    p["negative_penalty"], words))
+                    min(0.9, p["negative_penalty"] * (1 + 0.5 * (qn - 1))), words))
             else:
                 out.append(self.reason(
                     "unsupported_premise", "question presupposes content not in caption",
                     p["premise_factor"] * _saturating(qn, qfrac, p["per_word"], p["frac_weight"]),
                     words))
+        contra = self._contradicted(cap, contra_items)
+        if contra:
+            out.append(self.reason(
+                "contradicted_content", "caption states the opposite or another colour/type",
+                1 - (1 - p["contradiction_penalty"]) ** len(contra),
+                ", ".join(dict.fromkeys(contra))))
         return out

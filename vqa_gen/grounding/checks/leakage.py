@@ -26,13 +26,21 @@ class LeakageCheck(Check):
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         a, q = qa.answer.view.text.strip(), qa.question.view.text
-        for where, text in (("answer", a), ("question", q)):
-            m = self._leak.search(text)
+        for where, facts in (("answer", qa.answer), ("question", qa.question)):
+            text = a if where == "answer" else q
+            slot = "leak_" + where
+            m = facts.memo.get(slot, False)
+            if m is False:
+                gate = any(tr in text for tr in lx.LEAKAGE_TRIGGERS)
+                m = facts.memo[slot] = self._leak.search(text) if gate else None
             if m and m.group(0) not in cap.facts.view.text:
                 out.append(self.reason("text_leakage", f"{where} refers to the source text",
                                        self.p["leak_penalty"], m.group(0)))
                 break
-        m = self._refuse.search(a)
+        m = qa.answer.memo.get("refusal", False)
+        if m is False:
+            gate = len(a) < lx.REFUSAL_SHORT or any(tr in a for tr in lx.REFUSAL_TRIGGERS)
+            m = qa.answer.memo["refusal"] = self._refuse.search(a) if gate else None
         if m:
             out.append(self.reason("refusal", "answer refuses or says it cannot tell",
                                    self.p["refusal_penalty"], m.group(0)))

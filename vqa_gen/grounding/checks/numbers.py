@@ -38,7 +38,12 @@ class NumberCheck(Check):
         evidence = cap.facts.numbers
         out: list[Reason] = []
         for c in claims:
-            if any(supports(e, c) for e in evidence):
+            # A quantity with a unit is judged against the caption's quantities of the same
+            # kind when there are any: "two weeks" is not backed by the "2" of "2 September"
+            # when the caption says "four days".
+            pool = [e for e in evidence if c.dim and (e.dim == c.dim or
+                                                      {e.dim, c.dim} == {"age", "time"})]
+            if any(supports(e, c) for e in (pool or evidence)):
                 continue
             same_dim = [e for e in evidence if e.dim == c.dim or
                         (c.dim == "" and e.dim == "") or {e.dim, c.dim} == {"age", "time"}]

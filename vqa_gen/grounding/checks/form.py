@@ -1,0 +1,45 @@
+"""Question form: a "question" that is not a question (a bare label, or the answer repeated)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from .. import lexicon as lx
+from ..analysis import CaptionFacts, QAFacts
+from ..verdict import Reason
+from .base import Check
+
+_PUNCT = re.compile(r"[^\w]+")
+
+
+def _plain(text: str) -> str:
+    return _PUNCT.sub(" ", text.casefold()).strip()
+
+
+class FormCheck(Check):
+    """Small models sometimes emit a label as the question ("Psoriasis vulgaris." / "Papule")
+    and the same text as the answer. A question must end in '?' or open (within its first few
+    words, after "please" / "based on the image,") with an interrogative or an imperative
+    ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
+    `malformed_question` is blocking by default."""
+
+    name = "form"
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 1.0, "opener_window": 6}
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        q_raw = qa.question.view.raw.strip()
+        words = [t for t in qa.question.view.tokens if t[0].isalnum()]
+        if not words:
+            return []  # the empty check reports it
+        a_raw = qa.answer.view.raw
+        if _plain(q_raw) == _plain(a_raw):
+            return [self.reason("malformed_question", "question repeats the answer",
+                                self.p["penalty"], q_raw[:60])]
+        if q_raw.endswith("?") or "?" in q_raw:
+            return []
+        window = words[: int(self.p["opener_window"])]
+        if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):
+            return []
+        return [self.reason("malformed_question", "question is not interrogative (no '?', "
+                            "no question word or instruction)", self.p["penalty"], q_raw[:60])]
