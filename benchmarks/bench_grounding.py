@@ -3,6 +3,11 @@ figures, and speed (QA checks per second on one core).
 
     python benchmarks/bench_grounding.py [--data benchmarks/data/grounding_eval.jsonl]
                                          [--threshold X] [--strictness default] [--errors N]
+                                         [--judge [--judge-base-url URL --judge-model M]]
+
+Speed is the worst realistic case, a new caption every 3-5 QA (as in a VQA set whose captions
+each carry a few QA), and also every QA with its own caption; CPU time of this one process.
+`--judge` also measures the optional LLM judge (the embedded model unless an endpoint is given).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ import random
 import pytest
 
 from vqa_gen import CaptionRecord
-from vqa_gen.answers import OUTPUT_FORMATS, AnswerFormatError
+from vqa_gen.answers import AnswerFormatError
+from vqa_gen.formats import OUTPUT_FORMATS
 from vqa_gen.grounding import FilterConfig
 from vqa_gen.llm import ChatClient, ClientConfig
 from vqa_gen.pipeline import GenerationContext, GenerationSettings, process_record, record_seed

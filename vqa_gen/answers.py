@@ -208,13 +208,6 @@ class OutputFormat:
     description: str = ""
 
 
-OUTPUT_FORMATS: dict[str, OutputFormat] = {
-    "qa_pairs": OutputFormat("qa_pairs", qa_pairs_schema, parse_qa_pairs,
-                             description="open question-answer pairs"),
-}
-
-
-# -- more answer formats (see vqa_gen/formats.py) -------------------------------------------
-from . import formats as _formats  # noqa: E402  (registers yes_no, multiple_choice, …)
-
-_formats.register(OUTPUT_FORMATS)
+QA_PAIRS = OutputFormat("qa_pairs", qa_pairs_schema, parse_qa_pairs,
+                        description="open question-answer pairs")
+"""The default answer format; the registry of all formats is `vqa_gen.formats.OUTPUT_FORMATS`."""

@@ -17,7 +17,8 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
-from .answers import OUTPUT_FORMATS, AnswerFormatError
+from .answers import AnswerFormatError
+from .formats import OUTPUT_FORMATS
 from .grounding import FilterConfig
 from .pipeline import GenerationContext, GenerationSettings, RecordResult, request_params
 from .records import DEFAULT_MAX_CAPTION_CHARS, CaptionRecord, FieldMap, InputItem, read_records

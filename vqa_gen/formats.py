@@ -25,21 +25,20 @@ description        ``{"description": str}`` → one line: ``question`` = a descr
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .answers import (
     MAX_ANSWER_CHARS,
     MAX_QUESTION_CHARS,
+    QA_PAIRS,
     AnswerFormatError,
+    OutputFormat,
     QAPair,
     extract_json,
     parse_qa_pairs,
 )
-
-if TYPE_CHECKING:
-    from .answers import OutputFormat
 
 LETTERS = "ABCD"
 DESCRIPTION_QUESTIONS: tuple[str, ...] = (
@@ -263,20 +262,18 @@ def finalize_description(pairs: list[QAPair], rng: random.Random) -> list[QAPair
     return [p.model_copy(update={"question": rng.choice(DESCRIPTION_QUESTIONS)}) for p in pairs]
 
 
-def register(registry: dict[str, OutputFormat]) -> None:
-    from .answers import OutputFormat
-
-    registry.update({
-        "yes_no": OutputFormat("yes_no", yes_no_schema, parse_yes_no, key="qa_pairs",
-                               description="closed questions answered yes or no"),
-        "multiple_choice": OutputFormat(
-            "multiple_choice", multiple_choice_schema, parse_multiple_choice,
-            finalize_multiple_choice, key="questions",
-            description="four options, the correct one placed at random by code"),
-        "conversation": OutputFormat("conversation", conversation_schema, parse_conversation,
-                                     key="conversation",
-                                     description="one multi-turn conversation"),
-        "description": OutputFormat("description", description_schema, parse_description,
-                                    finalize_description, key="description",
-                                    description="a detailed description of the image"),
-    })
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "qa_pairs": QA_PAIRS,
+    "yes_no": OutputFormat("yes_no", yes_no_schema, parse_yes_no, key="qa_pairs",
+                           description="closed questions answered yes or no"),
+    "multiple_choice": OutputFormat(
+        "multiple_choice", multiple_choice_schema, parse_multiple_choice,
+        finalize_multiple_choice, key="questions",
+        description="four options, the correct one placed at random by code"),
+    "conversation": OutputFormat("conversation", conversation_schema, parse_conversation,
+                                 key="conversation", description="one multi-turn conversation"),
+    "description": OutputFormat("description", description_schema, parse_description,
+                                finalize_description, key="description",
+                                description="a detailed description of the image"),
+}
+"""Answer formats a template may declare (`output = "..."` in its header), by name."""

@@ -6,7 +6,7 @@ A template file looks like::
     name = "open_vqa"
     version = "1.0"
     description = "..."
-    output = "qa_pairs"            # answer format, see vqa_gen.answers.OUTPUT_FORMATS
+    output = "qa_pairs"            # answer format, see vqa_gen.formats.OUTPUT_FORMATS
     modalities = ["clinical", "dermoscopic", "pathology", "other"]   # what it suits
     qa_types = ["diagnosis", "morphology"]                            # what it asks for
     when = "demographics.age or demographics.sex"   # optional: records failing it are skipped
@@ -42,7 +42,8 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from .answers import OUTPUT_FORMATS, QAPair
+from .answers import QAPair
+from .formats import OUTPUT_FORMATS
 from .records import CaptionRecord
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
