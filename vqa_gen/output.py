@@ -179,6 +179,27 @@ class Counts:
     def to_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
 
+    def add_entry(self, e: dict[str, Any]) -> None:
+        """Count one progress-log entry (one input line and where it ended)."""
+        self.records_read += 1
+        status = e["status"]
+        if status == "invalid":
+            self.records_invalid += 1
+        elif status == "failed":
+            self.records_failed += 1
+        else:
+            self.records_done += 1
+            if e.get("skipped"):
+                self.records_skipped += 1
+        kept, rejected = e.get("kept", 0), e.get("rejected", 0)
+        self.qa_kept += kept
+        self.qa_rejected += rejected
+        self.qa_generated += kept + rejected
+        self.llm_calls += e.get("calls", 0)
+        self.reasks += e.get("reasks", 0)
+        self.cache_hits += e.get("cache_hits", 0)
+        self.cache_misses += e.get("cache_misses", 0)
+
     def check(self) -> None:
         """Raise if the accounting does not add up (a bug, never a user error)."""
         if self.records_read != self.records_invalid + self.records_failed + self.records_done:
@@ -306,24 +327,7 @@ class RunWriter:
 
     # -- committing -----------------------------------------------------------------------
     def _count(self, e: dict[str, Any]) -> None:
-        c = self.counts
-        c.records_read += 1
-        status = e["status"]
-        if status == "invalid":
-            c.records_invalid += 1
-        elif status == "failed":
-            c.records_failed += 1
-        else:
-            c.records_done += 1
-            if e.get("skipped"):
-                c.records_skipped += 1
-        c.qa_kept += e.get("kept", 0)
-        c.qa_rejected += e.get("rejected", 0)
-        c.qa_generated += e.get("kept", 0) + e.get("rejected", 0)
-        c.llm_calls += e.get("calls", 0)
-        c.reasks += e.get("reasks", 0)
-        c.cache_hits += e.get("cache_hits", 0)
-        c.cache_misses += e.get("cache_misses", 0)
+        self.counts.add_entry(e)
         for key, value in zip(self.usage, e.get("usage", (0, 0, 0)), strict=False):
             self.usage[key] += value
 

@@ -176,7 +176,7 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
         new_progress.append(e)
     counts = Counts()
     for e in new_progress:
-        _count(counts, e)
+        counts.add_entry(e)
     counts.check()
     # replace outputs: new shards first, then stale shards removed, then logs, state, manifest
     outputs = {prefix: w.commit() for prefix, w in writers.items()}
@@ -205,26 +205,6 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
     atomic_write_json(manifest_path, manifest)
     return RefilterSummary(before_counts, manifest["counts"], len(done_lines),
                            reparse_failures, manifest)
-
-
-def _count(c: Counts, e: dict[str, Any]) -> None:
-    c.records_read += 1
-    status = e["status"]
-    if status == "invalid":
-        c.records_invalid += 1
-    elif status == "failed":
-        c.records_failed += 1
-    else:
-        c.records_done += 1
-        if e.get("skipped"):
-            c.records_skipped += 1
-    c.qa_kept += e.get("kept", 0)
-    c.qa_rejected += e.get("rejected", 0)
-    c.qa_generated += e.get("kept", 0) + e.get("rejected", 0)
-    c.llm_calls += e.get("calls", 0)
-    c.reasks += e.get("reasks", 0)
-    c.cache_hits += e.get("cache_hits", 0)
-    c.cache_misses += e.get("cache_misses", 0)
 
 
 def _append_failures(out_dir: Path, progress: list[dict[str, Any]]) -> None:
