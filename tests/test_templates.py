@@ -65,3 +65,10 @@ def test_bad_header_and_missing_user_block(tmp_path):
     nouser.write_text("{% block system %}x{% endblock %}")
     with pytest.raises(TemplateError, match="block user"):
         load_template(str(nouser))
+
+
+def test_schema_limits_types_to_the_declared_qa_types():
+    t = load_template("open_vqa")
+    item = t.schema(3)["properties"]["qa_pairs"]["items"]["properties"]
+    assert item["type"]["enum"] == t.qa_types and "diagnosis" in t.qa_types
+    assert t.schema(3)["properties"]["qa_pairs"]["maxItems"] == 3

@@ -135,8 +135,19 @@ class Template:
         return OUTPUT_FORMATS[self.output].finalize(pairs, random.Random(seed))
 
     def schema(self, n: int | None = None) -> dict[str, Any]:
-        """JSON schema of this template's declared answer format, for `n` items if given."""
-        return OUTPUT_FORMATS[self.output].schema(n)
+        """JSON schema of this template's declared answer format, for `n` items if given.
+
+        When the header lists `qa_types`, every item's `type` is limited to them, so
+        grammar-constrained endpoints cannot invent types ("anthrax" for a diagnosis)."""
+        schema = OUTPUT_FORMATS[self.output].schema(n)
+        types = self.qa_types
+        if types:
+            for prop in schema.get("properties", {}).values():
+                item_props = prop.get("items", {}).get("properties", {}) if isinstance(
+                    prop, dict) else {}
+                if item_props.get("type", {}).get("type") == "string":
+                    item_props["type"] = {"type": "string", "enum": types}
+        return schema
 
     def parse(self, text: str) -> Any:
         """Parse a model reply with the parser of this template's declared answer format."""
