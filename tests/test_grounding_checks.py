@@ -272,3 +272,40 @@ def test_unsupported_negative_grows_with_ungrounded_terms(f):
     assert one.passed and not many.passed
     pen = {r.code: r.penalty for r in many.reasons}["unsupported_negative"]
     assert pen > {r.code: r.penalty for r in one.reasons}["unsupported_negative"]
+
+
+# -- relevance: the answer is the kind of thing the question asks for --------------------------
+_REL_CAPTION = ("Superficial spreading melanoma on the upper back of a 47-year-old woman, with "
+                "variegated brown, black and blue-grey colour. Clinical photograph.")
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Where is the lesion?", "Black"),
+    ("What type of image is this?", "Superficial spreading melanoma on the upper back."),
+    ("What is the colour of the lesion?", "On the upper back."),
+    ("What is the name of the condition?", "A clinical photograph."),
+    ("What is the modality?", "The melanoma is on the upper back."),
+])
+def test_relevance_catches_answers_of_the_wrong_kind(question, answer):
+    v = GroundingFilter().check(_REL_CAPTION, question, answer)
+    assert "answer_mismatch" in v.codes and not v.passed
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Where is the lesion?", "On the upper back."),
+    ("Where is the lesion?", "Upper back."),
+    ("What colour is the lesion?", "Brown, black and blue-grey."),
+    ("What colours are seen?", "Variegated pigmentation: brown, black and blue-grey."),
+    ("What kind of image is this?", "A clinical photograph."),
+    ("What type of image is this?", "A photo of the skin."),
+    ("What is the diagnosis?", "Superficial spreading melanoma."),
+    ("Is the lesion brown?", "Yes."),
+])
+def test_relevance_lets_fitting_answers_through(question, answer):
+    assert "answer_mismatch" not in GroundingFilter().check(_REL_CAPTION, question, answer).codes
+
+
+def test_relevance_can_be_switched_off():
+    cfg = FilterConfig(checks={"relevance": {"enabled": False}})
+    v = GroundingFilter(cfg).check(_REL_CAPTION, "Where is the lesion?", "Black")
+    assert "answer_mismatch" not in v.codes

@@ -10,7 +10,7 @@ does not support loses score. Usage::
 
 Checks (each a small class in ``checks/``; enable/weight/params per check in `FilterConfig`):
 empty, form, leakage, content, numbers, demographics, negation, answerability,
-duplicates; plus the optional LLM judge (`judge.py`, off by default).
+relevance, duplicates; plus the optional LLM judge (`judge.py`, off by default).
 
 Speed: the caption is analysed once per record (`check_record`); question and answer analyses
 are cached by text (bounded, `Analyser.clear_cache`), and word-level results are memoised.
@@ -49,6 +49,8 @@ CODES: dict[str, str] = {
     "unanswerable_question": "question about treatment, prognosis, cause, contagion, "
                              "epidemiology, advice or history that the caption does not address",
     "general_knowledge": "answer recites textbook knowledge rather than the image",
+    "answer_mismatch": "the answer is not the kind of thing the question asks for (a colour, "
+                       "a place, an image type; a diagnosis answered with only the image type)",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Strictness = Literal["lenient", "default", "strict"]
 
 CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers",
-                                "demographics", "negation", "answerability", "duplicates",
+                                "demographics", "negation", "answerability", "relevance",
+                                "duplicates",
                                 "judge")
 
 _BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",

@@ -18,12 +18,13 @@ from .checks.form import FormCheck
 from .checks.leakage import LeakageCheck
 from .checks.negation import NegationCheck
 from .checks.numbers import NumberCheck
+from .checks.relevance import RelevanceCheck
 from .config import FilterConfig
 from .verdict import Reason, Verdict
 
 _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, ContentCheck,
                                            NumberCheck, DemographicsCheck, NegationCheck,
-                                           AnswerabilityCheck)
+                                           AnswerabilityCheck, RelevanceCheck)
 _KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
                                    "not", "or"})
 

@@ -1,0 +1,94 @@
+"""Relevance: the answer must be the kind of thing its question asks for.
+
+Small models answer "What colour is it?" with "Black" fine, but also "Where is it?" with "Black",
+"What type of image is this?" with the diagnosis, and "What is the condition?" with the stain.
+Each word of such an answer may be in the caption, so the content checks pass it; this check
+looks at the question's kind instead. It only judges open questions of three kinds it can
+recognise reliably (colour, location, image type) and a diagnosis answered with only an image
+type; anything else passes untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from ..analysis import CaptionFacts, QAFacts
+from ..verdict import Reason
+from .base import Check
+
+_COLOUR_Q = re.compile(r"\b(?:colou?rs?|hues?|shades?)\b")
+_LOCATION_Q = re.compile(
+    r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?(?:body\s+)?"
+    r"(?:location|site|region|area|part of the body|anatomic(?:al)? (?:site|location))\b)")
+_MODALITY_Q = re.compile(
+    r"\b(?:(?:type|kind|sort)\s+of\s+(?:image|imaging|picture|photo\w*|view|study|scan|"
+    r"examination|exam)|modality|imaging (?:technique|method)|how was (?:this|the) (?:image|"
+    r"picture|photo\w*) (?:taken|obtained|acquired|made))\b")
+_WORD = re.compile(r"[a-z][a-z-]*")
+_DIAGNOSIS_Q = re.compile(r"\b(?:diagnosis|condition|disease|disorder)\b")
+
+_COLOUR_A = re.compile(
+    r"\b(?:red\w*|pink\w*|brown\w*|white\w*|black\w*|purpl\w*|violac\w*|viol\w*|yellow\w*|"
+    r"blu\w*|gr[ae]y\w*|green\w*|orange\w*|tan|salmon|erythem\w*|pigment\w*|hyperpigment\w*|"
+    r"hypopigment\w*|depigment\w*|skin[- ]colou?red|flesh[- ]colou?red|colou?r\w*|dark\w*|"
+    r"light\w*|pale\w*|blanch\w*|dusky|livid|haemorrhag\w*|hemorrhag\w*|translucent|pearly|"
+    r"golden|silver\w*|amelanotic|melanotic|eosinophil\w*|basophil\w*|hyperchromat\w*|"
+    r"pallor|cyanot\w*|jaundic\w*|icteric|opaque|clear|bright\w*)\b")
+_LOCATION_A = re.compile(
+    r"\b(?:on|in|at|over|along|within|around|beneath|under|below|above|near|across|"
+    r"throughout|between|behind|inside|left|right|upper|lower|central|peripheral|proximal|"
+    r"distal|dorsal|ventral|lateral|medial|anterior|posterior|superior|inferior|bilateral\w*|"
+    r"unilateral|dermis|dermal|epiderm\w*|subcut\w*|junction\w*|mucos\w*|lobe|quadrant|"
+    r"segment|side|surface|aspect|border|margin|fold|flexur\w*|extensor\w*|"
+    r"acral|truncal|facial|scalp|trunk|limbs?|extremit\w*|generali[sz]ed|widespread|"
+    r"locali[sz]ed|diffuse\w*)\b")
+_MODALITY_A = re.compile(
+    r"(?:\b(?:photo\w*|clinical|dermoscop\w*|dermatoscop\w*|histo\w*|h&e|h & e|haematoxylin|"
+    r"hematoxylin|eosin|microscop\w*|micrograph\w*|biops\w*|stain\w*|immuno\w*|x-?rays?|"
+    r"radiograph\w*|ct|computed|tomograph\w*|mri|magnetic|ultraso\w*|sonograph\w*|fundus|"
+    r"fundoscop\w*|ophthalmoscop\w*|endoscop\w*|colonoscop\w*|gastroscop\w*|oct|angiogra\w*|"
+    r"mammogra\w*|pet|scans?|slides?|smears?|cytolog\w*|sections?|images?|imaging|"
+    r"macroscop\w*|gross|pathology|patholog\w*|close-up|close up|view)\b)")
+_MODALITY_ONLY_A = re.compile(
+    r"^\W*(?:(?:an?|the|this is an?|it is an?)\s+)?(?:(?:clinical|dermoscopic|dermatoscopic|"
+    r"histopathology|histopathological|histological|h&e|h & e|microscopic|radiographic)\s*"
+    r"(?:\(?[\w& ]*\)?\s*)?(?:image|photo\w*|picture|view|stain|slide|section)?s?\W*)$")
+
+
+class RelevanceCheck(Check):
+    """`answer_mismatch`: an open colour or image-type question whose answer names no colour or
+    no imaging modality; a location question answered with only colour words ("Where?" /
+    "Black"); a diagnosis question answered with only an image type ("H&E (histopathology)")."""
+
+    name = "relevance"
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.6}
+
+    def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        if qa.yes_no:
+            return []
+        q = qa.question.view.raw.casefold()
+        a = qa.answer.view.raw.casefold()
+        if not a.strip():
+            return []
+        kind = None
+        if _MODALITY_Q.search(q):
+            if not _MODALITY_A.search(a):
+                kind = "image type"
+        elif _COLOUR_Q.search(q):
+            if not _COLOUR_A.search(a):
+                kind = "colour"
+        elif _LOCATION_Q.search(q):
+            # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
+            # an answer that is nothing but colour words, the common small-model slip.
+            words = _WORD.findall(a)
+            if (words and len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words)
+                    and not (qa.answer.sites or qa.answer.laterality)):
+                kind = "location"
+        elif _DIAGNOSIS_Q.search(q) and _MODALITY_ONLY_A.match(a):
+            return [self.reason("answer_mismatch", "a diagnosis question answered with only "
+                                "the kind of image", self.p["penalty"], qa.answer.view.raw[:60])]
+        if kind is None:
+            return []
+        return [self.reason("answer_mismatch", f"the question asks for a {kind}, the answer "
+                            "gives none", self.p["penalty"], qa.answer.view.raw[:60])]
