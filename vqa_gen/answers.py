@@ -27,6 +27,14 @@ class AnswerFormatError(ValueError):
         self.reason = reason
 
 
+def strip_text(value: Any) -> Any:
+    """A reply field as text: numbers become strings, strings are stripped; anything else is
+    left for pydantic to reject (a `mode="before"` validator body shared by the formats)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    return value.strip() if isinstance(value, str) else value
+
+
 class QAPair(BaseModel):
     """One generated question-answer pair, as the model returns it."""
 
@@ -42,11 +50,9 @@ class QAPair(BaseModel):
     @field_validator("question", "answer", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
         if isinstance(value, bool):
             value = "Yes" if value else "No"
-        return value.strip() if isinstance(value, str) else value
+        return strip_text(value)
 
     @field_validator("type", mode="before")
     @classmethod

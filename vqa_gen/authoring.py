@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import jinja2
 import jinja2.meta
@@ -20,11 +20,19 @@ import jinja2.nodes
 from .answers import AnswerFormatError
 from .formats import OUTPUT_FORMATS
 from .grounding import FilterConfig
-from .pipeline import GenerationContext, GenerationSettings, RecordResult, request_params
-from .records import DEFAULT_MAX_CAPTION_CHARS, CaptionRecord, FieldMap, InputItem, read_records
+from .output import MANIFEST, atomic_write_json
+from .pipeline import GenerationSettings, RecordResult, request_params, template_vars
+from .records import (
+    DEFAULT_MAX_CAPTION_CHARS,
+    CaptionRecord,
+    FieldMap,
+    InputItem,
+    Modality,
+    read_records,
+)
 from .templates import Template, TemplateError, load_template
 
-KNOWN_MODALITIES = ("clinical", "dermoscopic", "pathology", "other")
+KNOWN_MODALITIES: tuple[str, ...] = get_args(Modality)
 HEADER_KEYS = {"name", "version", "description", "output", "modalities", "qa_types", "defaults",
                "examples", "when", "skip_reason"}
 TEMPLATE_VARIABLES = {"record", "id", "caption", "modality", "meta", "image", "examples",
@@ -86,21 +94,23 @@ def render_request(template: Template, record: CaptionRecord,
     """Exactly what `run` would send for `record` (messages and request parameters, including
     `response_format` and the per-record seed), without calling anything."""
     settings = settings or GenerationSettings()
-    ctx = GenerationContext(template=template, settings=settings, client=None,  # type: ignore[arg-type]
-                            grounding=None, model="")  # type: ignore[arg-type]
-    tvars = {"qa_per_caption": settings.qa_per_caption} if settings.qa_per_caption else {}
+    tvars = template_vars(settings)
     skipped = template.skip_reason(record, **tvars)
     if skipped is not None:
         return RenderedRequest(record.id, skipped, [], {})
     return RenderedRequest(record.id, None, template.render(record, **tvars),
-                           request_params(ctx, record))
+                           request_params(template, settings, record))
 
 
 # -- template versions ---------------------------------------------------------------------
-def version_registry_path() -> Path:
-    from .cache import default_cache_path
+def version_registry_path(cache_path: Path | None = None) -> Path:
+    """The template-version registry next to the response cache (`cache_path`, else the
+    default cache)."""
+    if cache_path is None:
+        from .cache import default_cache_path
 
-    return default_cache_path().parent / "template-versions.json"
+        cache_path = default_cache_path()
+    return cache_path.parent / "template-versions.json"
 
 
 def check_template_version(template: Template, out_dir: Path | None = None,
@@ -121,8 +131,6 @@ def check_template_version(template: Template, out_dir: Path | None = None,
         if record:
             seen[key] = {"hash": template.content_hash, "path": str(template.path)}
             try:
-                from .output import atomic_write_json
-
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(path, seen)
             except OSError:
@@ -131,9 +139,9 @@ def check_template_version(template: Template, out_dir: Path | None = None,
         warnings.append(f"template {template.name!r} changed (content {entry.get('hash')} → "
                         f"{template.content_hash}) but its version is still "
                         f"{template.version!r}: {bump}")
-    if out_dir is not None and (out_dir / "manifest.json").is_file():
+    if out_dir is not None and (out_dir / MANIFEST).is_file():
         try:
-            prev = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+            prev = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
             t = prev.get("template") or {}
         except (OSError, json.JSONDecodeError):
             t = {}
@@ -360,7 +368,7 @@ def try_template(input: Path, template: str, *, n: int = 5, record_ids: Iterable
 
     t = load_template(template)
     warnings = check_template_version(
-        t, registry=cache_path.parent / "template-versions.json" if cache_path else None,
+        t, registry=version_registry_path(cache_path) if cache_path else None,
         record=use_cache)
     items = select_records(input, record_ids=record_ids, n=n, fields=fields)
     ep = endpoint or EndpointSettings()

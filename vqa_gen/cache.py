@@ -53,8 +53,6 @@ class ResponseCache:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
@@ -62,9 +60,7 @@ class ResponseCache:
                 "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
                 (key,)).fetchone()
         if row is None:
-            self.misses += 1
             return None
-        self.hits += 1
         usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
         return Completion(content=row[0], finish_reason=row[1], usage=usage, model=row[3],
                           attempts=0)

@@ -165,7 +165,7 @@ def run(
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
     from .records import FieldMap
-    from .runner import EndpointDownError, EndpointSettings, Run, RunError, RunOptions
+    from .runner import EndpointDownError, Run, RunError, RunOptions
     from .templates import TemplateError
 
     options = RunOptions(
@@ -173,10 +173,8 @@ def run(
         generation=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
                                       seed=seed, max_tokens=max_tokens),
         filter=_load_filter_config(strictness, filter_config),
-        endpoint=EndpointSettings(base_url=base_url, api_key=api_key, model=model,
-                                  model_path=str(model_path) if model_path else None,
-                                  timeout=timeout, max_retries=max_retries,
-                                  concurrency=concurrency),
+        endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
+                           concurrency),
         shard_size=shard_size, limit=limit,
         fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
                         modality=modality_field),
@@ -184,11 +182,11 @@ def run(
     )
     try:
         job = Run(options)
-        from .authoring import check_template_version
+        from .authoring import check_template_version, version_registry_path
 
         _warn(check_template_version(  # --no-cache: read the registry, never write it
-            job.template, out, registry=cache.parent / "template-versions.json" if cache
-            else None, record=not no_cache))
+            job.template, out, registry=version_registry_path(cache) if cache else None,
+            record=not no_cache))
         with _Progress(limit, quiet) as progress:
             manifest = job.run(on_result=progress.update)
     except KeyboardInterrupt:

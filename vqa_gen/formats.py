@@ -38,6 +38,7 @@ from .answers import (
     QAPair,
     extract_json,
     parse_qa_pairs,
+    strip_text,
 )
 
 LETTERS = "ABCD"
@@ -131,9 +132,7 @@ class _MCItem(BaseModel):
     @field_validator("question", "correct_answer", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        return value.strip() if isinstance(value, str) else value
+        return strip_text(value)
 
     @field_validator("distractors", mode="before")
     @classmethod
@@ -207,9 +206,7 @@ class _Turn(BaseModel):
     @field_validator("question", "answer", mode="before")
     @classmethod
     def _strip(cls, value: Any) -> Any:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = str(value)
-        return value.strip() if isinstance(value, str) else value
+        return strip_text(value)
 
 
 def conversation_schema(n: int | None = None) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from .cache import ResponseCache, open_cache
 from .embedded import EmbeddedServer
 from .grounding import FilterConfig
-from .llm import ChatClient, ClientConfig, resolve_client_config
+from .llm import ChatClient, ClientConfig
 from .ordered import ordered_map
 from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
 from .records import CaptionRecord, InputItem, InvalidRecord, coerce_record
@@ -89,19 +89,8 @@ class Generator:
     def _resolve(self) -> ClientConfig:
         if self._client_config is not None:
             return self._client_config
-        ep = self.endpoint
-        if ep.use_embedded():
-            self._embedded = EmbeddedServer(ep.model_path, parallel=min(ep.concurrency, 4))
-            base_url = self._embedded.start()
-            self.model = self._embedded.model_name
-            self._client_config = ClientConfig(base_url=base_url, model=self.model,
-                                               timeout=ep.timeout, max_retries=ep.max_retries,
-                                               concurrency=ep.concurrency)
-        else:
-            self.model = ep.model or "gpt-4o-mini"
-            self._client_config = resolve_client_config(
-                base_url=ep.base_url, api_key=ep.api_key, model=self.model, timeout=ep.timeout,
-                max_retries=ep.max_retries, concurrency=ep.concurrency)
+        self._client_config, self._embedded = self.endpoint.connect()
+        self.model = self._client_config.model
         if self._cache_setting and self._cache is None:
             path = None if self._cache_setting is True else self._cache_setting
             self._cache = open_cache(path)  # type: ignore[arg-type]

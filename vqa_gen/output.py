@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +34,8 @@ RESPONSES_FILE = "responses.jsonl"
 """The raw model replies of every done or failed record, so parsing and filtering can be redone
 later (`vqa-gen refilter`) without a single call."""
 MANIFEST = "manifest.json"
+STATE_FILE = "state.json"
+"""The run's identity under STATE_DIR: the settings snapshot and its fingerprint."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -208,22 +210,34 @@ class Counts:
             raise AssertionError(f"QA counts do not add up: {self.to_dict()}")
 
 
-def _read_jsonl_lenient(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """Parse a JSONL file written by us, dropping a torn last line. Returns (rows, good bytes)."""
-    rows: list[dict[str, Any]] = []
-    good = 0
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSONL file (blank lines skipped; nothing if the file does not exist)."""
     if not path.exists():
-        return rows, 0
+        return
     with path.open("rb") as fh:
         for raw in fh:
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                rows.append(orjson.loads(raw))
-            except orjson.JSONDecodeError:
-                break
-            good += len(raw)
-    return rows, good
+            if raw.strip():
+                yield orjson.loads(raw)
+
+
+def _whole_lines(fh: IO[bytes]) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """(raw line, object) of a JSONL file written by us, stopping at a torn last line."""
+    for raw in fh:
+        if not raw.endswith(b"\n"):
+            break
+        try:
+            row = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            break
+        yield raw, row
+
+
+def _read_jsonl_lenient(path: Path) -> list[dict[str, Any]]:
+    """Parse a JSONL file written by us, dropping a torn last line."""
+    if not path.exists():
+        return []
+    with path.open("rb") as fh:
+        return [row for _, row in _whole_lines(fh)]
 
 
 def _filter_jsonl(path: Path, keep: Any) -> int:
@@ -234,13 +248,7 @@ def _filter_jsonl(path: Path, keep: Any) -> int:
     with tmp.open("wb") as out:
         if path.exists():
             with path.open("rb") as fh:
-                for raw in fh:
-                    if not raw.endswith(b"\n"):
-                        break
-                    try:
-                        row = orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        break
+                for raw, row in _whole_lines(fh):
                     if keep(row):
                         out.write(raw)
                         kept += 1
@@ -288,7 +296,7 @@ class RunWriter:
         """Rebuild counts and shard positions from the progress log, and cut every partial file
         back to the records that were committed."""
         progress_path = self.state_dir / PROGRESS_FILE
-        entries, _ = _read_jsonl_lenient(progress_path)
+        entries = _read_jsonl_lenient(progress_path)
         if retry_failed:
             self.retry_lines = {int(e["line"]) for e in entries if e.get("status") == "failed"}
             entries = [e for e in entries if e.get("status") != "failed"]

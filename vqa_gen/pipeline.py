@@ -162,24 +162,23 @@ def qa_id(record_id: str, template: str, index: int) -> str:
     return f"{record_id}/{template}/{index}"
 
 
-def request_params(ctx: GenerationContext, record: CaptionRecord) -> dict[str, Any]:
+def request_params(template: Template, s: GenerationSettings, record: CaptionRecord
+                   ) -> dict[str, Any]:
     """Generation parameters sent with every call for this record."""
-    s = ctx.settings
-    n = ctx.template.qa_count(template_vars(ctx))
+    n = template.qa_count(template_vars(s))
     params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens,
                               "seed": record_seed(s.seed, record.id)}
     if s.top_p is not None:
         params["top_p"] = s.top_p
     if s.response_format:
-        params["response_format"] = response_format_for(ctx.template.schema(n),
-                                                        ctx.template.output)
+        params["response_format"] = response_format_for(template.schema(n), template.output)
     return params
 
 
-def template_vars(ctx: GenerationContext) -> dict[str, Any]:
+def template_vars(settings: GenerationSettings) -> dict[str, Any]:
     """Variables the settings pass to the template (over the template's own defaults)."""
-    if ctx.settings.qa_per_caption is not None:
-        return {"qa_per_caption": ctx.settings.qa_per_caption}
+    if settings.qa_per_caption is not None:
+        return {"qa_per_caption": settings.qa_per_caption}
     return {}
 
 
@@ -208,10 +207,9 @@ async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
             return hit
     completion = await ctx.client.complete(messages, **params)
     result.calls += completion.attempts
-    if ctx.cache is not None:
-        result.cache_misses += 1
     result.usage.add(completion.usage)
     if ctx.cache is not None:
+        result.cache_misses += 1
         ctx.cache.put(key, completion)
     return completion
 
@@ -244,7 +242,7 @@ def _unique_pairs(pairs: list[QAPair]) -> list[QAPair]:
 DESCRIPTION_GROUNDING_QUESTION = "What does the image show?"
 
 
-def _combine_turns(ctx: GenerationContext, verdicts: list[Verdict]) -> Verdict:
+def _combine_turns(verdicts: list[Verdict]) -> Verdict:
     """One verdict for a conversation: every turn's reasons (prefixed with the turn), passed
     only if every turn passed, score the lowest turn score."""
     reasons = tuple(Reason(code=r.code, check=r.check, detail=f"turn {i + 1}: {r.detail}",
@@ -287,7 +285,7 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
             extra["conversation"] = [{**t, "grounding": v.to_dict()}
                                      for t, v in zip(extra["conversation"], verdicts,
                                                      strict=True)]
-            verdict = _combine_turns(ctx, verdicts)
+            verdict = _combine_turns(verdicts)
         else:
             verdict = verdicts[0]
         sample = QASample(id=qa_id(record.id, name, index), record_id=record.id,
@@ -329,14 +327,15 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
     record = item.record
     result = RecordResult(line=item.line, record=record)
     try:
-        result.skipped = ctx.template.skip_reason(record, **template_vars(ctx))
+        tvars = template_vars(ctx.settings)
+        result.skipped = ctx.template.skip_reason(record, **tvars)
         if result.skipped is not None:
             return result
-        messages = ctx.template.render(record, **template_vars(ctx))
+        messages = ctx.template.render(record, **tvars)
     except ValueError as err:
         result.failure = Failure("template_error", str(err))
         return result
-    params = request_params(ctx, record)
+    params = request_params(ctx.template, ctx.settings, record)
     last_error: AnswerFormatError | None = None
     for attempt in range(ctx.settings.max_reasks + 1):
         try:

@@ -92,6 +92,9 @@ class InputItem:
     invalid: InvalidRecord | None = None
 
 
+_FIELD_NAMES = ("id", "image", "caption", "modality", "meta")
+
+
 @dataclass(slots=True)
 class FieldMap:
     """Which input column holds which record field (for CSV and JSONL alike)."""
@@ -107,6 +110,15 @@ class FieldMap:
     def __post_init__(self) -> None:
         self._reverse = {self.id: "id", self.image: "image", self.caption: "caption",
                          self.modality: "modality", self.meta: "meta"}
+
+    def to_dict(self) -> dict[str, str]:
+        """The column names (what a run's state records)."""
+        return {k: getattr(self, k) for k in _FIELD_NAMES}
+
+    @classmethod
+    def from_dict(cls, columns: dict[str, Any]) -> FieldMap:
+        """The inverse of `to_dict` (missing names keep their defaults)."""
+        return cls(**{k: columns[k] for k in _FIELD_NAMES if k in columns})
 
     def apply(self, raw: dict[str, Any]) -> dict[str, Any]:
         """Rename input columns to record fields; unknown columns go into `meta`."""

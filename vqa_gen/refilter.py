@@ -13,10 +13,8 @@ manifest, which is written last and records the new filter settings and `refilte
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator
+import os
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +27,18 @@ from .output import (
     PROGRESS_FILE,
     RESPONSES_FILE,
     STATE_DIR,
+    STATE_FILE,
     Counts,
     atomic_write_bytes,
     atomic_write_json,
     dumps_line,
+    read_jsonl,
     shard_name,
 )
 from .pipeline import GenerationContext, GenerationSettings, judge_pairs, record_seed
-from .records import FieldMap, read_records
+from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
+from .runner import input_identity, settings_fingerprint, utc_now
 from .templates import OUTPUT_FORMATS, Template, TemplateError, load_template
-
-STATE_FILE = "state.json"
 
 
 class RefilterError(RuntimeError):
@@ -55,27 +54,11 @@ class RefilterSummary:
     manifest: dict[str, Any]
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.exists():
-        return
-    with path.open("rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                yield orjson.loads(raw)
-
-
 def _load_json(path: Path) -> dict[str, Any]:
     try:
         return orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError) as err:
         raise RefilterError(f"{path}: cannot read ({err})") from None
-
-
-def _input_identity(path: Path) -> dict[str, Any]:
-    stat = path.stat()
-    with path.open("rb") as fh:
-        head = hashlib.sha256(fh.read(1 << 16)).hexdigest()[:16]
-    return {"path": str(path.resolve()), "size": stat.st_size, "head_sha256": head}
 
 
 def _template_for(manifest: dict[str, Any], state: dict[str, Any]) -> Template:
@@ -124,25 +107,23 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
     if not input_path.is_file():
         raise RefilterError(f"the run's input {input_path} is gone (captions are needed to "
                             "ground the QA again)")
-    if _input_identity(input_path) != settings.get("input"):
+    if input_identity(input_path) != settings.get("input"):
         raise RefilterError(f"the run's input {input_path} changed since the run")
     template = _template_for(manifest, state)
     generation = GenerationSettings.model_validate(settings.get("generation", {}))
-    f = settings.get("fields") or {}
-    fields = FieldMap(**{k: f[k] for k in ("id", "image", "caption", "modality", "meta")
-                         if k in f})
+    fields = FieldMap.from_dict(settings.get("fields") or {})
     ctx = GenerationContext(template=template, settings=generation, client=None,  # type: ignore[arg-type]
                             grounding=GroundingFilter(filter_config),
                             model=str(manifest.get("model", "")))
-    progress = list(_read_jsonl(state_dir / PROGRESS_FILE))
-    replies = {int(r["line"]): r["responses"] for r in _read_jsonl(state_dir / RESPONSES_FILE)}
+    progress = list(read_jsonl(state_dir / PROGRESS_FILE))
+    replies = {int(r["line"]): r["responses"] for r in read_jsonl(state_dir / RESPONSES_FILE)}
     done_lines = {int(e["line"]) for e in progress if e.get("status") == "done"
                   and not e.get("skipped")}
     records = {}
     if done_lines:
         for item in read_records(input_path, fields=fields,
                                  max_caption_chars=int(settings.get("max_caption_chars")
-                                                       or 20_000)):
+                                                       or DEFAULT_MAX_CAPTION_CHARS)):
             if item.line in done_lines and item.record is not None:
                 records[item.line] = item.record
     shard_size = int(manifest.get("shard_size") or settings.get("shard_size") or 10_000)
@@ -187,12 +168,11 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
     new_filter = filter_config.model_dump()
     settings["filter"] = new_filter
     state["settings"] = settings
-    state["fingerprint"] = hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)
-                                          ).hexdigest()[:16]
+    state["fingerprint"] = settings_fingerprint(settings)
     atomic_write_json(state_path, state)
     before_counts = dict(manifest.get("counts") or {})
     history = list(manifest.get("refiltered_history") or [])
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = utc_now()
     history.append({"at": now, "previous_filter": before_filter,
                     "previous_counts": {k: before_counts.get(k) for k in
                                         ("qa_generated", "qa_kept", "qa_rejected")}})
@@ -201,7 +181,6 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
                                                 "cache_misses") if k in before_counts},
                     filter=new_filter, outputs=outputs, refiltered=now,
                     refiltered_history=history)
-    manifest["counts"]["records_skipped"] = counts.records_skipped
     atomic_write_json(manifest_path, manifest)
     return RefilterSummary(before_counts, manifest["counts"], len(done_lines),
                            reparse_failures, manifest)
@@ -209,7 +188,7 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
 
 def _append_failures(out_dir: Path, progress: list[dict[str, Any]]) -> None:
     path = out_dir / "failed.jsonl"
-    rows = list(_read_jsonl(path))
+    rows = list(read_jsonl(path))
     have = {r.get("line") for r in rows}
     for e in progress:
         if e.get("refilter_error") and e["line"] not in have:
@@ -249,8 +228,6 @@ class _ShardBuffer:
         self.lines += len(lines)
 
     def commit(self) -> list[str]:
-        import os
-
         if self._fh is not None:
             self._fh.flush()
             os.fsync(self._fh.fileno())

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from .grounding import CODES
-from .output import STATE_DIR
+from .output import STATE_DIR, STATE_FILE
 from .records import FieldMap, read_records
 from .rundiff import RunData, load_run
 
@@ -67,12 +67,10 @@ def _split_chart(title: str, label: str, kept: Counter[str], rejected: Counter[s
 def _captions(run: RunData, record_ids: set[str]) -> dict[str, str]:
     """Captions of the given records from the run's input, if it is still there."""
     try:
-        state = orjson.loads((run.path / STATE_DIR / "state.json").read_bytes())
+        state = orjson.loads((run.path / STATE_DIR / STATE_FILE).read_bytes())
         settings = state.get("settings", {})
         path = Path(settings.get("input", {}).get("path") or run.manifest.get("input", ""))
-        f = settings.get("fields") or {}
-        fields = FieldMap(**{k: f[k] for k in ("id", "image", "caption", "modality", "meta")
-                             if k in f})
+        fields = FieldMap.from_dict(settings.get("fields") or {})
         if not path.is_file():
             return {}
         out = {}
@@ -150,7 +148,7 @@ def render_report(out_dir: Path) -> str:
            f'{_e(f.get("strictness"))} (threshold {_e(f.get("threshold"))})'
            + (f' · refiltered {_e(m["refiltered"])}' if m.get("refiltered") else "")
            + "</p>"]
-    rate = len(kept_rows) / n_qa if n_qa else 0.0
+    rate = run.kept_rate or 0.0
     out.append(f'<h2 id="counts">Counts</h2><p>Kept <b id="kept-rate">{rate:.1%}</b> of {n_qa} '
                f'QA {_bar([("kept", len(kept_rows)), ("rej", len(rej_rows))], n_qa)}</p><table>')
     for key in ("records_read", "records_done", "records_skipped", "records_failed",
@@ -160,12 +158,10 @@ def render_report(out_dir: Path) -> str:
             out.append(f'<tr><td>{_e(key.replace("_", " "))}</td><td class="num" '
                        f'id="count-{_e(key)}">{_e(c[key])}</td></tr>')
     out.append("</table>")
-    kept_types = Counter(str(r.get("type", "other")) for r in kept_rows)
-    rej_types = Counter(str(r.get("type", "other")) for r in rej_rows)
-    out.append(_split_chart("QA types", "type", kept_types, rej_types, "types"))
-    kept_mod = Counter(str(r.get("modality") or "unknown") for r in kept_rows)
-    rej_mod = Counter(str(r.get("modality") or "unknown") for r in rej_rows)
-    out.append(_split_chart("Modalities", "modality", kept_mod, rej_mod, "modalities"))
+    out.append(_split_chart("QA types", "type", run.type_counts("kept"),
+                            run.type_counts("rejected"), "types"))
+    out.append(_split_chart("Modalities", "modality", run.modality_counts("kept"),
+                            run.modality_counts("rejected"), "modalities"))
 
     reasons = run.reason_counts()
     top = max(reasons.values(), default=0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .output import MANIFEST
+from .output import MANIFEST, read_jsonl
 
 
 def _norm(text: str) -> str:
@@ -50,21 +50,22 @@ class RunData:
             c.update({r["code"] for r in row.get("grounding", {}).get("reasons", [])})
         return c
 
+    def rows(self, which: str = "kept") -> list[dict[str, Any]]:
+        """The QA rows: "kept", "rejected" or "all"."""
+        if which == "kept":
+            return self.kept
+        return self.rejected if which == "rejected" else self.kept + self.rejected
+
     def type_counts(self, which: str = "kept") -> Counter[str]:
-        rows = self.kept if which == "kept" else self.kept + self.rejected
-        return Counter(str(r.get("type", "other")) for r in rows)
+        return Counter(str(r.get("type", "other")) for r in self.rows(which))
 
     def modality_counts(self, which: str = "kept") -> Counter[str]:
-        rows = self.kept if which == "kept" else self.kept + self.rejected
-        return Counter(str(r.get("modality") or "unknown") for r in rows)
+        return Counter(str(r.get("modality") or "unknown") for r in self.rows(which))
 
 
 def _read_rows(out_dir: Path, prefix: str) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for shard in sorted(out_dir.glob(f"{prefix}-*.jsonl")):
-        with shard.open("rb") as fh:
-            rows.extend(orjson.loads(line) for line in fh if line.strip())
-    return rows
+    return [row for shard in sorted(out_dir.glob(f"{prefix}-*.jsonl"))
+            for row in read_jsonl(shard)]
 
 
 def load_run(out_dir: Path) -> RunData:

@@ -28,7 +28,7 @@ from .embedded import EmbeddedServer
 from .grounding import FilterConfig
 from .llm import ChatClient, ClientConfig, resolve_client_config
 from .ordered import ordered_map
-from .output import MANIFEST, STATE_DIR, RunWriter, atomic_write_json
+from .output import MANIFEST, STATE_DIR, STATE_FILE, RunWriter, atomic_write_json
 from .pipeline import (
     Failure,
     GenerationContext,
@@ -38,8 +38,6 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .templates import load_template
-
-STATE_FILE = "state.json"
 
 
 class RunError(RuntimeError):
@@ -57,6 +55,8 @@ ENDPOINT_DOWN_KINDS = frozenset({"connection", "timeout", "server_error", "rate_
                                  "not_found"})
 """Failure kinds that say nothing about the record and everything about the endpoint."""
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The model asked for on the OpenAI API when only a key is given."""
 
 
 @dataclass(slots=True)
@@ -100,6 +100,25 @@ class EndpointSettings:
             return True
         return not (self.base_url or os.environ.get("OPENAI_BASE_URL") or self.model)
 
+    def connect(self) -> tuple[ClientConfig, EmbeddedServer | None]:
+        """The client settings for this endpoint. When that is the embedded model, its server
+        is started here and returned for the caller to stop."""
+        if not self.use_embedded():
+            return resolve_client_config(
+                base_url=self.base_url, api_key=self.api_key, model=self.model or DEFAULT_MODEL,
+                timeout=self.timeout, max_retries=self.max_retries,
+                concurrency=self.concurrency), None
+        server = EmbeddedServer(self.model_path,
+                                parallel=self.embedded_parallel or min(self.concurrency, 4))
+        try:
+            base_url = server.start()
+        except BaseException:
+            server.stop()
+            raise
+        return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
+                            timeout=self.timeout, max_retries=self.max_retries,
+                            concurrency=self.concurrency), server
+
 
 @dataclass(slots=True)
 class RunOptions:
@@ -127,7 +146,7 @@ class RunOptions:
 ProgressCallback = Callable[[RecordResult, RunWriter], None]
 
 
-def _input_identity(path: Path) -> dict[str, Any]:
+def input_identity(path: Path) -> dict[str, Any]:
     """Enough to notice that the input changed under a resumable run, without reading it all."""
     stat = path.stat()
     with path.open("rb") as fh:
@@ -135,11 +154,11 @@ def _input_identity(path: Path) -> dict[str, Any]:
     return {"path": str(path.resolve()), "size": stat.st_size, "head_sha256": head}
 
 
-def _fingerprint(settings: dict[str, Any]) -> str:
+def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
-def _utc_now() -> str:
+def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
@@ -152,7 +171,7 @@ class Run:
         if not options.input.is_file():
             raise RunError(f"input file not found: {options.input}")
         self.writer = RunWriter(options.out_dir, options.shard_size)
-        self.started_at = _utc_now()
+        self.started_at = utc_now()
         self.status = "running"
         self.resumed = False
         self.endpoint_info: dict[str, Any] = {}
@@ -165,15 +184,14 @@ class Run:
     def settings_snapshot(self) -> dict[str, Any]:
         o = self.options
         return {
-            "input": _input_identity(o.input),
+            "input": input_identity(o.input),
             "template": self.template.describe() | {"path": None},
             "generation": o.generation.model_dump(),
             "filter": o.filter.model_dump(),
             "model": self.model,
             "shard_size": o.shard_size,
             "limit": o.limit,
-            "fields": {k: getattr(o.fields, k) for k in ("id", "image", "caption", "modality",
-                                                           "meta")},
+            "fields": o.fields.to_dict(),
             "max_caption_chars": o.max_caption_chars,
         }
 
@@ -181,7 +199,7 @@ class Run:
         o = self.options
         state_path = o.out_dir / STATE_DIR / STATE_FILE
         snapshot = self.settings_snapshot()
-        fingerprint = _fingerprint(snapshot)
+        fingerprint = settings_fingerprint(snapshot)
         if state_path.exists() and not o.overwrite:
             previous = orjson.loads(state_path.read_bytes())
             if previous.get("fingerprint") != fingerprint:
@@ -239,7 +257,7 @@ class Run:
             "resumed": self.resumed,
             "error": self.error,
             "started_at": self.started_at,
-            "ended_at": _utc_now() if self.status != "running" else None,
+            "ended_at": utc_now() if self.status != "running" else None,
         }
 
     def write_manifest(self) -> None:
@@ -317,25 +335,12 @@ class Run:
         """Run to completion (or interruption); returns the manifest."""
         o = self.options
         self._prepare_out_dir()
-        ep = o.endpoint
         embedded: EmbeddedServer | None = None
         try:
-            if ep.use_embedded():
-                embedded = EmbeddedServer(ep.model_path,
-                                          parallel=ep.embedded_parallel or min(ep.concurrency, 4))
-                base_url = embedded.start()
-                self.model = embedded.model_name
-                client_config = ClientConfig(base_url=base_url, model=self.model, api_key=None,
-                                             timeout=ep.timeout, max_retries=ep.max_retries,
-                                             concurrency=ep.concurrency)
-                self.endpoint_info = client_config.describe() | embedded.describe()
-            else:
-                model = ep.model or "gpt-4o-mini"
-                self.model = model
-                client_config = resolve_client_config(
-                    base_url=ep.base_url, api_key=ep.api_key, model=model, timeout=ep.timeout,
-                    max_retries=ep.max_retries, concurrency=ep.concurrency)
-                self.endpoint_info = client_config.describe() | {"embedded": False}
+            client_config, embedded = o.endpoint.connect()
+            self.model = client_config.model
+            self.endpoint_info = client_config.describe() | (
+                embedded.describe() if embedded is not None else {"embedded": False})
             self.write_manifest()
             await self._run_with_client(client_config, on_result)
             self.status = "complete"

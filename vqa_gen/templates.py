@@ -316,12 +316,7 @@ def demographics(record: CaptionRecord) -> dict[str, str | None]:
     """Age and sex as the caption (or the record's meta) states them, else None: what a
     demographics template may ask about. Uses the grounding filter's own analyser, so what counts
     as stated here is what the filter will accept."""
-    from .grounding.analysis import Analyser
-
-    global _ANALYSER
-    if _ANALYSER is None:
-        _ANALYSER = Analyser()
-    facts = _ANALYSER.caption(record.caption, None).facts
+    facts = _caption_facts(record.caption)
     meta = {str(k).lower(): v for k, v in (record.meta or {}).items()}
     age: str | None = None
     if facts.age_ranges:
@@ -336,4 +331,15 @@ def demographics(record: CaptionRecord) -> dict[str, str | None]:
     return {"age": age, "sex": sex}
 
 
-_ANALYSER: Any = None
+@lru_cache(maxsize=1)
+def _caption_facts(caption: str) -> Any:
+    """The analyser's facts of a caption. Remembers the last caption: a record is rendered
+    right after its `when` condition is evaluated, and both see `demographics`."""
+    return _analyser().caption(caption, None).facts
+
+
+@lru_cache(maxsize=1)
+def _analyser() -> Any:
+    from .grounding.analysis import Analyser
+
+    return Analyser()

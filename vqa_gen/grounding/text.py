@@ -14,7 +14,6 @@ from . import lexicon as lx
 
 _TOKEN_RE = re.compile(
     r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?|[.,;:!?()]")
-_SPACE_RE = re.compile(r"\s+")
 
 # Derivational suffixes, longest first: (suffix, replacement). Remainder must keep >= 4 chars.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
@@ -178,8 +177,3 @@ def shared_prefix_match(a: str, b: str) -> bool:
     while n < limit and a[n] == b[n]:
         n += 1
     return a[n:] in _FAMILY_TAILS and b[n:] in _FAMILY_TAILS
-
-
-def squash(text: str) -> str:
-    """Collapse whitespace (for evidence strings)."""
-    return _SPACE_RE.sub(" ", text).strip()
