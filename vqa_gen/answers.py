@@ -17,8 +17,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import ReplyError
 
-class AnswerFormatError(ValueError):
+
+class AnswerFormatError(ReplyError):
     """The model's reply is not a usable answer; `reason` is short enough for a re-ask prompt."""
 
     def __init__(self, code: str, reason: str) -> None:

@@ -18,6 +18,7 @@ import jinja2.meta
 import jinja2.nodes
 
 from .answers import AnswerFormatError
+from .errors import InputError
 from .formats import OUTPUT_FORMATS
 from .grounding import FilterConfig
 from .output import MANIFEST, atomic_write_json
@@ -72,7 +73,7 @@ def select_records(input: Path, *, record_ids: Iterable[str] = (), n: int | None
                 break
     missing = wanted - {i.record.id for i in out if i.record}
     if missing:
-        raise ValueError(f"no record with id {', '.join(sorted(map(repr, missing)))} in {input}")
+        raise InputError(f"no record with id {', '.join(sorted(map(repr, missing)))} in {input}")
     return out
 
 

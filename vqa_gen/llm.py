@@ -21,11 +21,13 @@ import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .errors import EndpointError
+
 DEFAULT_TIMEOUT = 120.0
 MAX_RETRY_AFTER = 60.0
 
 
-class LLMError(Exception):
+class LLMError(EndpointError):
     """A call that did not produce a completion. `retryable` says whether trying again may help;
     `kind` is a stable short name (rate_limit, server_error, timeout, connection, bad_request,
     auth, not_found, malformed_response)."""

@@ -20,6 +20,8 @@ from typing import IO, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import InputError
+
 Modality = Literal["clinical", "dermoscopic", "pathology", "other"]
 
 _MODALITY_ALIASES: dict[str, str] = {
@@ -392,5 +394,5 @@ def coerce_record(value: CaptionRecord | dict[str, Any], *, index: int = 0) -> C
         return value
     result = build_record(value, fields=FieldMap(), max_caption_chars=DEFAULT_MAX_CAPTION_CHARS)
     if isinstance(result, str):
-        raise ValueError(f"record {index}: {result}")
+        raise InputError(f"record {index}: {result}")
     return result

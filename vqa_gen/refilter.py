@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from .answers import AnswerFormatError
+from .errors import RunFolderError
 from .grounding import FilterConfig, GroundingFilter
 from .output import (
     MANIFEST,
@@ -41,7 +42,7 @@ from .runner import input_identity, settings_fingerprint, utc_now
 from .templates import OUTPUT_FORMATS, Template, TemplateError, load_template
 
 
-class RefilterError(RuntimeError):
+class RefilterError(RunFolderError):
     """The folder cannot be refiltered (not a finished run, input gone or changed …)."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from .errors import RunFolderError
 from .output import MANIFEST, read_jsonl
 
 
@@ -72,11 +73,11 @@ def load_run(out_dir: Path) -> RunData:
     """Read a run folder's manifest and QA shards (raises ValueError if it is not a run)."""
     path = out_dir / MANIFEST
     if not path.is_file():
-        raise ValueError(f"{out_dir} holds no vqa-gen run (no manifest.json)")
+        raise RunFolderError(f"{out_dir} holds no vqa-gen run (no manifest.json)")
     try:
         manifest = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
+        raise RunFolderError(f"{path}: not valid JSON ({err})") from None
     return RunData(out_dir, manifest, _read_rows(out_dir, "data"),
                    _read_rows(out_dir, "rejected"))
 

@@ -25,6 +25,7 @@ import orjson
 
 from . import __version__
 from .embedded import EmbeddedServer
+from .errors import EndpointError, InputError, RunFolderError
 from .grounding import FilterConfig
 from .llm import ChatClient, ClientConfig, resolve_client_config
 from .ordered import ordered_map
@@ -40,15 +41,17 @@ from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .templates import load_template
 
 
-class RunError(RuntimeError):
+class RunError(RunFolderError):
     """The run itself cannot proceed (bad flags, unusable output folder, endpoint down for
     good). The message is meant for the user, one line."""
 
 
-class EndpointDownError(RunError):
+class EndpointDownError(EndpointError):
     """The circuit breaker tripped: the endpoint failed every call of several records in a row
     (after their retries). Everything committed so far is kept and the folder is resumable; the
     CLI exits with code 3."""
+
+    exit_code = 3
 
 
 ENDPOINT_DOWN_KINDS = frozenset({"connection", "timeout", "server_error", "rate_limit", "auth",
@@ -169,7 +172,7 @@ class Run:
         self.options = options
         self.template = load_template(options.template)
         if not options.input.is_file():
-            raise RunError(f"input file not found: {options.input}")
+            raise InputError(f"input file not found: {options.input}")
         self.writer = RunWriter(options.out_dir, options.shard_size)
         self.started_at = utc_now()
         self.status = "running"

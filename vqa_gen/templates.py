@@ -43,16 +43,13 @@ import jinja2
 import jinja2.meta
 
 from .answers import QAPair
+from .errors import TemplateError
 from .formats import OUTPUT_FORMATS
 from .records import CaptionRecord
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
 _HEADER_START = "{#---"
 _HEADER_END = "---#}"
-
-
-class TemplateError(ValueError):
-    """A template cannot be found, parsed or rendered; the message says which and why."""
 
 
 def builtin_prompt_dirs() -> list[Path]:

@@ -6,9 +6,13 @@ filter uses (threshold, blocking codes, each check's weight and params) is concr
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import FilterConfigError
 
 Strictness = Literal["lenient", "default", "strict"]
 
@@ -77,3 +81,37 @@ class FilterConfig(BaseModel):
     def check(self, name: str) -> CheckSettings:
         """Settings of one check (always present after validation)."""
         return self.checks[name]
+
+
+def load_filter_config(data: FilterConfig | dict[str, Any] | None = None, *,
+                       path: str | Path | None = None, strictness: str | None = None,
+                       ) -> FilterConfig:
+    """Filter settings from a mapping and/or a JSON file, `strictness` over both; raises
+    `FilterConfigError` with one line naming the file, the field and what it accepts (pydantic's
+    own message spans several lines and names no file)."""
+    if isinstance(data, FilterConfig) and path is None and strictness is None:
+        return data
+    merged: dict[str, Any] = (data.model_dump(exclude_unset=True) if isinstance(data, FilterConfig)
+                              else dict(data or {}))
+    source = "filter settings"
+    if path is not None:
+        source = str(path)
+        try:
+            loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise FilterConfigError(f"{path}: cannot read filter settings ({err})") from None
+        if not isinstance(loaded, dict):
+            raise FilterConfigError(f"{path}: filter settings must be a JSON object, got "
+                                    f"{type(loaded).__name__}")
+        merged.update(loaded)
+    if strictness is not None:
+        merged["strictness"] = strictness
+    try:
+        return FilterConfig.model_validate(merged)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        where = f"field '{loc}': " if loc else ""
+        got = f" (got {first['input']!r})" if loc and "input" in first else ""
+        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        raise FilterConfigError(f"{source}: {where}{msg}{got}") from None
