@@ -74,7 +74,7 @@ def _read_csv(path: Path) -> Iterator[_Row]:
         reader = csv.DictReader(text_fh)
         for row in reader:
             line = reader.line_num
-            extra = row.pop(None, None)  # type: ignore[call-overload]
+            extra = row.pop(None, None)
             data = {k: v for k, v in row.items() if k is not None}
             if extra:
                 data["_extra_columns"] = extra

@@ -148,7 +148,7 @@ def check_template_version(template: Template, out_dir: Path | None = None,
             t = {}
         if (t.get("name") == template.name and t.get("version") == template.version
                 and t.get("content_hash") not in (None, template.content_hash)
-                and not any(t.get("content_hash") in w for w in warnings)):
+                and not any(str(t.get("content_hash")) in w for w in warnings)):
             warnings.append(f"the previous run in {out_dir} used template {template.name!r} "
                             f"version {template.version!r} with different content "
                             f"({t.get('content_hash')} → {template.content_hash}): {bump}")
@@ -286,7 +286,7 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
                 known.update(n if isinstance(n, str) else n[1] for n in node.names)
             elif isinstance(node, jinja2.nodes.Macro):
                 known.add(node.name)
-            else:
+            elif isinstance(node, jinja2.nodes.Assign):
                 known.update(n.name for n in node.target.find_all(jinja2.nodes.Name))
         for name in sorted(jinja2.meta.find_undeclared_variables(ast) - known):
             report.add("error", "undefined_variable",

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -21,7 +20,7 @@ class _Commands(TyperGroup):
     """Every command's expected failures end here, in one place: an error vqa-gen raises on
     purpose (`VqaGenError`) or an OS error becomes one line and an exit code, no traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except VqaGenError as err:
@@ -391,6 +390,7 @@ def try_(
             out.print(f"[red]{escape(title)}: failed[/] {escape(r.failure.kind)}: "
                       f"{escape(r.failure.message)}")
             continue
+        assert r.record is not None  # not invalid, so a record
         table = Table(title=escape(title), caption=escape(r.record.caption),
                       title_justify="left", show_lines=True)
         table.add_column("#", no_wrap=True)
@@ -449,10 +449,9 @@ def refilter(
                   title_justify="left")
     for key in ("qa_generated", "qa_kept", "qa_rejected", "records_failed"):
         table.add_row(key.replace("_", " "), str(b.get(key, "")), str(a.get(key, "")))
-    for c in (b, a):
-        if c.get("qa_generated"):
-            c["_rate"] = f"{c['qa_kept'] / c['qa_generated']:.1%}"
-    table.add_row("kept rate", b.get("_rate", "-"), a.get("_rate", "-"))
+    rates = [f"{c['qa_kept'] / c['qa_generated']:.1%}" if c.get("qa_generated") else "-"
+             for c in (b, a)]
+    table.add_row("kept rate", *rates)
     Console(highlight=False).print(table)
     if summary.reparse_failures:
         console.print(f"[yellow]{summary.reparse_failures} stored repl(ies) no longer parse[/]: "

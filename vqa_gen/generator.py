@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +93,12 @@ class Generator:
         self.model = self._client_config.model
         if self._cache_setting and self._cache is None:
             path = None if self._cache_setting is True else self._cache_setting
-            self._cache = open_cache(path)  # type: ignore[arg-type]
+            self._cache = open_cache(path)
         return self._client_config
 
     # -- async API ------------------------------------------------------------------------
     async def agenerate(self, records: Iterable[CaptionRecord | dict[str, Any]]
-                        ) -> AsyncIterator[RecordResult]:
+                        ) -> AsyncGenerator[RecordResult, None]:
         """Yield one result per record, in input order, calling the endpoint concurrently."""
         config = self._resolve()
         async with ChatClient(config) as client:

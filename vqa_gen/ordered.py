@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,7 +22,7 @@ async def ordered_map(
     *,
     concurrency: int,
     window: int | None = None,
-) -> AsyncIterator[R]:
+) -> AsyncGenerator[R, None]:
     """Yield `await fn(item)` for each item, in order, with at most `concurrency` running and at
     most `window` started but not yet yielded. Exceptions from `fn` propagate (after the tasks
     still running are cancelled)."""

@@ -179,7 +179,7 @@ class Counts:
     records_done."""
 
     def to_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        return {k: getattr(self, k) for k in self.__slots__}
 
     def add_entry(self, e: dict[str, Any]) -> None:
         """Count one progress-log entry (one input line and where it ended)."""

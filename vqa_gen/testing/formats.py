@@ -33,6 +33,7 @@ def format_aware(body: dict[str, Any]) -> str:
     """Grounded reply in the requested format (answers are spans of the caption)."""
     fmt = _format_name(body)
     pairs = orjson.loads(qa_from_caption(body))["qa_pairs"]
+    out: list[dict[str, Any]]
     if fmt == "yes_no":
         out = [{"question": f"Does the image show this: {p['answer'].lower()}?",
                 "answer": "yes", "type": "presence"} for p in pairs]

@@ -147,7 +147,7 @@ class FaultPlan:
         if not 0.0 <= rate <= 1.0:
             raise ValueError("rate must be within [0, 1]")
         share = rate / len(kinds) if kinds else 0.0
-        return cls(**{k: share for k in kinds}, **kwargs)
+        return cls(**{k: share for k in kinds}, **kwargs)  # type: ignore[arg-type]
 
     def probabilities(self) -> dict[str, float]:
         """The per-kind probabilities as a dict (only the non-zero ones)."""
