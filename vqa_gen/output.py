@@ -177,6 +177,9 @@ class Counts:
     records_skipped: int = 0
     """Done records the template's `when` condition excluded (zero QA, no call); part of
     records_done."""
+    retries: int = 0
+    """HTTP attempts repeated after a 429, 5xx, timeout or dropped connection; part of
+    llm_calls."""
 
     def to_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -199,6 +202,7 @@ class Counts:
         self.qa_generated += kept + rejected
         self.llm_calls += e.get("calls", 0)
         self.reasks += e.get("reasks", 0)
+        self.retries += e.get("retries", 0)
         self.cache_hits += e.get("cache_hits", 0)
         self.cache_misses += e.get("cache_misses", 0)
 
@@ -360,6 +364,7 @@ class RunWriter:
         entry = {"line": result.line, "record_id": result.record_id, "status": status,
                  "kept": len(result.kept), "rejected": len(result.rejected),
                  "calls": result.calls, "reasks": result.reasks,
+                 "retries": getattr(result, "retries", 0),
                  "cache_hits": result.cache_hits,
                  "cache_misses": result.cache_misses,
                  "usage": [u.prompt_tokens, u.completion_tokens, u.total_tokens]}

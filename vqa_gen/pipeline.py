@@ -8,6 +8,7 @@ call the same thing. Writing output is somebody else's job: this module only ret
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -20,6 +21,8 @@ from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Ve
 from .llm import Completion, LLMError, Usage
 from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
+
+log = logging.getLogger(__name__)
 
 Status = Literal["done", "failed", "invalid"]
 MAX_REASK_ECHO = 1500
@@ -91,6 +94,8 @@ class RecordResult:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     reasks: int = 0
+    retries: int = 0
+    """HTTP attempts beyond the first (429, 5xx, timeouts ...); part of `calls`."""
     cache_hits: int = 0
     cache_misses: int = 0
     raw_responses: list[str] = field(default_factory=list)
@@ -207,6 +212,7 @@ async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
             return hit
     completion = await ctx.client.complete(messages, **params)
     result.calls += completion.attempts
+    result.retries += max(0, completion.attempts - 1)
     result.usage.add(completion.usage)
     if ctx.cache is not None:
         result.cache_misses += 1
@@ -342,6 +348,7 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
             completion = await _complete(ctx, messages, params, result)
         except LLMError as err:
             result.calls += err.attempts
+            result.retries += max(0, err.attempts - 1)
             result.failure = Failure(err.kind, str(err), attempts=result.calls)
             return result
         result.raw_responses.append(completion.content)
@@ -353,6 +360,7 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
             if attempt == ctx.settings.max_reasks:
                 break
             result.reasks += 1
+            log.info("record %s: re-asking (%s: %s)", record.id, err.code, err.reason)
             messages = [*messages,
                         {"role": "assistant", "content": completion.content[:MAX_REASK_ECHO]},
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import signal
 import sqlite3
@@ -39,6 +40,8 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .templates import load_template
+
+log = logging.getLogger(__name__)
 
 
 class RunError(RunFolderError):
@@ -77,11 +80,20 @@ class CircuitBreaker:
         if failure is not None and failure.kind in ENDPOINT_DOWN_KINDS:
             self.consecutive += 1
             self.last = failure
+            log.debug("circuit breaker: %d of %d records in a row failed at the endpoint (%s)",
+                      self.consecutive, self.threshold, failure.kind)
         elif result.calls > 0:
             # the endpoint answered; records that made no call (invalid, skipped, served from
             # the cache) say nothing about it either way
+            if self.consecutive:
+                log.info("circuit breaker: the endpoint answered again after %d failed "
+                         "record(s) in a row", self.consecutive)
             self.consecutive = 0
-        return 0 < self.threshold <= self.consecutive
+        tripped = 0 < self.threshold <= self.consecutive
+        if tripped:
+            log.warning("circuit breaker tripped: %d records in a row failed at the endpoint "
+                        "(last: %s)", self.consecutive, self.last.kind if self.last else "?")
+        return tripped
 
 
 @dataclass(slots=True)
@@ -338,6 +350,8 @@ class Run:
         """Run to completion (or interruption); returns the manifest."""
         o = self.options
         self._prepare_out_dir()
+        log.info("%s %s", "resuming the run in" if self.resumed else "starting a run in",
+                 o.out_dir)
         embedded: EmbeddedServer | None = None
         try:
             client_config, embedded = o.endpoint.connect()
