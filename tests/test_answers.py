@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import json
 
 import pytest
@@ -61,8 +60,16 @@ def test_extract_json_finds_an_object_wrapped_in_prose(prefix, value, suffix):
     assert extract_json(text) == value
 
 
+REASK_CODES = {"empty_reply", "invalid_json", "wrong_shape", "no_pairs"}
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(max_size=200))
-def test_parse_never_raises_anything_but_answer_format_error(text):
-    with contextlib.suppress(AnswerFormatError):
-        parse_qa_pairs(text)
+@given(st.text(max_size=200) | st.builds(lambda v: json.dumps({"qa_pairs": v}), json_values))
+def test_parse_returns_usable_pairs_or_a_coded_reason_and_nothing_else(text):
+    try:
+        pairs = parse_qa_pairs(text)
+    except AnswerFormatError as err:
+        # what the re-ask prompt and the failure kind are built from
+        assert err.code in REASK_CODES and err.reason and "\n" not in err.reason
+        return
+    assert pairs and all(p.question.strip() and p.answer.strip() and p.type for p in pairs)

@@ -280,11 +280,10 @@ def test_drop_raises_connection_error(srv: FakeOpenAIServer, client: openai.Open
 def test_timeout_fault_trips_client_timeout(srv: FakeOpenAIServer) -> None:
     srv.faults = FaultPlan(script=["timeout"], hang_seconds=5)
     client = openai.OpenAI(base_url=srv.base_url, api_key="t", max_retries=0, timeout=0.3)
-    start = time.monotonic()
+    # the server would answer after 5 s: an APITimeoutError shows the client gave up first
     with pytest.raises(openai.APITimeoutError):
         client.chat.completions.create(**chat_body())
-    assert time.monotonic() - start < 2
-    assert srv.stats["timeout"] == 1
+    assert srv.stats["timeout"] == 1 and srv.stats["ok"] == 0
 
 
 def test_short_hang_then_answers(srv: FakeOpenAIServer, client: openai.OpenAI) -> None:
@@ -401,11 +400,9 @@ async def _concurrent(base_url: str, n: int) -> list[float]:
 
 def test_latency_overlaps_under_concurrency() -> None:
     with FakeOpenAIServer(latency_ms=200) as srv:
-        start = time.monotonic()
         durations = asyncio.run(_concurrent(srv.base_url, 20))
-        elapsed = time.monotonic() - start
-        assert elapsed < 1.0
         assert min(durations) >= 0.19
+        # all 20 were inside the server's latency at once: the waits overlapped
         assert srv.stats["max_in_flight"] == 20
         assert srv.stats["ok"] == 20
         assert srv.stats["in_flight"] == 0
@@ -413,16 +410,13 @@ def test_latency_overlaps_under_concurrency() -> None:
 
 def test_jitter_and_latency_change_between_requests(srv: FakeOpenAIServer) -> None:
     srv.latency_ms, srv.jitter_ms = 60, 40
-    times = []
     for _ in range(5):
-        t0 = time.monotonic()
         post(srv)
-        times.append(time.monotonic() - t0)
-    assert all(0.019 <= t < 0.5 for t in times)
+    delays = [r.delay_ms for r in srv.requests]
+    assert all(20 <= d <= 100 for d in delays) and len(set(delays)) > 1, delays
     srv.latency_ms, srv.jitter_ms = 0, 0
-    t0 = time.monotonic()
     post(srv)
-    assert time.monotonic() - t0 < 0.05
+    assert srv.requests[-1].delay_ms == 0
 
 
 def test_async_context_manager_in_callers_loop() -> None:

@@ -379,6 +379,8 @@ class RecordedRequest:
     body: Any
     fault: str | None
     time: float
+    delay_ms: float = 0.0
+    """The latency (plus jitter) the server waited before answering."""
 
 
 _JSON = "application/json"
@@ -550,12 +552,12 @@ class FakeOpenAIServer:
             bad = str(exc)
         plan = self.faults
         fault = plan.pick() if body is not None else None
+        recorded = None
         if self.record:
-            self.requests.append(
-                RecordedRequest(
-                    request.method, request.path, dict(request.headers), body, fault, time.time()
-                )
+            recorded = RecordedRequest(
+                request.method, request.path, dict(request.headers), body, fault, time.time()
             )
+            self.requests.append(recorded)
         if body is None:
             stats["invalid"] += 1
             return web.Response(
@@ -572,6 +574,8 @@ class FakeOpenAIServer:
         delay = self.latency_ms
         if self.jitter_ms:
             delay += self._jitter_rng.uniform(-self.jitter_ms, self.jitter_ms)
+        if recorded is not None:
+            recorded.delay_ms = max(0.0, delay)
         if delay > 0:
             await asyncio.sleep(delay / 1000.0)
 
