@@ -183,25 +183,3 @@ def audit_file(input_path: Path, output_path: Path, *, caption_field: str = "cap
     summary.worst = [item for _, _, item in sorted(worst_heap, reverse=True)]
     return summary
 
-
-def format_summary(summary: AuditSummary) -> str:
-    """Plain-text report for the CLI."""
-    lines = [f"rows: {summary.rows}  checked: {summary.checked}  passed: {summary.passed}  "
-             f"failed: {summary.failed}  skipped: {summary.skipped}"]
-    if summary.checked:
-        lines.append(f"pass rate: {summary.passed / summary.checked:.1%}")
-    if summary.reason_counts:
-        lines.append("reasons:")
-        for code, n in summary.reason_counts.most_common():
-            lines.append(f"  {code:24} {n}")
-    if summary.skipped:
-        lines.append("skipped rows:")
-        lines.extend(f"  {r}" for r in summary.reasons[:20])
-        if len(summary.reasons) > 20:
-            lines.append(f"  ... and {summary.skipped - 20} more")
-    if summary.worst:
-        lines.append("lowest-scoring rows:")
-        for w in summary.worst:
-            lines.append(f"  line {w['line']}: {w['score']:.2f} {','.join(w['codes'])} | "
-                         f"Q: {w['question'][:60]} | A: {w['answer'][:60]}")
-    return "\n".join(lines)

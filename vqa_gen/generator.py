@@ -136,9 +136,6 @@ class Generator:
         finally:
             asyncio.run_coroutine_threadsafe(agen.aclose(), loop).result()
 
-    def generate_one(self, record: CaptionRecord | dict[str, Any]) -> RecordResult:
-        return next(iter(self.generate([record])))
-
     # -- lifecycle ------------------------------------------------------------------------
     def close(self) -> None:
         """Stop the embedded model (if started), the helper loop and the cache."""

@@ -15,12 +15,11 @@ Reason codes: ``judge_contradicted`` (a claim the caption contradicts) and
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..answers import AnswerFormatError, extract_json
 from .config import FilterConfig
 from .verdict import Reason, Verdict
 
@@ -64,13 +63,6 @@ DEFAULTS: dict[str, Any] = {
     "response_format": True,
 }
 
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
-
-
-class _Completion(Protocol):
-    content: str
-
-
 class CompletionSource(Protocol):
     async def complete(self, messages: list[dict[str, str]], **params: Any) -> Any: ...
 
@@ -111,14 +103,10 @@ class JudgeStats:
 def parse_claims(content: str) -> list[Claim]:
     """Claims from the model's reply; tolerant of code fences and text around the JSON.
     Raises ValueError when there is no usable claim list."""
-    text = content.strip()
-    m = _JSON_OBJECT.search(text)
-    if m is None:
-        raise ValueError("no JSON object in the reply")
     try:
-        data = json.loads(m.group(0))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"bad JSON ({err.msg})") from None
+        data = extract_json(content)
+    except AnswerFormatError as err:
+        raise ValueError(err.reason) from None
     items = data.get("claims") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise ValueError("no 'claims' list")
