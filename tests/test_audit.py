@@ -42,7 +42,7 @@ def test_jsonl_roundtrip(tmp_path):
     assert got[2]["grounding"]["passed"] is True
     assert got[3]["grounding"] is None
     assert got[3]["audit_error"] == "line 4: missing field 'caption'"
-    assert got[4]["grounding"] is None and "bad JSON" in got[4]["audit_error"]
+    assert got[4]["grounding"] is None and "not valid JSON" in got[4]["audit_error"]
     assert got[5]["grounding"]["passed"] is False
     assert (s.checked, s.skipped, s.passed, s.failed) == (4, 2, 2, 2)
     assert any(r.startswith("in.jsonl:4:") for r in s.reasons)

@@ -129,3 +129,19 @@ def test_cli_reports_an_os_error_as_one_line_with_the_path(tmp_path):
     code, out = _cli("check", str(qa), "--out", str(blocker / "sub" / "out.jsonl"))
     line = _one_error_line(out)
     assert code == 2 and str(blocker) in line
+
+
+def test_a_damaged_run_folder_line_is_one_line_naming_file_and_line(tmp_path, fake_server):
+    inp = write_jsonl(tmp_path / "in.jsonl", [
+        {"id": f"r{i}", "caption": f"A {i + 2} mm red papule on the left forearm."}
+        for i in range(3)])
+    out = tmp_path / "run"
+    code, output = _cli("run", str(inp), "--out", str(out), "--base-url", fake_server.base_url,
+                        "--model", "m", "--quiet", "--no-cache")
+    assert code == 0, output
+    shard = next(p for p in sorted(out.glob("*-00000.jsonl")) if p.stat().st_size)
+    lines = shard.read_bytes().splitlines(keepends=True)
+    shard.write_bytes(lines[0] + b'{"question": "cut off\n' + b"".join(lines[1:]))
+    for args in (("diff", str(out), str(out)), ("report", str(out))):
+        code, output = _cli(*args)
+        assert code == 2 and f"{shard}:2: not valid JSON" in _one_error_line(output), args

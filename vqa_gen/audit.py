@@ -7,9 +7,7 @@ so memory stays bounded on large files. Bad rows are reported, never fatal.
 
 from __future__ import annotations
 
-import csv
 import heapq
-import io
 import json
 import os
 from collections import Counter
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .grounding import FilterConfig, GroundingFilter, Verdict
+from .records import iter_rows
 
 _MAX_REPORTED_SKIPS = 1000
 _WORST_N = 10
@@ -46,43 +45,19 @@ class AuditSummary:
 @dataclass
 class _Row:
     line: int
-    data: dict[str, Any] | None  # None: unparseable line
-    raw: str | None = None
+    data: dict[str, Any] | None  # None: unreadable line
     error: str | None = None
 
 
-def _read_jsonl(path: Path) -> Iterator[_Row]:
-    with path.open("rb") as fh:
-        for n, bline in enumerate(fh, start=1):
-            text = bline.decode("utf-8", errors="replace").strip()
-            if not text:
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield _Row(n, None, raw=text, error=f"bad JSON ({exc.msg})")
-                continue
-            if not isinstance(obj, dict):
-                yield _Row(n, None, raw=text, error="JSON line is not an object")
-                continue
-            yield _Row(n, obj)
-
-
-def _read_csv(path: Path) -> Iterator[_Row]:
-    with path.open("rb") as bfh:
-        text_fh = io.TextIOWrapper(bfh, encoding="utf-8-sig", errors="replace", newline="")
-        reader = csv.DictReader(text_fh)
-        for row in reader:
-            line = reader.line_num
-            extra = row.pop(None, None)
-            data = {k: v for k, v in row.items() if k is not None}
-            if extra:
-                data["_extra_columns"] = extra
-            yield _Row(line, data)
-
-
 def _rows(path: Path) -> Iterator[_Row]:
-    return _read_csv(path) if path.suffix.lower() == ".csv" else _read_jsonl(path)
+    """The file's rows through the line-capped readers `run` uses (records.iter_rows)."""
+    for line, obj, error in iter_rows(path):
+        if error is not None:
+            yield _Row(line, None, error=error)
+        elif not isinstance(obj, dict):
+            yield _Row(line, None, error=f"expected a JSON object, got {type(obj).__name__}")
+        else:
+            yield _Row(line, obj)
 
 
 def _field(data: dict[str, Any], name: str) -> str | None:
@@ -114,7 +89,7 @@ def audit_file(input_path: Path, output_path: Path, *, caption_field: str = "cap
         summary.skipped += 1
         if len(summary.reasons) < _MAX_REPORTED_SKIPS:
             summary.reasons.append(f"{name}:{row.line}: {why}")
-        data = dict(row.data) if row.data is not None else {"_raw": row.raw}
+        data = dict(row.data) if row.data is not None else {}
         data["grounding"] = None
         data["audit_error"] = f"line {row.line}: {why}"
         out.write(json.dumps(data, ensure_ascii=False) + "\n")

@@ -27,6 +27,9 @@ from typing import IO, Any
 
 import orjson
 
+from .errors import RunFolderError
+from .records import iter_rows
+
 PARTIAL = ".partial"
 STATE_DIR = ".vqa-gen"
 PROGRESS_FILE = "progress.jsonl"
@@ -215,13 +218,17 @@ class Counts:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """The objects of a JSONL file (blank lines skipped; nothing if the file does not exist)."""
+    """The objects of a JSONL file of a run folder (blank lines skipped; nothing if the file does
+    not exist), read with the input's line-capped reader; a damaged line is a one-line
+    `RunFolderError` naming the file and line."""
     if not path.exists():
         return
-    with path.open("rb") as fh:
-        for raw in fh:
-            if raw.strip():
-                yield orjson.loads(raw)
+    for line, obj, error in iter_rows(path, "jsonl"):
+        if error is None and not isinstance(obj, dict):
+            error = f"expected a JSON object, got {type(obj).__name__}"
+        if error is not None:
+            raise RunFolderError(f"{path}:{line}: {error}")
+        yield obj
 
 
 def _whole_lines(fh: IO[bytes]) -> Iterator[tuple[bytes, dict[str, Any]]]:

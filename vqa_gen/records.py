@@ -396,3 +396,15 @@ def coerce_record(value: CaptionRecord | dict[str, Any], *, index: int = 0) -> C
     if isinstance(result, str):
         raise InputError(f"record {index}: {result}")
     return result
+
+
+def iter_rows(path: str | Path, input_format: Literal["auto", "jsonl", "csv"] = "auto"
+              ) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, parsed row or None, why not) for every data line of a JSONL or CSV file:
+    the one reader of each format, line-capped, never raising for a bad line. `read_records`,
+    `vqa-gen check` and the run-folder readers (refilter, diff, report) all read through it."""
+    path = Path(path)
+    fmt = input_format
+    if fmt == "auto":
+        fmt = "csv" if path.suffix.lower() in {".csv", ".tsv"} else "jsonl"
+    return _iter_csv_raw(path) if fmt == "csv" else _iter_jsonl_raw(path)
