@@ -1,29 +1,8 @@
-"""Test doubles for vqa-gen: a fake OpenAI-compatible server with injectable latency and faults."""
+"""Test doubles for vqa-gen: a fake OpenAI-compatible server with injectable latency and faults.
 
-from vqa_gen.testing.server import (
-    ALL_FAULTS,
-    DEFAULT_FAULT_MIX,
-    FakeOpenAIServer,
-    FaultPlan,
-    RecordedRequest,
-    Responder,
-    canned,
-    extract_caption,
-    qa_from_caption,
-    scripted,
-    start_subprocess_server,
-)
+Everything `vqa_gen.testing.server` exports (its `__all__`) is importable from here."""
 
-__all__ = [
-    "ALL_FAULTS",
-    "DEFAULT_FAULT_MIX",
-    "FakeOpenAIServer",
-    "FaultPlan",
-    "RecordedRequest",
-    "Responder",
-    "canned",
-    "extract_caption",
-    "qa_from_caption",
-    "scripted",
-    "start_subprocess_server",
-]
+from vqa_gen.testing import server as _server
+from vqa_gen.testing.server import *  # noqa: F403
+
+__all__ = list(_server.__all__)
