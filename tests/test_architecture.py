@@ -17,7 +17,7 @@ LAYERS = [
     grimp.Layer("cli", "__main__", independent=False),
     # the application: the batch run, the importable API, the author's and auditor's tools
     grimp.Layer("runner", "generator", "refilter", "authoring", "audit", "report", "rundiff",
-                "export", "batch", "distributed", independent=False),
+                "export", "batch", "distributed", "preflight", "workers", independent=False),
     # one record: prompt -> LLM -> QA -> verdicts
     grimp.Layer("pipeline", independent=False),
     # its parts
