@@ -111,8 +111,8 @@ def test_cli_prints_one_line_per_error_category(tmp_path):
     code, out = _cli("run", str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o"),
                      "--base-url", "http://127.0.0.1:9/v1", "--model", "m")
     assert code == 2 and "input file not found" in _one_error_line(out)
-    code, out = _cli("render", samples, "--record", "no-such-id")
-    assert code == 2 and "no record with id 'no-such-id'" in _one_error_line(out)
+    code, out = _cli("render", samples, "--record", "no-such-id[/b]")
+    assert code == 2 and "no record with id 'no-such-id[/b]'" in _one_error_line(out)
     code, out = _cli("refilter", str(tmp_path))
     assert code == 2 and "holds no vqa-gen run" in _one_error_line(out)
     code, out = _cli("diff", str(tmp_path), str(tmp_path))

@@ -21,13 +21,15 @@ class _Commands(TyperGroup):
     purpose (`VqaGenError`) or an OS error becomes one line and an exit code, no traceback."""
 
     def invoke(self, ctx: Any) -> Any:
+        from rich.markup import escape  # messages quote user input: "[/b]" is not markup
+
         try:
             return super().invoke(ctx)
         except VqaGenError as err:
-            raise fail(err.user_message(), err.exit_code) from None
+            raise fail(escape(err.user_message()), err.exit_code) from None
         except OSError as err:
-            raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                       ) from None
+            raise fail(escape(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}"
+                              .strip())) from None
 
 
 app = typer.Typer(
