@@ -10,7 +10,6 @@ import asyncio
 import http.client
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -288,9 +287,9 @@ def test_timeout_fault_trips_client_timeout(srv: FakeOpenAIServer) -> None:
 
 def test_short_hang_then_answers(srv: FakeOpenAIServer, client: openai.OpenAI) -> None:
     srv.faults = FaultPlan(script=["timeout"], hang_seconds=0.2)
-    start = time.monotonic()
     resp = client.chat.completions.create(**chat_body())
-    assert time.monotonic() - start >= 0.2
+    # the request met the hang (counted) and was still answered, within the client's timeout
+    assert srv.stats["timeout"] == 1 and srv.stats["ok"] == 1
     assert orjson.loads(resp.choices[0].message.content)["qa_pairs"]
 
 
@@ -385,13 +384,11 @@ def test_api_key_enforced() -> None:
 # ---- latency and concurrency ------------------------------------------------------------------
 
 
-async def _concurrent(base_url: str, n: int) -> list[float]:
-    async def one(session: aiohttp.ClientSession) -> float:
-        t0 = time.monotonic()
+async def _concurrent(base_url: str, n: int) -> list[int]:
+    async def one(session: aiohttp.ClientSession) -> int:
         async with session.post(base_url + "/chat/completions", json=chat_body()) as resp:
-            assert resp.status == 200
             await resp.read()
-        return time.monotonic() - t0
+            return resp.status
 
     connector = aiohttp.TCPConnector(limit=n)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -400,8 +397,8 @@ async def _concurrent(base_url: str, n: int) -> list[float]:
 
 def test_latency_overlaps_under_concurrency() -> None:
     with FakeOpenAIServer(latency_ms=200) as srv:
-        durations = asyncio.run(_concurrent(srv.base_url, 20))
-        assert min(durations) >= 0.19
+        assert asyncio.run(_concurrent(srv.base_url, 20)) == [200] * 20
+        assert [r.delay_ms for r in srv.requests] == [200] * 20
         # all 20 were inside the server's latency at once: the waits overlapped
         assert srv.stats["max_in_flight"] == 20
         assert srv.stats["ok"] == 20
