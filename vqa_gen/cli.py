@@ -27,7 +27,11 @@ ENDPOINT_DOWN_EXIT = 3
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error (no traceback) and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    from .llm import redact
+
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -157,11 +161,21 @@ def run(
     retry_failed: Annotated[bool, typer.Option(help="Retry the records that failed in an "
                                                     "earlier run of this folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    delimiter: Annotated[str | None, typer.Option(
+        help="CSV field delimiter (one character; `tab` or `\\t` for a tab). Default: tab "
+             "for .tsv, comma otherwise.")] = None,
+    max_response_bytes: Annotated[int, typer.Option(
+        min=1024, help="Largest reply body read from the endpoint; a larger one is a "
+                       "malformed response (retried, then the record fails).")
+    ] = 8 * 1024 * 1024,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
     Rerunning the same command on the same --out resumes an unfinished run.
     """
+    from rich.markup import escape
+
+    from .cache import CacheError
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
     from .records import FieldMap
@@ -174,8 +188,8 @@ def run(
                                       seed=seed, max_tokens=max_tokens),
         filter=_load_filter_config(strictness, filter_config),
         endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
-                           concurrency),
-        shard_size=shard_size, limit=limit,
+                           concurrency, max_response_bytes),
+        shard_size=shard_size, limit=limit, delimiter=delimiter,
         fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
                         modality=modality_field),
         overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
@@ -189,17 +203,20 @@ def run(
             record=not no_cache))
         with _Progress(limit, quiet) as progress:
             manifest = job.run(on_result=progress.update)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         console.print(f"[yellow]interrupted:[/] work so far is kept in {out}; run the same "
                       "command again to resume.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(err, "exit_code", 130)) from None  # 143 for SIGTERM
     except EndpointDownError as err:
         raise fail(str(err), ENDPOINT_DOWN_EXIT) from None
-    except (RunError, TemplateError, EmbeddedModelError) as err:
+    except (RunError, TemplateError, EmbeddedModelError, CacheError) as err:
         raise fail(str(err)) from None
     except OSError as err:
-        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                   ) from None
+        where = getattr(err, "filename", None)
+        raise fail(f"{where}: {err.strerror or err}" if where else str(err)) from None
+    finally:
+        if "job" in locals():
+            _warn([escape(n) for n in job.notes])
     console.print(_summary_table(manifest, out))
     if manifest["counts"]["records_invalid"]:
         console.print(f"[yellow]{manifest['counts']['records_invalid']} invalid input "
@@ -224,13 +241,14 @@ def templates() -> None:
 
 # -- the prompt author's loop: render, lint, try, refilter, diff, report ---------------------
 def _endpoint(base_url: str | None, api_key: str | None, model: str | None,
-              model_path: Path | None, timeout: float, max_retries: int, concurrency: int
-              ) -> Any:
+              model_path: Path | None, timeout: float, max_retries: int, concurrency: int,
+              max_response_bytes: int | None = None) -> Any:
     from .runner import EndpointSettings
 
+    extra = {"max_response_bytes": max_response_bytes} if max_response_bytes else {}
     return EndpointSettings(base_url=base_url, api_key=api_key, model=model,
                             model_path=str(model_path) if model_path else None, timeout=timeout,
-                            max_retries=max_retries, concurrency=concurrency)
+                            max_retries=max_retries, concurrency=concurrency, **extra)
 
 
 def _warn(warnings: list[str]) -> None:
@@ -298,6 +316,8 @@ def lint(
 ) -> None:
     """Check a template: header, examples, undefined variables, the JSON instruction, wording
     that leaks "the caption" into questions, rendering on sample records. Exit 1 on errors."""
+    from rich.markup import escape
+
     from .authoring import lint_template
 
     path = input or _samples_path()
@@ -308,7 +328,7 @@ def lint(
                   title_justify="left")
     for i in report.issues:
         style = "red" if i.level == "error" else "yellow"
-        table.add_row(f"[{style}]{i.level}[/]", i.code, i.message)
+        table.add_row(f"[{style}]{i.level}[/]", escape(i.code), escape(i.message))
     out = Console(highlight=False)
     if report.issues:
         out.print(table)
@@ -321,6 +341,9 @@ def lint(
 def _samples_path() -> Path | None:
     from .templates import builtin_prompt_dirs
 
+    bundled = Path(__file__).resolve().parent / "_samples" / "captions.jsonl"
+    if bundled.is_file():  # an installed wheel (pyproject force-includes samples/)
+        return bundled
     for d in builtin_prompt_dirs():
         for p in (d.parent / "samples" / "captions.jsonl", d / "samples" / "captions.jsonl"):
             if p.is_file():
@@ -590,8 +613,10 @@ def check(
 
 def _print_audit(summary: Any, out: Path) -> None:
     """Pass rate, reasons by count and the worst rows of a `check` run."""
+    from rich.markup import escape
+
     show = Console(highlight=False)
-    table = Table(title=f"vqa-gen check · {out}", show_header=False)
+    table = Table(title=escape(f"vqa-gen check · {out}"), show_header=False)
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
     for name, value in (("rows", summary.rows), ("checked", summary.checked),
@@ -604,18 +629,18 @@ def _print_audit(summary: Any, out: Path) -> None:
     if summary.reason_counts:
         reasons = Table("reason", "QA pairs", title="reasons by count")
         for code, n in summary.reason_counts.most_common():
-            reasons.add_row(code, f"{n:,}")
+            reasons.add_row(escape(code), f"{n:,}")
         show.print(reasons)
     if summary.worst:
         worst = Table("line", "score", "reasons", "question", "answer",
                       title="lowest-scoring rows")
-        for w in summary.worst:
-            worst.add_row(str(w["line"]), f"{w['score']:.2f}", ", ".join(w["codes"]),
-                          w["question"][:60], w["answer"][:60])
+        for w in summary.worst:  # the text is data: `[/b]` in a question is not markup
+            worst.add_row(str(w["line"]), f"{w['score']:.2f}", escape(", ".join(w["codes"])),
+                          escape(w["question"][:60]), escape(w["answer"][:60]))
         show.print(worst)
     if summary.skipped:
         console.print(f"[yellow]{summary.skipped} row(s) skipped[/]: "
-                      + "; ".join(summary.reasons[:3])
+                      + escape("; ".join(summary.reasons[:3]))
                       + (" ..." if summary.skipped > 3 else ""), soft_wrap=True)
 
 

@@ -18,8 +18,13 @@ a later run resume exactly where this one stopped.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
+import socket
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,92 @@ later (`vqa-gen refilter`) without a single call."""
 MANIFEST = "manifest.json"
 STATE_FILE = "state.json"
 """The run's identity under STATE_DIR: the settings snapshot and its fingerprint."""
+LOCK_FILE = "lock"
+"""Under STATE_DIR: flock-ed by the run that owns the folder; holds its pid, host and start."""
+CALLS_FILE = "calls"
+"""Under STATE_DIR: one byte per HTTP call sent, appended before the call, so `llm_calls`
+counts calls whose record was never committed (a kill, a `--retry-failed`) too."""
+DEFAULT_FSYNC_INTERVAL = 1.0
+"""Seconds between fsyncs of the output files and the progress log (0: at every commit).
+See benchmarks/bench_reliability.py `--only fsync` for the cost per commit."""
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be used as it is (held by another run, or damaged in a way
+    that cannot be repaired from what is provably committed). One line, names the file."""
+
+
+@contextlib.contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """Give an OSError raised while writing `path` the path (`No space left on device` alone
+    does not say where)."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
+
+
+class FolderLock:
+    """One folder, one writer: an exclusive `flock` on `.vqa-gen/lock`, held for the whole run.
+
+    The kernel drops the lock when the process dies however it dies, so a lock left by a
+    killed run is never in the way; the file's leftover content (pid, host, start time) is
+    how the next run notices and reports that it took over from a run that did not finish."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+        self.path = out_dir / STATE_DIR / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> str | None:
+        """Take the lock or raise OutputError naming the holder. Returns a note when the lock
+        of a run that ended without releasing it was taken over."""
+        with naming(self.path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _describe_holder(_read_fd(fd))
+            os.close(fd)
+            raise OutputError(f"{self.out_dir} is in use by another vqa-gen run ({holder}); "
+                              "wait for it to finish or choose another --out") from None
+        previous = _read_fd(fd)
+        info = {"pid": os.getpid(), "host": socket.gethostname(),
+                "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        if previous:
+            return (f"{self.out_dir}: took over the lock of an earlier run that ended without "
+                    f"releasing it ({_describe_holder(previous)}, no longer running)")
+        return None
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # an empty lock file: the last run ended cleanly
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_fd(fd: int) -> dict[str, Any]:
+    try:
+        data = os.pread(fd, 4096, 0)
+        info = json.loads(data) if data.strip() else {}
+        return info if isinstance(info, dict) else {}
+    except (OSError, ValueError):
+        return {"pid": "?"}
+
+
+def _describe_holder(info: dict[str, Any]) -> str:
+    if not info:
+        return "holder unknown"
+    return (f"pid {info.get('pid', '?')} on {info.get('host', '?')}, started "
+            f"{info.get('started', '?')}")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -73,6 +164,13 @@ class ShardSet:
         self.lines_in_shard = 0
         self.sealed: list[str] = []
         self._fh: IO[bytes] | None = None
+        self._hash = hashlib.sha256()
+        """Running hash of the open shard's lines: each progress entry records (shard, lines,
+        hash), which is what lets a resume verify the shards before trusting them."""
+
+    def position(self) -> list[Any]:
+        """[shard index, lines in it, running hash] after the last write."""
+        return [self.index, self.lines_in_shard, self._hash.hexdigest()[:16]]
 
     def _partial_path(self, index: int) -> Path:
         return self.out_dir / (shard_name(self.prefix, index) + PARTIAL)
@@ -88,12 +186,22 @@ class ShardSet:
         if self.lines_in_shard and self.lines_in_shard + len(lines) > self.shard_size:
             self.seal()
             self.index += 1
-        self._open().writelines(lines)
+        with naming(self._partial_path(self.index)):
+            self._open().writelines(lines)
+        for line in lines:
+            self._hash.update(line)
         self.lines_in_shard += len(lines)
 
     def flush(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
+            with naming(self._partial_path(self.index)):
+                self._fh.flush()
+
+    def sync(self) -> None:
+        if self._fh is not None:
+            with naming(self._partial_path(self.index)):
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
 
     def seal(self) -> None:
         """Close the open shard and give it its final name."""
@@ -108,6 +216,7 @@ class ShardSet:
         os.replace(self._partial_path(self.index), final)
         self.sealed.append(final.name)
         self.lines_in_shard = 0
+        self._hash = hashlib.sha256()
 
     def close(self) -> None:
         if self._fh is not None:
@@ -115,10 +224,12 @@ class ShardSet:
             self._fh.close()
             self._fh = None
 
-    def resume(self, index: int, lines_in_shard: int, sealed: Iterable[str]) -> None:
+    def resume(self, index: int, lines_in_shard: int, sealed: Iterable[str],
+               running_hash: Any = None) -> None:
         self.index = index
         self.lines_in_shard = lines_in_shard
         self.sealed = list(sealed)
+        self._hash = running_hash if running_hash is not None else hashlib.sha256()
 
 
 class SideFile:
@@ -131,14 +242,22 @@ class SideFile:
         self.lines = 0
 
     def write(self, obj: Any) -> None:
-        if self._fh is None:
-            self._fh = self.partial.open("ab")
-        self._fh.write(dumps_line(obj))
+        with naming(self.partial):
+            if self._fh is None:
+                self._fh = self.partial.open("ab")
+            self._fh.write(dumps_line(obj))
         self.lines += 1
 
     def flush(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
+            with naming(self.partial):
+                self._fh.flush()
+
+    def sync(self) -> None:
+        if self._fh is not None:
+            with naming(self.partial):
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
 
     def seal(self) -> None:
         if self._fh is not None:
@@ -258,14 +377,111 @@ def _filter_jsonl(path: Path, keep: Any) -> int:
     return kept
 
 
+_STATUSES = frozenset({"done", "failed", "invalid"})
+
+
+def read_progress(path: Path) -> tuple[list[dict[str, Any]], int | None]:
+    """The entries of a progress log up to its first unusable line, and that line's number if
+    whole lines follow it (a damaged line in the middle, not just a torn end from a kill)."""
+    entries: list[dict[str, Any]] = []
+    if not path.exists():
+        return entries, None
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            e: Any = None
+            if raw.endswith(b"\n"):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    e = orjson.loads(raw)
+            if not (isinstance(e, dict) and isinstance(e.get("line"), int)
+                    and e.get("status") in _STATUSES):
+                rest = fh.read(1 << 16)
+                return entries, (lineno if rest.strip() else None)
+            entries.append(e)
+    return entries, None
+
+
+_SHARD_PREFIXES = ("data", "rejected")
+
+
+@dataclass(slots=True)
+class _ShardCheck:
+    """What a resume found in one shard file: how many of the progress log's claims on it hold
+    (`good` entries, counted from the start of the log)."""
+
+    path: Path | None
+    sealed: bool
+    good: int
+
+
+def _shard_files(out_dir: Path, prefix: str) -> dict[int, tuple[Path, bool]]:
+    """index -> (path, sealed) of the shards on disk (a sealed name wins over a partial one)."""
+    found: dict[int, tuple[Path, bool]] = {}
+    for p in out_dir.glob(f"{prefix}-*.jsonl{PARTIAL}"):
+        with contextlib.suppress(ValueError):
+            found[int(p.name[len(prefix) + 1:].split(".")[0])] = (p, False)
+    for p in out_dir.glob(f"{prefix}-*.jsonl"):
+        with contextlib.suppress(ValueError):
+            index = int(p.name[len(prefix) + 1:].split(".")[0])
+            if index in found:
+                found[index][0].unlink()  # a stale partial under a sealed shard
+            found[index] = (p, True)
+    return found
+
+
+def _hash_lines(path: Path, claims: list[tuple[int, str, int]]) -> int:
+    """Check `claims` (lines, running hash, entry number; in log order) against the file;
+    the entry number of the first claim that does not hold, or -1."""
+    h = hashlib.sha256()
+    n = i = 0
+    with path.open("rb") as fh:
+        while i < len(claims):
+            while i < len(claims) and claims[i][0] == n:
+                if claims[i][1] != h.hexdigest()[:16]:
+                    return claims[i][2]
+                i += 1
+            if i == len(claims):
+                break
+            raw = fh.readline()
+            if not raw.endswith(b"\n"):
+                return claims[i][2]  # the file ends before the claim
+            h.update(raw)
+            n += 1
+    return -1
+
+
+def _truncate_lines(path: Path, n: int) -> tuple[bool, Any]:
+    """Cut a file after its first `n` lines: (whether anything was cut, running hash of the
+    lines kept)."""
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for _ in range(n):
+            raw = fh.readline()
+            if not raw:
+                break
+            h.update(raw)
+            size += len(raw)
+    if path.stat().st_size == size:
+        return False, h
+    with path.open("r+b") as fh:
+        fh.truncate(size)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return True, h
+
+
 class RunWriter:
     """Commits `RecordResult`s to an output folder, in order, and can pick up a torn run.
 
-    Commit order for one record: its QA lines and side-file line, flush, then its progress line.
-    A record whose progress line is missing is treated as never processed.
+    Commit order for one record: its QA lines and side-file line, flush, then its progress line
+    (which records where each shard stood: lines and running hash). A record whose progress
+    line is missing is treated as never processed; a resume checks the shards against the log
+    before trusting either. Files are fsynced every `fsync_interval` seconds (0: every commit)
+    and when the run ends, shard data before the progress log.
     """
 
-    def __init__(self, out_dir: Path, shard_size: int) -> None:
+    def __init__(self, out_dir: Path, shard_size: int,
+                 fsync_interval: float = DEFAULT_FSYNC_INTERVAL) -> None:
         self.out_dir = out_dir
         self.state_dir = out_dir / STATE_DIR
         self.data = ShardSet(out_dir, "data", shard_size)
@@ -278,25 +494,58 @@ class RunWriter:
         self.committed_lines: set[int] = set()
         self.retry_lines: set[int] = set()
         """Input lines of records that failed before and are retried (`--retry-failed`)."""
+        self.notes: list[str] = []
+        """What a resume repaired (one line each), for the user and the manifest."""
+        self.fsync_interval = fsync_interval
+        self.fsyncs = 0
+        self._last_sync = time.monotonic()
         self._progress: IO[bytes] | None = None
-        self._since_flush = 0
+        self._calls_fd: int | None = None
+        self.calls_sent = 0
+        """HTTP calls sent for this folder over all its runs (see CALLS_FILE)."""
 
     @property
     def _files(self) -> tuple[ShardSet | SideFile, ...]:
         return (self.data, self.rejected, self.invalid, self.failed, self.responses)
 
+    @property
+    def _progress_path(self) -> Path:
+        return self.state_dir / PROGRESS_FILE
+
     # -- starting -------------------------------------------------------------------------
     def start_fresh(self) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.state_dir.mkdir(exist_ok=True)
-        (self.state_dir / PROGRESS_FILE).write_bytes(b"")
-        self._progress = (self.state_dir / PROGRESS_FILE).open("ab")
+        with naming(self._progress_path):
+            self._progress_path.write_bytes(b"")
+            (self.state_dir / CALLS_FILE).write_bytes(b"")
+        self._progress = self._progress_path.open("ab")
+        self._open_calls()
+
+    def _open_calls(self) -> None:
+        path = self.state_dir / CALLS_FILE
+        self._calls_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.calls_sent = os.fstat(self._calls_fd).st_size
+
+    def note_call(self) -> None:
+        """Count one HTTP call about to be sent (a byte appended: survives a kill)."""
+        self.calls_sent += 1
+        if self._calls_fd is not None:
+            with naming(self.state_dir / CALLS_FILE):
+                os.write(self._calls_fd, b".")
 
     def start_resume(self, *, retry_failed: bool = False) -> None:
-        """Rebuild counts and shard positions from the progress log, and cut every partial file
-        back to the records that were committed."""
-        progress_path = self.state_dir / PROGRESS_FILE
-        entries = _read_jsonl_lenient(progress_path)
+        """Rebuild counts and shard positions from the progress log after checking the shards
+        against it; cut every file back to the records that are provably committed."""
+        progress_path = self._progress_path
+        entries, damaged_at = read_progress(progress_path)
+        if damaged_at is not None:
+            self.notes.append(f"{progress_path}:{damaged_at}: damaged line; the records after "
+                              "it are done again (from the response cache when it has them)")
+        if all("shards" in e for e in entries):
+            entries = self._verify_shards(entries)
+        else:  # a log from before shard positions were recorded
+            self._resume_by_ids(entries)
         if retry_failed:
             self.retry_lines = {int(e["line"]) for e in entries if e.get("status") == "failed"}
             entries = [e for e in entries if e.get("status") != "failed"]
@@ -304,16 +553,111 @@ class RunWriter:
         for e in entries:
             self._count(e)
         self.committed_lines = {int(e["line"]) for e in entries}
-        committed_ids = {e["record_id"] for e in entries if e.get("record_id") is not None
-                         and e.get("status") == "done"}
         lines = self.committed_lines
         for side in (self.invalid, self.failed, self.responses):
             if side.final.exists() and not side.partial.exists():
                 os.replace(side.final, side.partial)
-            side.lines = _filter_jsonl(side.partial, lambda r: r.get("line") in lines)
+            seen: set[int] = set()
+
+            def keep(r: dict[str, Any], seen: set[int] = seen) -> bool:
+                line = r.get("line")
+                if line in lines and line not in seen:
+                    seen.add(line)
+                    return True
+                return False
+
+            side.lines = _filter_jsonl(side.partial, keep)
+        for status, side in (("invalid", self.invalid), ("failed", self.failed)):
+            expected = sum(1 for e in entries if e.get("status") == status)
+            if side.lines != expected:
+                raise OutputError(
+                    f"{side.final}: holds {side.lines} of the {expected} {status} records the "
+                    f"progress log lists; restore the file, or start again with --overwrite")
+        self._progress = progress_path.open("ab")
+        self._open_calls()
+
+    def _verify_shards(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Check every shard against the (shard, lines, hash) each entry recorded. A mismatch in
+        the last shard (a power cut, a deleted last shard) cuts the log back to what the files
+        prove, with a note; a mismatch in an earlier, finished shard is refused."""
+        files = {prefix: _shard_files(self.out_dir, prefix) for prefix in _SHARD_PREFIXES}
+        good = len(entries)
+        earlier: list[tuple[int, Path, bool]] = []
+        for p, prefix in enumerate(_SHARD_PREFIXES):
+            claims: dict[int, list[tuple[int, str, int]]] = {}
+            for k, e in enumerate(entries):
+                index, n, h = e["shards"][p]
+                claims.setdefault(int(index), []).append((int(n), str(h), k))
+            last = max(claims, default=0)
+            for index, rows in sorted(claims.items()):
+                path = files[prefix].get(index, (None, False))[0]
+                if path is None:
+                    bad = next((k for n, _, k in rows if n > 0), -1)
+                else:
+                    bad = _hash_lines(path, rows)
+                if bad == -1:
+                    continue
+                if index == last:
+                    good = min(good, bad)
+                else:
+                    earlier.append((bad, self.out_dir / shard_name(prefix, index), path is None))
+        for bad, name, missing in sorted(earlier):
+            if bad < good:
+                what = "is missing" if missing else "does not match the progress log"
+                raise OutputError(f"{name} {what}: it held QA of records the log says are done; "
+                                  "restore the file, or start again with --overwrite")
+        if good < len(entries):
+            self.notes.append(
+                f"{self._progress_path}: the last shards hold less than the log says; the "
+                f"{len(entries) - good} record(s) after entry {good} are done again (from the "
+                "response cache when it has them)")
+            entries = entries[:good]
+        for p, prefix in enumerate(_SHARD_PREFIXES):
+            self._cut_shards(p, prefix, entries, files[prefix])
+        return entries
+
+    def _cut_shards(self, p: int, prefix: str, entries: list[dict[str, Any]],
+                    files: dict[int, tuple[Path, bool]]) -> None:
+        """Cut one shard set back to the last entry's position and resume the writer there."""
+        shards = self.data if prefix == "data" else self.rejected
+        ends: dict[int, int] = {}
+        for e in entries:
+            ends[int(e["shards"][p][0])] = int(e["shards"][p][1])
+        index, n = (int(entries[-1]["shards"][p][0]), int(entries[-1]["shards"][p][1])
+                    ) if entries else (0, 0)
+        sealed_names: list[str] = []
+        state: Any = None
+        resume_at = index
+        for i, (path, sealed) in sorted(files.items()):
+            if i > index:
+                path.unlink()
+                continue
+            cut, h = _truncate_lines(path, ends.get(i, 0))
+            final = self.out_dir / shard_name(prefix, i)
+            if i < index:
+                if not sealed:
+                    os.replace(path, final)
+                sealed_names.append(final.name)
+            elif ends.get(i, 0) == 0:
+                path.unlink()
+            elif sealed and not cut:
+                sealed_names.append(final.name)  # sealed when the next record rotated
+                resume_at = index + 1
+            else:
+                if sealed:
+                    os.replace(path, self.out_dir / (final.name + PARTIAL))
+                state = h
+        if resume_at > index:
+            shards.resume(resume_at, 0, sealed_names)
+        else:
+            shards.resume(index, n if index in files and ends.get(index, 0) else 0,
+                          sealed_names, state)
+
+    def _resume_by_ids(self, entries: list[dict[str, Any]]) -> None:
+        committed_ids = {e["record_id"] for e in entries if e.get("record_id") is not None
+                         and e.get("status") == "done"}
         for shards in (self.data, self.rejected):
             self._resume_shards(shards, committed_ids)
-        self._progress = progress_path.open("ab")
 
     def _resume_shards(self, shards: ShardSet, committed_ids: set[str]) -> None:
         prefix = shards.prefix
@@ -365,10 +709,25 @@ class RunWriter:
                  "usage": [u.prompt_tokens, u.completion_tokens, u.total_tokens]}
         if getattr(result, "skipped", None):
             entry["skipped"] = result.skipped
-        self._progress.write(dumps_line(entry))
-        self._progress.flush()
+        entry["shards"] = [self.data.position(), self.rejected.position()]
+        with naming(self._progress_path):
+            self._progress.write(dumps_line(entry))
+            self._progress.flush()
         self._count(entry)
         self.committed_lines.add(result.line)
+        if time.monotonic() - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        """fsync the output files, then the progress log (a commit boundary made durable)."""
+        for f in self._files:
+            f.sync()
+        if self._progress is not None:
+            with naming(self._progress_path):
+                self._progress.flush()
+                os.fsync(self._progress.fileno())
+        self.fsyncs += 1
+        self._last_sync = time.monotonic()
 
     # -- finishing ------------------------------------------------------------------------
     def finish(self) -> None:
@@ -386,6 +745,9 @@ class RunWriter:
             os.fsync(self._progress.fileno())
             self._progress.close()
             self._progress = None
+        if self._calls_fd is not None:
+            os.close(self._calls_fd)
+            self._calls_fd = None
 
     def outputs(self) -> dict[str, list[str]]:
         return {"data": list(self.data.sealed), "rejected": list(self.rejected.sealed)}

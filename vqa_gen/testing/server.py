@@ -71,6 +71,16 @@ ALL_FAULTS: tuple[str, ...] = (
     "refusal",
     "bad_request",
     "auth_error",
+    # endpoints that lie: HTTP 200 with something that is not a chat completion
+    "html_200",
+    "empty_body",
+    "non_utf8_body",
+    "content_parts",
+    "usage_string",
+    "choice_string",
+    "huge_usage",
+    "huge_body",
+    "key_echo",
 )
 
 #: Retryable transport faults plus recoverable content faults: what ``--fault-rate`` spreads over.
@@ -119,12 +129,23 @@ class FaultPlan:
     refusal: float = 0.0
     bad_request: float = 0.0
     auth_error: float = 0.0
+    html_200: float = 0.0
+    empty_body: float = 0.0
+    non_utf8_body: float = 0.0
+    content_parts: float = 0.0
+    usage_string: float = 0.0
+    choice_string: float = 0.0
+    huge_usage: float = 0.0
+    huge_body: float = 0.0
+    key_echo: float = 0.0
     script: list[str | None] = field(default_factory=list)
     seed: int | None = 0
     #: Seconds advertised by 429 ``Retry-After`` (fractional allowed) and ``retry-after-ms``.
     retry_after: float = 0.05
     #: How long a ``timeout`` fault stalls before answering (the client should give up first).
     hang_seconds: float = 30.0
+    #: Size of a ``huge_body`` reply (sent in chunks, without Content-Length).
+    huge_body_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in self.script:
@@ -406,10 +427,21 @@ _BAD_JSON_CONTENT = (
 )
 _WRONG_SHAPE = '{"questions": ["What does the image show?", "Where is the finding?"]}'
 _REFUSAL = "I'm sorry, I can't help with that."
+_HTML_200 = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Please sign in"
+             b"</h1><p>Your session has expired.</p></body></html>")
+#: Faults that answer HTTP 200 with a body of the wrong shape, built from a normal completion.
+_SHAPE_FAULTS = ("content_parts", "usage_string", "choice_string", "huge_usage")
 
 
 def _error_body(message: str, etype: str, code: str | None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": etype, "param": None, "code": code}})
+
+
+def _dumps_big_ints(data: dict[str, Any]) -> bytes:
+    """JSON with integers beyond 64 bits (orjson refuses them; the stdlib does not)."""
+    import json
+
+    return json.dumps(data).encode()
 
 
 def _count_tokens(body: dict[str, Any]) -> int:
@@ -592,6 +624,20 @@ class FakeOpenAIServer:
                 return await self._drop(request)
             if fault == "malformed_body":
                 return web.Response(body=_MALFORMED_BODY, content_type=_JSON)
+            if fault == "html_200":
+                return web.Response(body=_HTML_200, content_type="text/html")
+            if fault == "empty_body":
+                return web.Response(body=b"", content_type=_JSON)
+            if fault == "non_utf8_body":
+                return web.Response(body=b'{"choices": [{"message": {"content": "\xff\xfe"}}]}',
+                                    content_type=_JSON)
+            if fault == "key_echo":  # an error page echoing the request's headers back
+                echo = request.headers.get("Authorization", "(none)")
+                return web.Response(status=400, body=_error_body(
+                    f"Bad request. Headers received: Authorization: {echo}",
+                    "invalid_request_error", None), content_type=_JSON)
+            if fault == "huge_body":
+                return await self._huge_body(request, plan.huge_body_bytes)
             return await self._complete(body, fault)
         return await self._complete(body, None)
 
@@ -603,9 +649,24 @@ class FakeOpenAIServer:
         # Raising CancelledError makes aiohttp tear the handler down quietly.
         raise asyncio.CancelledError
 
+    async def _huge_body(self, request: web.Request, size: int) -> web.StreamResponse:
+        """A 200 completion whose content is `size` bytes, streamed (no Content-Length)."""
+        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = b"x" * (1 << 16)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write(b'{"choices": [{"index": 0, "message": {"role": "assistant", '
+                             b'"content": "')
+            for _ in range(max(1, size // len(chunk))):
+                await resp.write(chunk)
+            await resp.write(b'"}, "finish_reason": "stop"}]}')
+            await resp.write_eof()
+        return resp
+
     async def _complete(self, body: dict[str, Any], fault: str | None) -> web.Response:
         finish_reason = "stop"
-        if fault is None or fault in ("truncated", "empty_choices"):
+        if fault is None or fault in ("truncated", "empty_choices", *_SHAPE_FAULTS):
             try:
                 result = self.responder(body)
                 if inspect.isawaitable(result):
@@ -658,6 +719,17 @@ class FakeOpenAIServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+        if fault == "content_parts":  # content as a list of text parts (some APIs do this)
+            half = len(content) // 2
+            data["choices"][0]["message"]["content"] = [
+                {"type": "text", "text": content[:half]}, {"type": "text", "text": content[half:]}]
+        elif fault == "usage_string":
+            data["usage"] = "n/a"
+        elif fault == "choice_string":
+            data["choices"] = [content]
+        elif fault == "huge_usage":
+            data["usage"] = {"prompt_tokens": 2**70, "completion_tokens": 1, "total_tokens": 2**70}
+            return web.Response(body=_dumps_big_ints(data), content_type=_JSON)
         return web.Response(body=orjson.dumps(data), content_type=_JSON)
 
     # ---- lifecycle: in the current event loop --------------------------------------------------
