@@ -41,6 +41,9 @@ later (`vqa-gen refilter`) without a single call."""
 MANIFEST = "manifest.json"
 STATE_FILE = "state.json"
 """The run's identity under STATE_DIR: the settings snapshot and its fingerprint."""
+REPLAY_FILE = "replay.jsonl"
+"""Under STATE_DIR, during a `--retry-failed` run: the records after the first failed one, with
+their stored replies, so they are committed again in input order without a single call."""
 LOCK_FILE = "lock"
 """Under STATE_DIR: flock-ed by the run that owns the folder; holds its pid, host and start."""
 CALLS_FILE = "calls"
@@ -544,6 +547,8 @@ class RunWriter:
                               "it are done again (from the response cache when it has them)")
         if all("shards" in e for e in entries):
             entries = self._verify_shards(entries)
+            if retry_failed and not self.replay_path.exists():
+                entries = self._set_aside_for_retry(entries)
         else:  # a log from before shard positions were recorded
             self._resume_by_ids(entries)
         if retry_failed:
@@ -615,6 +620,48 @@ class RunWriter:
         for p, prefix in enumerate(_SHARD_PREFIXES):
             self._cut_shards(p, prefix, entries, files[prefix])
         return entries
+
+    @property
+    def replay_path(self) -> Path:
+        return self.state_dir / REPLAY_FILE
+
+    def _set_aside_for_retry(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`--retry-failed` keeping input order: cut the run back to its first failed record;
+        the done records after it go to the replay file with their stored replies (committed
+        again from those, without a call), the failed ones are retried."""
+        first = next((k for k, e in enumerate(entries) if e["status"] == "failed"), None)
+        if first is None:
+            return entries
+        tail = entries[first:]
+        done = {int(e["line"]): e for e in tail if e["status"] == "done"}
+        failed = {int(e["line"]) for e in tail if e["status"] == "failed"}
+        responses = self.responses.partial if self.responses.partial.exists() else (
+            self.responses.final)
+        tmp = self.replay_path.with_name(f".{REPLAY_FILE}.tmp")
+        with tmp.open("wb") as out, naming(tmp):
+            rows = (r for r in read_jsonl(responses) if r.get("line") in done)
+            row = next(rows, None)
+            for e in tail:
+                line = int(e["line"])
+                if line in failed:
+                    out.write(dumps_line({"line": line, "retry": True}))
+                    continue
+                while row is not None and row["line"] < line:
+                    row = next(rows, None)
+                if line in done and row is not None and row["line"] == line:
+                    out.write(dumps_line({"line": line, "entry": e,
+                                          "responses": row["responses"]}))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.replay_path)
+        entries = entries[:first]
+        for p, prefix in enumerate(_SHARD_PREFIXES):
+            self._cut_shards(p, prefix, entries, _shard_files(self.out_dir, prefix))
+        return entries
+
+    def replay_rows(self) -> Iterator[dict[str, Any]]:
+        """The rows of the replay file (none when there is no retry under way)."""
+        yield from read_jsonl(self.replay_path)
 
     def _cut_shards(self, p: int, prefix: str, entries: list[dict[str, Any]],
                     files: dict[int, tuple[Path, bool]]) -> None:
@@ -735,6 +782,7 @@ class RunWriter:
         for f in self._files:
             f.seal()
         self.close()
+        self.replay_path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Flush and close without sealing (interrupted run: partial files stay partial)."""

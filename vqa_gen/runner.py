@@ -31,6 +31,8 @@ from .llm import (
     DEFAULT_MAX_RESPONSE_BYTES,
     ChatClient,
     ClientConfig,
+    Completion,
+    Usage,
     redact,
     resolve_client_config,
 )
@@ -200,6 +202,33 @@ def input_identity(path: Path) -> dict[str, Any]:
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class _StoredReplies:
+    """A completion source serving a record's stored replies in order (then the real one)."""
+
+    def __init__(self, replies: list[str], fallback: Any) -> None:
+        self.replies = list(replies)
+        self.fallback = fallback
+
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
+        if self.replies:
+            return Completion(content=self.replies.pop(0), finish_reason=None, usage=Usage(),
+                              attempts=0)
+        return await self.fallback.complete(messages, **params)
+
+
+async def _replay(item: Any, ctx: GenerationContext, stored: dict[str, Any]) -> RecordResult:
+    """Commit a record done before again from its stored replies: the same QA, no call, and
+    its original calls, tokens and cache use (what the replies cost when they were paid)."""
+    source = _StoredReplies(stored["responses"], ctx.client)
+    result = await process_record(item, dataclasses.replace(ctx, client=source, cache=None))
+    e = stored["entry"]
+    result.calls = int(e.get("calls", 0))
+    result.cache_hits = int(e.get("cache_hits", 0))
+    result.cache_misses = int(e.get("cache_misses", 0))
+    result.usage = Usage(*e.get("usage", (0, 0, 0)))
+    return result
 
 
 def _one_line(err: BaseException) -> str:
@@ -380,7 +409,11 @@ class Run:
                 skip = self.writer.committed_lines
                 done_before = self.writer.counts.records_read
 
+                replays = self.writer.replay_rows()  # --retry-failed: see RunWriter
+                replay = next(replays, None)
+
                 def todo():
+                    nonlocal replay
                     budget = None if o.limit is None else o.limit - done_before
                     for item in items:
                         if budget is not None and budget <= 0:
@@ -389,12 +422,20 @@ class Run:
                             continue
                         if budget is not None:
                             budget -= 1
-                        yield item
+                        while replay is not None and replay["line"] < item.line:
+                            replay = next(replays, None)
+                        if replay is not None and replay["line"] == item.line:
+                            yield item, replay
+                        else:
+                            yield item, None
 
-                async def work(item):
+                async def work(job):
+                    item, stored = job
+                    if stored is not None and "entry" in stored:
+                        return await _replay(item, ctx, stored)
+                    retry = item.line in retry_lines or stored is not None
                     # a retried record must not be served the cached replies that failed
-                    return await process_record(item,
-                                                retry_ctx if item.line in retry_lines else ctx)
+                    return await process_record(item, retry_ctx if retry else ctx)
 
                 last_manifest = time.monotonic()
                 results = ordered_map(work, todo(), concurrency=client_config.concurrency)
