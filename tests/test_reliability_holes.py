@@ -31,7 +31,7 @@ from vqa_gen.output import FolderLock
 from vqa_gen.pipeline import GenerationContext, GenerationSettings, process_record
 from vqa_gen.records import CaptionRecord, InputItem, read_records
 from vqa_gen.templates import load_template
-from vqa_gen.testing import FakeOpenAIServer, FaultPlan, canned
+from vqa_gen.testing import FakeOpenAIServer, FaultPlan, canned, extract_caption, qa_from_caption
 
 cli = CliRunner()
 KEY = "sk-test-9f8e7d6c5b4a39281706"
@@ -565,3 +565,44 @@ def test_modality_is_free_text_and_few_shot_falls_back_to_any(fake_server, tmp_p
     assert code == 0, output
     assert _manifest(out)["counts"]["records_invalid"] == 0
     assert {r["modality"] for r in read_shards(out, "data")} == {"Radiology", "dermoscopic"}
+
+
+def test_a_kill_during_retry_failed_resumes_to_the_same_output(tmp_path):
+    """The records set aside for a --retry-failed run (replayed from their stored replies)
+    survive a SIGKILL of that run: a plain rerun finishes it, in input order, with no call for
+    a record that was done."""
+    rows = _rows(60)
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    broken = {r["caption"] for r in rows[2:60:7]}
+
+    def responder(body):
+        if extract_caption(body["messages"][1]["content"]) in broken:
+            return "I'm sorry, I can't help with that."
+        return qa_from_caption(body)
+
+    with FakeOpenAIServer(responder=responder, latency_ms=60) as srv:
+        def args(out: Path) -> list[str]:
+            return [str(path), "--out", str(out), "--base-url", srv.base_url, "--model", "m",
+                    "--no-cache", "--shard-size", "25", "--concurrency", "1"]
+
+        out, ref = tmp_path / "out", tmp_path / "ref"
+        assert _run(*args(out))[0] == 0
+        assert _manifest(out)["counts"]["records_failed"] == len(broken)
+        failed_captions = set(broken)
+        broken.clear()
+        assert _run(*args(ref))[0] == 0
+        srv.reset()
+        proc = _cli_proc([*args(out), "--retry-failed"])
+        _wait_for(lambda: srv.stats["requests"] >= 3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert (out / ".vqa-gen" / "replay.jsonl").exists()
+        code, output = _run(*args(out))
+        assert code == 0, output
+        # each failed record once (plus the one in flight at the kill); no done record again
+        assert 9 <= srv.stats["requests"] <= 10
+        sent = {extract_caption(r.body["messages"][1]["content"]) for r in srv.requests}
+        assert sent == failed_captions
+    check_nothing_lost(out, {r["id"] for r in rows})
+    assert _files(out) == _files(ref)
+    assert not (out / ".vqa-gen" / "replay.jsonl").exists()
