@@ -606,3 +606,17 @@ def test_a_kill_during_retry_failed_resumes_to_the_same_output(tmp_path):
     check_nothing_lost(out, {r["id"] for r in rows})
     assert _files(out) == _files(ref)
     assert not (out / ".vqa-gen" / "replay.jsonl").exists()
+
+
+def test_refilter_refuses_a_folder_held_by_a_run(fake_server, tmp_path):
+    *_, out = _complete_run(fake_server, tmp_path, 5)
+    before = _folder_state(out)
+    holder = FolderLock(out)
+    holder.acquire()
+    try:
+        result = cli.invoke(app, ["refilter", str(out), "--strictness", "strict"])
+        assert result.exit_code == 2 and "in use by another vqa-gen run" in result.output
+        assert _folder_state(out) == before
+    finally:
+        holder.release()
+    assert cli.invoke(app, ["refilter", str(out), "--strictness", "strict"]).exit_code == 0

@@ -30,6 +30,8 @@ from .output import (
     STATE_DIR,
     STATE_FILE,
     Counts,
+    FolderLock,
+    OutputError,
     atomic_write_bytes,
     atomic_write_json,
     dumps_line,
@@ -85,7 +87,22 @@ def _template_for(manifest: dict[str, Any], state: dict[str, Any]) -> Template:
 
 def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> RefilterSummary:
     """Regrade a finished run in `out_dir` with `filter_config` (default: the run's own
-    settings, e.g. after the filter's code changed); see the module docstring."""
+    settings, e.g. after the filter's code changed); see the module docstring. Holds the
+    folder's lock, like a run: it rewrites the same files."""
+    if not (out_dir / STATE_DIR).is_dir():
+        return _refilter_locked(out_dir, filter_config)  # not a run: refused below
+    lock = FolderLock(out_dir)
+    try:
+        lock.acquire()
+    except OutputError as err:
+        raise RefilterError(str(err)) from None
+    try:
+        return _refilter_locked(out_dir, filter_config)
+    finally:
+        lock.release()
+
+
+def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> RefilterSummary:
     state_dir = out_dir / STATE_DIR
     manifest_path, state_path = out_dir / MANIFEST, state_dir / STATE_FILE
     if not manifest_path.is_file() or not state_path.is_file():
