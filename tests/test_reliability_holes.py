@@ -620,3 +620,23 @@ def test_refilter_refuses_a_folder_held_by_a_run(fake_server, tmp_path):
     finally:
         holder.release()
     assert cli.invoke(app, ["refilter", str(out), "--strictness", "strict"]).exit_code == 0
+
+
+def test_a_side_file_missing_rows_is_refused_and_a_foreign_folder_untouched(tmp_path):
+    rows = _rows(12)
+    path = write_jsonl(tmp_path / "in.jsonl", [*rows, "{broken"])
+    out = tmp_path / "out"
+    with FakeOpenAIServer(faults=FaultPlan(script=["bad_request"] * 2)) as srv:
+        args = [str(path), "--out", str(out), "--base-url", srv.base_url, "--model", "m",
+                "--no-cache", "--concurrency", "1"]
+        assert _run(*args)[0] == 0
+        (out / "failed.jsonl").write_bytes(b"")  # its 2 rows lost
+        code, output = _run(*args)
+        assert code == 2 and "failed.jsonl is missing 2 of the failed records" in output
+    foreign = tmp_path / "docs"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    code, output = _run(str(path), "--out", str(foreign), "--base-url", "http://127.0.0.1:9/v1",
+                        "--model", "m")
+    assert code == 2 and "holds no vqa-gen run" in output
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]  # no lock file left in it

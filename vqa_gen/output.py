@@ -546,7 +546,15 @@ class RunWriter:
             self.notes.append(f"{progress_path}:{damaged_at}: damaged line; the records after "
                               "it are done again (from the response cache when it has them)")
         if all("shards" in e for e in entries):
-            entries = self._verify_shards(entries)
+            good = self._check_side_files(entries, self._check_shards(entries))
+            if good < len(entries):
+                self.notes.append(
+                    f"{progress_path}: the files hold less than the log says (a power cut, a "
+                    f"deleted last shard); the {len(entries) - good} record(s) from entry "
+                    f"{good + 1} on are done again (from the response cache when it has them)")
+                entries = entries[:good]
+            for p, prefix in enumerate(_SHARD_PREFIXES):
+                self._cut_shards(p, prefix, entries, _shard_files(self.out_dir, prefix))
             if retry_failed and not self.replay_path.exists():
                 entries = self._set_aside_for_retry(entries)
         else:  # a log from before shard positions were recorded
@@ -572,19 +580,13 @@ class RunWriter:
                 return False
 
             side.lines = _filter_jsonl(side.partial, keep)
-        for status, side in (("invalid", self.invalid), ("failed", self.failed)):
-            expected = sum(1 for e in entries if e.get("status") == status)
-            if side.lines != expected:
-                raise OutputError(
-                    f"{side.final}: holds {side.lines} of the {expected} {status} records the "
-                    f"progress log lists; restore the file, or start again with --overwrite")
         self._progress = progress_path.open("ab")
         self._open_calls()
 
-    def _verify_shards(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Check every shard against the (shard, lines, hash) each entry recorded. A mismatch in
-        the last shard (a power cut, a deleted last shard) cuts the log back to what the files
-        prove, with a note; a mismatch in an earlier, finished shard is refused."""
+    def _check_shards(self, entries: list[dict[str, Any]]) -> int:
+        """Check every shard against the (shard, lines, hash) each entry recorded, reading only.
+        Returns how many entries the files prove. A mismatch in the last shard (a power cut, a
+        deleted last shard) lowers that; one in an earlier, finished shard is refused."""
         files = {prefix: _shard_files(self.out_dir, prefix) for prefix in _SHARD_PREFIXES}
         good = len(entries)
         earlier: list[tuple[int, Path, bool]] = []
@@ -611,15 +613,28 @@ class RunWriter:
                 what = "is missing" if missing else "does not match the progress log"
                 raise OutputError(f"{name} {what}: it held QA of records the log says are done; "
                                   "restore the file, or start again with --overwrite")
-        if good < len(entries):
-            self.notes.append(
-                f"{self._progress_path}: the last shards hold less than the log says; the "
-                f"{len(entries) - good} record(s) after entry {good} are done again (from the "
-                "response cache when it has them)")
-            entries = entries[:good]
-        for p, prefix in enumerate(_SHARD_PREFIXES):
-            self._cut_shards(p, prefix, entries, files[prefix])
-        return entries
+        return good
+
+    def _check_side_files(self, entries: list[dict[str, Any]], good: int) -> int:
+        """Every invalid or failed entry must have its row in invalid.jsonl / failed.jsonl. A row
+        missing from a file still being written lowers `good`; from a sealed file it is refused."""
+        for status, side in (("invalid", self.invalid), ("failed", self.failed)):
+            expected = {int(e["line"]): k for k, e in enumerate(entries[:good])
+                        if e["status"] == status}
+            if not expected:
+                continue
+            sealed = side.final.exists() and not side.partial.exists()
+            found = {r.get("line") for r in _read_jsonl_lenient(
+                side.final if sealed else side.partial)}
+            missing = [k for line, k in expected.items() if line not in found]
+            if not missing:
+                continue
+            if sealed:
+                raise OutputError(f"{side.final} is missing {len(missing)} of the {status} "
+                                  "records the progress log lists; restore the file, or start "
+                                  "again with --overwrite")
+            good = min(good, min(missing))
+        return good
 
     @property
     def replay_path(self) -> Path:

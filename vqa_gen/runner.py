@@ -310,14 +310,17 @@ class Run:
         # the state folder alone (the lock, a start-up cut short) does not make a folder a run
         if o.out_dir.exists() and any(p.name != STATE_DIR for p in o.out_dir.iterdir()):
             if not o.overwrite:
-                raise RunError(f"{o.out_dir} is not empty and holds no vqa-gen run; choose an "
-                               "empty folder or pass --overwrite")
+                raise RunError(self._foreign_folder_message())
             self._clear_out_dir()
         o.out_dir.mkdir(parents=True, exist_ok=True)
         (o.out_dir / STATE_DIR).mkdir(exist_ok=True)
         atomic_write_json(state_path, {"fingerprint": fingerprint, "settings": snapshot,
                                        "created_at": self.started_at})
         self.writer.start_fresh()
+
+    def _foreign_folder_message(self) -> str:
+        return (f"{self.options.out_dir} is not empty and holds no vqa-gen run; choose an empty "
+                "folder or pass --overwrite")
 
     def _clear_out_dir(self) -> None:
         out = self.options.out_dir
@@ -459,6 +462,10 @@ class Run:
     async def run_async(self, on_result: ProgressCallback | None = None) -> dict[str, Any]:
         """Run to completion (or interruption); returns the manifest. The output folder is
         locked for the whole run: a second run on it stops before touching anything."""
+        o = self.options
+        if (not o.overwrite and o.out_dir.is_dir() and not (o.out_dir / STATE_DIR).exists()
+                and any(o.out_dir.iterdir())):
+            raise RunError(self._foreign_folder_message())  # before the lock file goes in it
         try:
             note = self.lock.acquire()
         except OutputError as err:
