@@ -640,3 +640,24 @@ def test_a_side_file_missing_rows_is_refused_and_a_foreign_folder_untouched(tmp_
                         "--model", "m")
     assert code == 2 and "holds no vqa-gen run" in output
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]  # no lock file left in it
+
+
+def test_a_really_full_disk_mid_run(fake_server, tmp_path):
+    """A tmpfs of 256 KiB filled by the run's own shards (needs root to mount; skipped else)."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        path = write_jsonl(tmp_path / "in.jsonl", _rows(400))
+        out = mnt / "out"
+        code, output = _run(str(path), "--out", str(out), "--base-url", fake_server.base_url,
+                            "--model", "m", "--no-cache")
+        assert code == 2, output
+        assert "No space left on device" in output and str(out) in output.replace("\n", "")
+        m = _manifest(out)
+        assert m["status"] == "failed" and "No space left" in m["error"]
+        assert str(out) in m["error"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

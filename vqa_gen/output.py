@@ -800,8 +800,12 @@ class RunWriter:
         self.replay_path.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Flush and close without sealing (interrupted run: partial files stay partial)."""
+        """Flush and close without sealing (interrupted run: partial files stay partial).
+        Outputs are fsynced before the progress log, so the log never claims more than a power
+        cut right after leaves on disk."""
         for f in self._files:
+            with contextlib.suppress(OSError):
+                f.sync()
             f.close()
         if self._progress is not None:
             self._progress.flush()
