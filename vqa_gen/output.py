@@ -9,11 +9,16 @@ Layout of `--out DIR`::
     manifest.json            counts, settings, template, model, usage, times
     .vqa-gen/progress.jsonl  one line per input line once all of its output is written
     .vqa-gen/responses.jsonl the raw model replies per record (for refiltering without calls)
+    .vqa-gen/lock            flock-ed by the run that owns the folder (pid, host, start time)
+    .vqa-gen/calls           one byte per HTTP call sent (llm_calls survives kills and retries)
+    .vqa-gen/replay.jsonl    during --retry-failed: done records to commit again in input order
 
 Files being written carry a `.partial` suffix and are renamed only when complete, so a crash never
-leaves a half-written shard under a final name. Results are committed in input order; a record
-counts as done only once its progress line is written after its output lines, which is what lets
-a later run resume exactly where this one stopped.
+leaves a half-written shard under a final name. Each progress line records where the data and
+rejected shards stood (shard, lines, running SHA-256), so a resume checks the shards before it
+trusts them and cuts everything back to what is provably committed. Results are committed in
+input order; a record counts as done only once its progress line is written after its output
+lines, which is what lets a later run resume exactly where this one stopped.
 """
 
 from __future__ import annotations
