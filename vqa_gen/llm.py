@@ -353,15 +353,19 @@ class ChatClient:
         """The body, read in chunks and abandoned past `max_response_bytes` (so a huge body
         costs at most the cap in memory)."""
         cap = self.config.max_response_bytes
+        error = resp.status >= 400  # an error keeps its status: its message is cut, not lost
         too_big = _malformed(f"the response body is larger than {cap:,} bytes "
                              "(--max-response-bytes)")
-        if resp.content_length is not None and resp.content_length > cap:
+        if not error and resp.content_length is not None and resp.content_length > cap:
             raise too_big
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(1 << 16):
             size += len(chunk)
             if size > cap:
+                if error:
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
                 raise too_big
             chunks.append(chunk)
         return b"".join(chunks)

@@ -228,9 +228,8 @@ class ShardSet:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            fh.close()  # flushes; the file is closed even if that fails
 
     def resume(self, index: int, lines_in_shard: int, sealed: Iterable[str],
                running_hash: Any = None) -> None:
@@ -280,9 +279,8 @@ class SideFile:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.flush()
-            self._fh.close()
-            self._fh = None
+            fh, self._fh = self._fh, None
+            fh.close()  # flushes; the file is closed even if that fails
 
 
 @dataclass(slots=True)
@@ -808,18 +806,31 @@ class RunWriter:
         """Flush and close without sealing (interrupted run: partial files stay partial).
         Outputs are fsynced before the progress log, so the log never claims more than a power
         cut right after leaves on disk."""
-        for f in self._files:
-            with contextlib.suppress(OSError):
+        errors: list[OSError] = []
+        for f in self._files:  # every file is closed, even when the disk is full
+            try:
                 f.sync()
-            f.close()
+            except OSError as err:
+                errors.append(err)
+            try:
+                f.close()
+            except OSError as err:
+                errors.append(err)
         if self._progress is not None:
-            self._progress.flush()
-            os.fsync(self._progress.fileno())
-            self._progress.close()
-            self._progress = None
+            progress, self._progress = self._progress, None
+            try:
+                progress.flush()
+                os.fsync(progress.fileno())
+            except OSError as err:
+                errors.append(err)
+            finally:
+                with contextlib.suppress(OSError):
+                    progress.close()
         if self._calls_fd is not None:
             os.close(self._calls_fd)
             self._calls_fd = None
+        if errors:
+            raise errors[0]
 
     def outputs(self) -> dict[str, list[str]]:
         return {"data": list(self.data.sealed), "rejected": list(self.rejected.sealed)}
