@@ -96,11 +96,15 @@ class FolderLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        except BlockingIOError:
             holder = _describe_holder(_read_fd(fd))
             os.close(fd)
             raise OutputError(f"{self.out_dir} is in use by another vqa-gen run ({holder}); "
                               "wait for it to finish or choose another --out") from None
+        except OSError as err:  # a file system without locks (some network mounts)
+            os.close(fd)
+            return (f"{self.path}: cannot lock ({err.strerror or err}); nothing stops a second "
+                    "run on this folder, so start only one")
         previous = _read_fd(fd)
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
