@@ -709,10 +709,10 @@ class RunWriter:
                 sealed_names.append(final.name)
             elif ends.get(i, 0) == 0:
                 path.unlink()
-            elif sealed and not cut:
+            elif sealed and not cut and (i + 1) in files:
                 sealed_names.append(final.name)  # sealed when the next record rotated
                 resume_at = index + 1
-            else:
+            else:  # open, cut back, or sealed when the run finished: writing goes on in it
                 if sealed:
                     os.replace(path, self.out_dir / (final.name + PARTIAL))
                 state = h
