@@ -148,6 +148,9 @@ def test_tsv_by_extension_and_delimiter_flag(fake_server, tmp_path):
                         "--model", "m", "--delimiter", ";")
     assert code == 0, output
     assert _manifest(out)["counts"]["records_done"] == 2
+    code, output = _run(str(semi), "--out", str(tmp_path / "o2"), "--base-url",
+                        fake_server.base_url, "--model", "m", "--delimiter", ";;")
+    assert code == 2 and "one character" in output and "Traceback" not in output
 
 
 def test_nul_bytes_in_a_caption_are_rejected_with_a_reason(tmp_path):

@@ -55,7 +55,7 @@ from .pipeline import (
     RecordResult,
     process_record,
 )
-from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
+from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, csv_delimiter, read_records
 from .templates import load_template
 
 
@@ -251,6 +251,10 @@ class Run:
         self.template = load_template(options.template)
         if not options.input.is_file():
             raise RunError(f"input file not found: {options.input}")
+        try:
+            csv_delimiter(options.input, options.delimiter)
+        except ValueError as err:
+            raise RunError(f"--delimiter: {err}") from None
         self.writer = RunWriter(options.out_dir, options.shard_size, options.fsync_interval)
         self.lock = FolderLock(options.out_dir)
         self.notes: list[str] = []
