@@ -180,7 +180,7 @@ def _files(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.glob("*.jsonl"))}
 
 
-@pytest.mark.parametrize("damage", ["garbled", "cut"])
+@pytest.mark.parametrize("damage", ["garbled", "cut", "plausible"])
 def test_a_damaged_progress_log_pays_nothing_twice_and_duplicates_nothing(
         fake_server, tmp_path, damage):
     args, _, out = _complete_run(fake_server, tmp_path)
@@ -189,6 +189,9 @@ def test_a_damaged_progress_log_pays_nothing_twice_and_duplicates_nothing(
     lines = progress.read_bytes().splitlines(keepends=True)
     if damage == "garbled":
         lines[25] = b'{"line": 26, "rec\xff\xfe garbage\n'
+        progress.write_bytes(b"".join(lines))
+    elif damage == "plausible":  # valid JSON, wrong inside
+        lines[25] = b'{"line": 26, "status": "done", "shards": [[0, "x"], 7]}\n'
         progress.write_bytes(b"".join(lines))
     else:  # a power cut: the log ends mid-line
         progress.write_bytes(b"".join(lines[:25]) + lines[25][:17])
@@ -199,7 +202,7 @@ def test_a_damaged_progress_log_pays_nothing_twice_and_duplicates_nothing(
     m = check_nothing_lost(out, {r["id"] for r in _rows(60)})
     assert m["counts"]["qa_kept"] == len(read_shards(out, "data"))
     assert _files(out) == reference  # byte-identical to the undamaged run
-    if damage == "garbled":
+    if damage != "cut":
         assert "progress.jsonl:26: damaged line" in output
         assert any("damaged line" in n for n in m["notes"])
 

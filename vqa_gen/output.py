@@ -390,6 +390,15 @@ def _filter_jsonl(path: Path, keep: Any) -> int:
 _STATUSES = frozenset({"done", "failed", "invalid"})
 
 
+def _shards_ok(shards: Any) -> bool:
+    """A progress entry's shard positions: two [index, lines, hash] (or absent: older logs)."""
+    return shards == () or (
+        isinstance(shards, list) and len(shards) == 2 and all(
+            isinstance(p, list) and len(p) == 3 and isinstance(p[0], int)
+            and isinstance(p[1], int) and p[0] >= 0 and p[1] >= 0 and isinstance(p[2], str)
+            for p in shards))
+
+
 def read_progress(path: Path) -> tuple[list[dict[str, Any]], int | None]:
     """The entries of a progress log up to its first unusable line, and that line's number if
     whole lines follow it (a damaged line in the middle, not just a torn end from a kill)."""
@@ -403,7 +412,7 @@ def read_progress(path: Path) -> tuple[list[dict[str, Any]], int | None]:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     e = orjson.loads(raw)
             if not (isinstance(e, dict) and isinstance(e.get("line"), int)
-                    and e.get("status") in _STATUSES):
+                    and e.get("status") in _STATUSES and _shards_ok(e.get("shards", ()))):
                 rest = fh.read(1 << 16)
                 return entries, (lineno if rest.strip() else None)
             entries.append(e)
