@@ -670,3 +670,36 @@ def test_a_really_full_disk_mid_run(fake_server, tmp_path):
         if busy:
             subprocess.run(["umount", "-l", str(mnt)], check=False)
     assert not busy, "the run left files open on the full disk"
+
+
+def test_the_lying_endpoint_fault_kinds_over_raw_http():
+    import urllib.error
+    import urllib.request
+
+    kinds = ["html_200", "empty_body", "non_utf8_body", "content_parts", "usage_string",
+             "choice_string", "huge_usage", "huge_body", "key_echo"]
+    with FakeOpenAIServer(faults=FaultPlan(script=kinds, huge_body_bytes=2**20)) as srv:
+        got = {}
+        for kind in kinds:
+            req = urllib.request.Request(
+                srv.base_url + "/chat/completions", method="POST",
+                headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+                data=json.dumps({"model": "m", "messages": [
+                    {"role": "user", "content": "Caption: A plaque."}]}).encode())
+            try:
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    got[kind] = (resp.status, resp.read())
+            except urllib.error.HTTPError as err:
+                got[kind] = (err.code, err.read())
+        assert all(srv.stats[k] == 1 for k in kinds)
+    assert got["html_200"][0] == 200 and got["html_200"][1].startswith(b"<!DOCTYPE html>")
+    assert got["empty_body"] == (200, b"")
+    with pytest.raises(UnicodeDecodeError):
+        got["non_utf8_body"][1].decode("utf-8")
+    parts = json.loads(got["content_parts"][1])["choices"][0]["message"]["content"]
+    assert [p["type"] for p in parts] == ["text", "text"]
+    assert json.loads(got["usage_string"][1])["usage"] == "n/a"
+    assert isinstance(json.loads(got["choice_string"][1])["choices"][0], str)
+    assert json.loads(got["huge_usage"][1])["usage"]["prompt_tokens"] == 2**70
+    assert len(got["huge_body"][1]) >= 2**20
+    assert got["key_echo"][0] == 400 and KEY.encode() in got["key_echo"][1]
