@@ -113,7 +113,7 @@ class SplitCounts:
     items: int = 0
     """Lines/rows/conversations written (a grouped conversation holds several QA)."""
     images: int = 0
-    """Image groups (consecutive QA with the same image)."""
+    """Distinct images."""
 
 
 @dataclass(slots=True)
@@ -174,11 +174,17 @@ def image_key(row: dict[str, Any]) -> str:
     return str(row.get("image") or f"record:{row.get('record_id')}")
 
 
-def assign_split(key: str, seed: int, splits: tuple[tuple[str, float], ...]) -> str:
+def image_hash(key: str, seed: int) -> int:
+    """A 64-bit hash of (seed, image): the split draw, and the image's identity when counting."""
+    return int.from_bytes(hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest(),
+                          "big")
+
+
+def assign_split(key: str, seed: int, splits: tuple[tuple[str, float], ...],
+                 h: int | None = None) -> str:
     """The split of an image: a uniform draw from a hash of (seed, image), so the same image
     always goes to the same split and the proportions hold on many images."""
-    digest = hashlib.blake2b(f"{seed}\x1f{key}".encode(), digest_size=8).digest()
-    u = int.from_bytes(digest, "big") / 2**64
+    u = (image_hash(key, seed) if h is None else h) / 2**64
     acc = 0.0
     for name, fraction in splits:
         acc += fraction
@@ -657,11 +663,19 @@ def export_run(run_dir: Path, opts: ExportOptions,
             summary.splits[name] = w.counts
         summary.check()
         if hf_tmp is not None:
+            written = [name for name, _ in opts.split if summary.splits[name].qa]
+            if written and len(written) < len(opts.split):
+                # `datasets` cannot load an empty split: leave it out of the folder and card
+                for name in set(partials) - set(written):
+                    for p in partials.pop(name):
+                        p.unlink()
+                    _warn(summary, on_warning, f"split {name!r} is empty (no QA of its "
+                                               "images passed); not written")
             _write_card(hf_tmp, run, opts, summary,
-                        {name: w.nbytes for name, w in writers.items()})
+                        {name: writers[name].nbytes for name in written or list(partials)})
             _replace(hf_tmp, opts.out)
-            summary.outputs = [opts.out / "README.md"] + sorted(
-                opts.out / "data" / p.name for ps in partials.values() for p in ps)
+            summary.outputs = [opts.out / "README.md", *sorted(
+                opts.out / "data" / p.name for ps in partials.values() for p in ps)]
         else:
             for name, (p,) in partials.items():
                 _replace(p, targets[name])
@@ -692,25 +706,26 @@ def _replace(src: Path, dst: Path) -> None:
 
 def _stream(run: RunFolder, opts: ExportOptions, writers: dict[str, Any],
             summary: ExportSummary, on_warning: Callable[[str], None] | None) -> None:
-    """Rows → filters → split by image → consecutive QA of one image grouped → writer."""
+    """Rows → filters → split by image → consecutive QA of one image grouped → writer.
+    Distinct images are counted by their 64-bit hash (8 bytes of set per image, not the QA)."""
     pending: dict[str, list[dict[str, Any]]] = {name: [] for name in writers}
-    last_key: dict[str, str | None] = dict.fromkeys(writers)
+    last: dict[str, tuple[str, int] | None] = dict.fromkeys(writers)
+    seen: dict[str, set[int]] = {name: set() for name in writers}
 
     def flush(split: str) -> None:
-        group = pending[split]
-        if not group:
+        group, current = pending[split], last[split]
+        if not group or current is None:
             return
         pending[split] = []
         try:
             writers[split].add_group(group)
         except MissingImage as err:
             summary.missing_image += len(group)
-            if len(summary.warnings) < 20:
-                summary.warnings.append(str(err))
-                if on_warning is not None:
-                    on_warning(str(err))
+            _warn(summary, on_warning, str(err))
             return
-        writers[split].counts.images += 1
+        if current[1] not in seen[split]:
+            seen[split].add(current[1])
+            writers[split].counts.images += 1
 
     prefixes = ["data", "rejected"] if opts.include_rejected else ["data"]
     for prefix in prefixes:
@@ -724,14 +739,24 @@ def _stream(run: RunFolder, opts: ExportOptions, writers: dict[str, Any],
                 summary.filtered += 1
                 continue
             key = image_key(row)
-            split = assign_split(key, opts.seed, opts.split)
-            if key != last_key[split]:
+            h = image_hash(key, opts.seed)
+            split = assign_split(key, opts.seed, opts.split, h)
+            if last[split] is None or key != last[split][0]:  # type: ignore[index]
                 flush(split)
-                last_key[split] = key
+                last[split] = (key, h)
             pending[split].append(row)
         for split in writers:
             flush(split)
-            last_key[split] = None
+            last[split] = None
+
+
+def _warn(summary: ExportSummary, on_warning: Callable[[str], None] | None,
+          message: str) -> None:
+    """Report a skipped piece (the first 20; the counts hold them all)."""
+    if len(summary.warnings) < 20:
+        summary.warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
 
 
 def _write_card(folder: Path, run: RunFolder, opts: ExportOptions, summary: ExportSummary,
@@ -744,11 +769,11 @@ def _write_card(folder: Path, run: RunFolder, opts: ExportOptions, summary: Expo
     features = _hf_features(opts)
     header = {
         "configs": [{"config_name": "default", "data_files": [
-            {"split": name, "path": f"data/{name}-*"} for name, _ in opts.split]}],
+            {"split": name, "path": f"data/{name}-*"} for name in nbytes]}],
         "dataset_info": {
             "features": features._to_yaml_list(),
             "splits": [{"name": name, "num_bytes": nbytes[name],
-                        "num_examples": summary.splits[name].qa} for name, _ in opts.split],
+                        "num_examples": summary.splits[name].qa} for name in nbytes],
             "dataset_size": sum(nbytes.values())},
         "task_categories": ["visual-question-answering"],
         "tags": ["vqa-gen", "medical"],
