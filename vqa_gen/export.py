@@ -271,9 +271,13 @@ def open_run(run_dir: Path, allow_partial: bool = False) -> RunFolder:
         for prefix in ("data", "rejected"):
             found = [*run_dir.glob(f"{prefix}-*.jsonl"), *run_dir.glob(f"{prefix}-*.jsonl"
                                                                         f"{PARTIAL}")]
-            shards[prefix] = sorted(found, key=lambda p, pre=prefix: _shard_index(p.name, pre))
+            shards[prefix] = sorted(found, key=_by_index(prefix))
             limits[prefix] = committed[prefix]
     return RunFolder(run_dir, manifest, shards, limits, status == "complete")
+
+
+def _by_index(prefix: str) -> Callable[[Path], int]:
+    return lambda p: _shard_index(p.name, prefix)
 
 
 def _committed_qa(run_dir: Path) -> dict[str, int]:
@@ -342,7 +346,7 @@ def llava_item(rows: list[dict[str, Any]], item_id: str) -> dict[str, Any]:
     """One LLaVA conversation for the QA of one image (or one QA); `<image>` only in the first
     human turn, and only when there is an image."""
     image = rows[0].get("image")
-    conversations = []
+    conversations: list[dict[str, str]] = []
     for row in rows:
         for question, answer in qa_turns(row):
             if image and not conversations:
@@ -371,9 +375,14 @@ def openai_item(rows: list[dict[str, Any]], image_url: str) -> dict[str, Any]:
     return {"messages": messages}
 
 
+def _list(row: dict[str, Any], key: str) -> list[Any]:
+    value = row.get(key)
+    return value if isinstance(value, list) else []
+
+
 def csv_rows(row: dict[str, Any], verdict: bool) -> list[dict[str, Any]]:
     """PMC-VQA-style rows of one QA line: one row per conversation turn (ids `ID#k`)."""
-    options = row.get("options") if isinstance(row.get("options"), list) else []
+    options = _list(row, "options")
     base = {"Figure_path": row.get("image") or "", "type": row.get("type") or "",
             "modality": row.get("modality") or "", "score": _score(row)}
     for i in range(4):
@@ -392,8 +401,7 @@ def csv_rows(row: dict[str, Any], verdict: bool) -> list[dict[str, Any]]:
 
 def hf_row(row: dict[str, Any], image: Any, verdict: bool) -> dict[str, Any]:
     """One dataset row per QA line (a conversation keeps its turns in `conversation`)."""
-    options = row.get("options") if isinstance(row.get("options"), list) else []
-    conv = row.get("conversation") if isinstance(row.get("conversation"), list) else []
+    options, conv = _list(row, "options"), _list(row, "conversation")
     out = {"id": row["id"], "record_id": row["record_id"], "image": image,
            "modality": row.get("modality"), "question": row["question"],
            "answer": row["answer"], "type": row.get("type"), "template": row.get("template"),
@@ -527,6 +535,10 @@ class _CsvWriter(_FileWriter):
     def finish(self) -> list[Path]:
         self.text.flush()
         return super().finish()
+
+    def abort(self) -> None:
+        self.text.close()  # closes the file under it too, without a late flush at exit
+        _partial(self.path).unlink(missing_ok=True)
 
 
 class _ParquetWriter:
