@@ -7,12 +7,14 @@ format and prints each process's peak RSS and QA/s. With --images (default on) e
 tiny PNG on disk and `hf --image-root` embeds the bytes.
 
     python benchmarks/bench_export.py [--qa 1000000] [--formats llava,openai,csv,hf,hf-images]
+    python benchmarks/bench_export.py --qa 50000 --formats hf-images --image-kb 100
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import struct
 import subprocess
@@ -29,16 +31,18 @@ QA_PER_IMAGE = 5
 SHARD = 10_000
 
 
-def _png(i: int) -> bytes:
+def _png(i: int, pad_kb: int = 0) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return (struct.pack(">I", len(data)) + kind + data
                 + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
     raw = b"\x00" + bytes([i % 256, (i >> 8) % 256, (i >> 16) % 256])
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(raw))
+            + (chunk(b"tEXt", b"pad\x00" + os.urandom(pad_kb * 1024)) if pad_kb else b"")
+            + chunk(b"IEND", b""))
 
 
-def make_run(tmp: Path, n_qa: int, images: bool) -> Path:
+def make_run(tmp: Path, n_qa: int, images: bool, image_kb: int = 0) -> Path:
     """A run folder of n_qa kept lines cloned from a real run's lines."""
     from vqa_gen.runner import EndpointSettings, Run, RunOptions
     from vqa_gen.testing import FakeOpenAIServer
@@ -80,7 +84,7 @@ def make_run(tmp: Path, n_qa: int, images: bool) -> Path:
             path = root / f"img/{rec // 1000:04d}/{rec}.png"
             if rec % 1000 == 0:
                 path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(_png(rec))
+            path.write_bytes(_png(rec, image_kb))
     return run
 
 
@@ -108,6 +112,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--qa", type=int, default=1_000_000)
     ap.add_argument("--formats", default="llava,openai,csv,hf,hf-images")
+    ap.add_argument("--image-kb", type=int, default=0,
+                    help="pad every image file to about this size (default: ~70-byte PNGs)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -117,7 +123,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
-        run = make_run(tmp, args.qa, "hf-images" in formats)
+        run = make_run(tmp, args.qa, "hf-images" in formats, args.image_kb)
         run_mb = sum(p.stat().st_size for p in run.iterdir()) / 1e6
         print(f"run folder: {args.qa:,} kept QA in {args.qa // SHARD} shards, {run_mb:.0f} MB "
               f"(made in {time.perf_counter() - t0:.0f} s); split train=0.9,test=0.1")

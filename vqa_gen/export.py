@@ -45,8 +45,10 @@ VERDICT_COLUMNS = ("passed", "reasons")
 """Added with `include_rejected`: the grounding verdict (reasons as their codes)."""
 REQUIRED_FIELDS = ("id", "record_id", "question", "answer")
 HF_ROWS_PER_SHARD = 500_000
+HF_SHARD_BYTES = 512 << 20
+"""A parquet shard is closed past this many (Arrow) bytes or HF_ROWS_PER_SHARD rows."""
 HF_BATCH_ROWS = 5_000
-HF_BATCH_BYTES = 64 << 20
+HF_BATCH_BYTES = 16 << 20
 """Rows buffered before a parquet row group is written: bounded by count and image bytes."""
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -554,7 +556,7 @@ class _ParquetWriter:
         self.batch_bytes = 0
         self.files: list[Path] = []
         self.writer: Any = None
-        self.rows_in_shard = 0
+        self.rows_in_shard = self.shard_bytes = 0
         self.nbytes = 0
         """Arrow bytes written (the card's `num_bytes`)."""
 
@@ -579,21 +581,23 @@ class _ParquetWriter:
 
         rows, self.batch, self.batch_bytes = self.batch, [], 0
         while rows or self.writer is None:
+            if self.writer is not None and (self.rows_in_shard >= self.opts.hf_rows_per_shard
+                                            or self.shard_bytes >= HF_SHARD_BYTES):
+                self.writer.close()
+                self.writer = None
             if self.writer is None:
                 path = self.folder / f"{self.split}-{len(self.files):05d}.parquet{PARTIAL}"
                 self.files.append(path)
                 self.writer = pq.ParquetWriter(path, self.schema)
-                self.rows_in_shard = 0
+                self.rows_in_shard = self.shard_bytes = 0
             room = self.opts.hf_rows_per_shard - self.rows_in_shard
             take, rows = rows[:room], rows[room:]
             if take:
                 table = pa.Table.from_pylist(take, schema=self.schema)
                 self.writer.write_table(table)
                 self.rows_in_shard += len(take)
+                self.shard_bytes += table.nbytes
                 self.nbytes += table.nbytes
-            if self.rows_in_shard >= self.opts.hf_rows_per_shard and rows:
-                self.writer.close()
-                self.writer = None
 
     def finish(self) -> list[Path]:
         self._flush()
