@@ -410,6 +410,7 @@ def _assert_one_line_error(code: int, output: str, *needles: str) -> None:
     ("truncated_line", ("data-00002.jsonl:", "truncated or damaged")),
     ("cut_short", ("hold", "counts")),
     ("missing_field", ("data-00000.jsonl:3", "field 'question'")),
+    ("bad_options", ("data-00000.jsonl:2", "field 'answer_letter'")),
     ("manifest_not_json", ("manifest.json", "not valid JSON")),
     ("manifest_wrong", ("manifest.json", "'outputs'")),
     ("unlisted_shard", ("data-00099.jsonl", "not listed")),
@@ -430,6 +431,11 @@ def test_bad_run_folders_give_one_clear_line_and_no_output(runs, tmp_path, damag
         p = folder / "data-00000.jsonl"
         rows = read_jsonl(p)
         del rows[2]["question"]
+        p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif damage == "bad_options":
+        p = folder / "data-00000.jsonl"
+        rows = read_jsonl(p)
+        rows[1].update(options=["a", "b", "c", "d"], answer_letter="E")
         p.write_text("".join(json.dumps(r) + "\n" for r in rows))
     elif damage == "manifest_not_json":
         (folder / "manifest.json").write_text('{"status": "compl')
@@ -497,3 +503,13 @@ def test_unfinished_run_is_refused_unless_allow_partial(tmp_path):
     with (tmp_path / "p.csv").open(newline="") as fh:
         got = [r["id"] for r in csv.DictReader(fh)]
     assert got == [r["id"] for r in rows] and len(got) > 20
+
+
+def test_files_that_only_look_like_shards_are_ignored(runs, tmp_path):
+    folder = _damaged(runs, tmp_path)
+    (folder / "data-notes.jsonl").write_text("my notes, not QA\n")
+    kept = _kept(runs["open_vqa"])
+    summary = export_run(folder, ExportOptions("llava", tmp_path / "x.json", group="qa"))
+    assert summary.exported == len(kept)
+    assert [i["id"] for i in json.loads((tmp_path / "x.json").read_text())] == [
+        r["id"] for r in kept]

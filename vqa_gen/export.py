@@ -259,7 +259,7 @@ def open_run(run_dir: Path, allow_partial: bool = False) -> RunFolder:
                 if not (run_dir / name).is_file():
                     raise ExportError(f"{run_dir / name}: shard missing (listed in "
                                       f"{MANIFEST}); the run folder is damaged")
-            present = {p.name for p in run_dir.glob(f"{prefix}-*.jsonl")}
+            present = {p.name for p in _shard_files(run_dir, prefix, partial=False)}
             extra = sorted(present - set(listed))
             if extra:
                 raise ExportError(f"{run_dir / extra[0]}: shard not listed in {MANIFEST}; the "
@@ -271,11 +271,18 @@ def open_run(run_dir: Path, allow_partial: bool = False) -> RunFolder:
     else:
         committed = _committed_qa(run_dir)
         for prefix in ("data", "rejected"):
-            found = [*run_dir.glob(f"{prefix}-*.jsonl"), *run_dir.glob(f"{prefix}-*.jsonl"
-                                                                        f"{PARTIAL}")]
-            shards[prefix] = sorted(found, key=_by_index(prefix))
+            shards[prefix] = sorted(_shard_files(run_dir, prefix, partial=True),
+                                    key=_by_index(prefix))
             limits[prefix] = committed[prefix]
     return RunFolder(run_dir, manifest, shards, limits, status == "complete")
+
+
+def _shard_files(run_dir: Path, prefix: str, partial: bool) -> list[Path]:
+    """The run's shards of one kind (`data-00000.jsonl`, and `.partial` ones if asked); other
+    files that merely start with the prefix are not shards."""
+    pattern = re.compile(rf"^{prefix}-\d+\.jsonl" + (rf"(?:{re.escape(PARTIAL)})?$" if partial
+                                                        else "$"))
+    return [p for p in run_dir.iterdir() if pattern.match(p.name) and p.is_file()]
 
 
 def _by_index(prefix: str) -> Callable[[Path], int]:
@@ -291,8 +298,11 @@ def _committed_qa(run_dir: Path) -> dict[str, int]:
         for _, entry, error in _iter_jsonl_raw(path):
             if error is not None or not isinstance(entry, dict):
                 break
-            kept += int(entry.get("kept") or 0)
-            rejected += int(entry.get("rejected") or 0)
+            k, r = entry.get("kept", 0), entry.get("rejected", 0)
+            if not isinstance(k, int) or not isinstance(r, int):
+                break
+            kept += k
+            rejected += r
     return {"data": kept, "rejected": rejected}
 
 
@@ -309,14 +319,9 @@ def iter_qa(run: RunFolder, prefix: str) -> Iterator[dict[str, Any]]:
                 raise ExportError(f"{shard}:{lineno}: {error} (truncated or damaged line)")
             if not isinstance(row, dict):
                 raise ExportError(f"{shard}:{lineno}: not a JSON object")
-            for name in REQUIRED_FIELDS:
-                if not isinstance(row.get(name), str):
-                    raise ExportError(f"{shard}:{lineno}: field '{name}' missing or not a "
-                                      "string")
-            g = row.get("grounding")
-            if not isinstance(g, dict) or not isinstance(g.get("score"), int | float):
-                raise ExportError(f"{shard}:{lineno}: field 'grounding.score' missing or not "
-                                  "a number")
+            bad = _bad_field(row)
+            if bad is not None:
+                raise ExportError(f"{shard}:{lineno}: field {bad}")
             n += 1
             yield row
     expected = (run.manifest["counts"]["qa_kept" if prefix == "data" else "qa_rejected"]
@@ -325,6 +330,29 @@ def iter_qa(run: RunFolder, prefix: str) -> Iterator[dict[str, Any]]:
         where = f"{MANIFEST} counts" if run.complete else "the progress log commits"
         raise ExportError(f"{run.path}: the {prefix} shards hold {n} QA lines but {where} "
                           f"{expected}; the run folder is damaged (shard cut short?)")
+
+
+def _bad_field(row: dict[str, Any]) -> str | None:
+    """What is wrong with a QA line's fields, for the error message (None: fine)."""
+    for name in REQUIRED_FIELDS:
+        if not isinstance(row.get(name), str):
+            return f"'{name}' missing or not a string"
+    g = row.get("grounding")
+    if not isinstance(g, dict) or not isinstance(g.get("score"), int | float):
+        return "'grounding.score' missing or not a number"
+    options = row.get("options")
+    if options is not None:
+        if not (isinstance(options, list) and 0 < len(options) <= len(LETTERS)
+                and all(isinstance(o, str) for o in options)):
+            return f"'options' is not a list of 1 to {len(LETTERS)} strings"
+        if row.get("answer_letter") not in LETTERS[:len(options)]:
+            return "'answer_letter' missing or not one of the options' letters"
+    conv = row.get("conversation")
+    if conv is not None and not (isinstance(conv, list) and all(
+            isinstance(t, dict) and isinstance(t.get("question"), str)
+            and isinstance(t.get("answer"), str) for t in conv)):
+        return "'conversation' is not a list of {question, answer} turns"
+    return None
 
 
 # -- mapping one QA line (pure) ----------------------------------------------------------------
@@ -339,8 +367,7 @@ def qa_turns(row: dict[str, Any]) -> list[tuple[str, str]]:
         letters = LETTERS[:len(options)]
         question = row["question"] + "\n" + "\n".join(
             f"{letter}. {opt}" for letter, opt in zip(letters, options, strict=False))
-        letter = row.get("answer_letter") or letters[int(row.get("answer_index") or 0)]
-        return [(question, f"{letter}. {row['answer']}")]
+        return [(question, f"{row['answer_letter']}. {row['answer']}")]
     return [(row["question"], row["answer"])]
 
 
@@ -682,7 +709,7 @@ def export_run(run_dir: Path, opts: ExportOptions,
             written = [name for name, _ in opts.split if summary.splits[name].qa]
             if written and len(written) < len(opts.split):
                 # `datasets` cannot load an empty split: leave it out of the folder and card
-                for name in set(partials) - set(written):
+                for name in [n for n in list(partials) if n not in written]:
                     for p in partials.pop(name):
                         p.unlink()
                     _warn(summary, on_warning, f"split {name!r} is empty (no QA of its "
