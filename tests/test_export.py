@@ -460,6 +460,15 @@ def test_existing_output_is_kept_unless_overwrite(runs, tmp_path):
     assert out.read_text() == "precious"
     code, output = _export(str(runs["open_vqa"]), "-f", "csv", "-o", str(out), "--overwrite")
     assert code == 0 and out.read_text().startswith("Figure_path,")
+    ds = tmp_path / "ds"
+    (ds / "data").mkdir(parents=True)
+    (ds / "data" / "stale-00000-of-00001.parquet").write_text("old")
+    code, output = _export(str(runs["open_vqa"]), "-f", "hf", "-o", str(ds))
+    _assert_one_line_error(code, output, "--overwrite")
+    code, output = _export(str(runs["open_vqa"]), "-f", "hf", "-o", str(ds), "--overwrite")
+    assert code == 0, output
+    assert sorted(p.name for p in (ds / "data").iterdir()) == ["train-00000-of-00001.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "x.csv"]
 
 
 # -- unfinished runs -----------------------------------------------------------------------------
