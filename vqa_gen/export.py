@@ -634,6 +634,11 @@ class _ParquetWriter:
         out = []
         for i, p in enumerate(self.files):
             final = p.with_name(f"{self.split}-{i:05d}-of-{n:05d}.parquet")
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # on disk before the folder is renamed into place
+            finally:
+                os.close(fd)
             os.replace(p, final)
             out.append(final)
         return out
