@@ -8,6 +8,7 @@ tiny PNG on disk and `hf --image-root` embeds the bytes.
 
     python benchmarks/bench_export.py [--qa 1000000] [--formats llava,openai,csv,hf,hf-images]
     python benchmarks/bench_export.py --qa 50000 --formats hf-images --image-kb 100
+    python benchmarks/bench_export.py --formats ""      # only the split-proportion figure
 """
 
 from __future__ import annotations
@@ -88,6 +89,23 @@ def make_run(tmp: Path, n_qa: int, images: bool, image_kb: int = 0) -> Path:
     return run
 
 
+def split_figures(seeds: int, images: int = 10_000) -> None:
+    """How far the hash-based split lands from train=0.8,val=0.1,test=0.1 on `images` images."""
+    from collections import Counter
+
+    from vqa_gen.export import assign_split, parse_split
+
+    splits = parse_split("train=0.8,val=0.1,test=0.1")
+    devs = []
+    for seed in range(seeds):
+        got = Counter(assign_split(f"images/{i}.jpg", seed, splits) for i in range(images))
+        devs.append(max(abs(got[n] / images - f) for n, f in splits))
+    devs.sort()
+    print(f"split train=0.8,val=0.1,test=0.1 on {images:,} images, {seeds} seeds: largest "
+          f"deviation {devs[-1]:.2%} (median {devs[len(devs) // 2]:.2%}); seeds above 1 point: "
+          f"{sum(d > 0.01 for d in devs)}")
+
+
 def child(fmt: str, run: str, out: str, images: str) -> None:
     """One export in this process; prints a JSON line with its figures."""
     from vqa_gen.export import ExportOptions, export_run
@@ -114,12 +132,18 @@ def main() -> None:
     ap.add_argument("--formats", default="llava,openai,csv,hf,hf-images")
     ap.add_argument("--image-kb", type=int, default=0,
                     help="pad every image file to about this size (default: ~70-byte PNGs)")
+    ap.add_argument("--split-seeds", type=int, default=100,
+                    help="seeds for the split-proportion figure (0: skip)")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
-    formats = args.formats.split(",")
+    if args.split_seeds:
+        split_figures(args.split_seeds)
+    formats = [f for f in args.formats.split(",") if f]
+    if not formats:
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         t0 = time.perf_counter()
