@@ -522,3 +522,16 @@ def test_files_that_only_look_like_shards_are_ignored(runs, tmp_path):
     assert summary.exported == len(kept)
     assert [i["id"] for i in json.loads((tmp_path / "x.json").read_text())] == [
         r["id"] for r in kept]
+
+
+def test_openai_skips_and_counts_qa_whose_image_file_is_missing(runs, tmp_path):
+    run = runs["open_vqa"]
+    kept = _kept(run)
+    root, _ = _image_root(tmp_path, run, skip=2)
+    summary = export_run(run, ExportOptions("openai", tmp_path / "ft.jsonl", embed_images=True,
+                                            image_root=root, group="qa"))
+    images = list(dict.fromkeys(r["image"] for r in kept))
+    lost = sum(r["image"] in images[:2] for r in kept)
+    assert summary.missing_image == lost > 0 and len(summary.warnings) == 2
+    assert summary.read == summary.exported + summary.missing_image == len(kept)
+    assert len(read_jsonl(tmp_path / "ft.jsonl")) == len(kept) - lost
