@@ -100,6 +100,11 @@ class ExportOptions:
         if self.format == "openai" and not (self.embed_images or self.image_base_url):
             raise ExportError("the openai format needs the image as a URL: pass "
                               "--image-base-url URL or --embed-images --image-root DIR")
+        names = [n for n, _ in self.split]
+        if (not names or len(set(names)) != len(names) or any(f <= 0 for _, f in self.split)
+                or abs(sum(f for _, f in self.split) - 1.0) > 1e-6):
+            raise ExportError(f"splits {self.split!r}: distinct names with positive fractions "
+                              "that add up to 1 (see parse_split)")
         if self.hf_rows_per_shard < 1:
             raise ExportError("rows per parquet shard must be at least 1")
 
