@@ -644,6 +644,81 @@ def _print_audit(summary: Any, out: Path) -> None:
                       + (" ..." if summary.skipped > 3 else ""), soft_wrap=True)
 
 
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="llava (JSON array), openai (chat fine-tuning JSONL), hf "
+                               "(Hugging Face datasets folder) or csv (PMC-VQA columns).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output file (llava, openai, csv; with --split one file per split, "
+                            "STEM.SPLIT.EXT) or folder (hf).")],
+    group: Annotated[str, typer.Option(
+        help="llava/openai: `image` = all QA of one image in one conversation, `qa` = one "
+             "conversation per QA.")] = "image",
+    split: Annotated[str | None, typer.Option(
+        help="Splits by image, e.g. train=0.8,val=0.1,test=0.1 (default: all in train).")
+                     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    types: Annotated[str | None, typer.Option(
+        help="Only these QA types, comma-separated (e.g. diagnosis,morphology).")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Only QA with at least this grounding score.")] = None,
+    template: Annotated[str | None, typer.Option(help="Only QA of this template.")] = None,
+    include_rejected: Annotated[bool, typer.Option(
+        help="csv/hf: also the rejected QA, with the verdict in `passed` and `reasons`.")
+                                ] = False,
+    image_root: Annotated[Path | None, typer.Option(
+        help="Folder the run's `image` paths are relative to (hf: embed the image bytes; "
+             "openai: with --embed-images).")] = None,
+    image_base_url: Annotated[str | None, typer.Option(
+        help="openai: image URL = this + '/' + the image path.")] = None,
+    embed_images: Annotated[bool, typer.Option(
+        help="openai: images as data URLs read from --image-root.")] = False,
+    allow_partial: Annotated[bool, typer.Option(
+        help="Export an unfinished run (the records committed so far).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Export a run's kept QA as a training set: LLaVA JSON, OpenAI chat JSONL, a Hugging Face
+    datasets folder or a PMC-VQA-style CSV, with splits by image. Streams any size; nothing
+    appears under the output name until the export is complete."""
+    from .export import ExportError, ExportOptions, export_run, parse_split
+
+    try:
+        opts = ExportOptions(
+            format=format, out=out, group=group,
+            split=parse_split(split) if split else (("train", 1.0),), seed=seed,
+            types=frozenset(t.strip() for t in types.split(",") if t.strip()) if types
+            else None,
+            min_score=min_score, template=template, include_rejected=include_rejected,
+            image_root=image_root, image_base_url=image_base_url, embed_images=embed_images,
+            allow_partial=allow_partial, overwrite=overwrite)
+        if format == "hf":
+            try:
+                import datasets  # noqa: F401
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise fail("the hf format needs `datasets` and `pyarrow`: pip install "
+                           "'vqa-gen[export]'") from None
+        summary = export_run(run_dir, opts, on_warning=lambda m: console.print(
+            f"[yellow]skipped:[/] {m}", soft_wrap=True, markup=False))
+    except ExportError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                   ) from None
+    show = Console(highlight=False, soft_wrap=True)
+    table = Table("split", "QA", "items", "images", title=f"exported {run_dir} as {format}",
+                  title_justify="left")
+    for name, c in summary.splits.items():
+        table.add_row(name, f"{c.qa:,}", f"{c.items:,}", f"{c.images:,}")
+    show.print(table)
+    show.print(f"QA read {summary.read:,} · exported {summary.exported:,} · filtered out "
+               f"{summary.filtered:,} · missing image {summary.missing_image:,}")
+    for p in summary.outputs:
+        show.print(f"  {p}")
+
+
 def main() -> None:
     """Entry point of the `vqa-gen` script."""
     try:
