@@ -157,6 +157,14 @@ def run(
     retry_failed: Annotated[bool, typer.Option(help="Retry the records that failed in an "
                                                     "earlier run of this folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    engine: Annotated[str, typer.Option(
+        help="`local` (this process) or `ray` (Ray Data actor pool; INPUT may then be a "
+             "folder of .jsonl/.csv files). Needs `pip install 'vqa-gen[ray]'`.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local one).")
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
+                                                    "and --concurrency calls.")] = 2,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
@@ -180,8 +188,10 @@ def run(
                         modality=modality_field),
         overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
     )
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine {engine}: choose local or ray")
     try:
-        job = Run(options)
+        job = Run(options) if engine == "local" else _ray_job(options, ray_address, actors)
         from .authoring import check_template_version, version_registry_path
 
         _warn(check_template_version(  # --no-cache: read the registry, never write it
@@ -207,6 +217,15 @@ def run(
     if manifest["counts"]["records_failed"]:
         console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
                       f"{out / 'failed.jsonl'}; retry them with --retry-failed")
+
+
+def _ray_job(options: Any, address: str | None, actors: int) -> Any:
+    try:
+        from .distributed import RayRun, RaySettings
+    except ImportError as err:
+        raise fail(f"--engine ray needs Ray Data ({err.msg}): pip install 'vqa-gen[ray]'"
+                   ) from None
+    return RayRun(options, RaySettings(address=address, actors=actors))
 
 
 @app.command()
