@@ -243,3 +243,23 @@ def test_cli_batch_round_trip(fake_server, samples_jsonl, tmp_path):
     assert "sk-test" not in (bdir / "submissions.json").read_text()
     r = runner.invoke(app, ["batch", "ingest", str(tmp_path / "nowhere")])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_faulty_batch_lines_from_the_server_end_in_failed(fake_server, samples_jsonl, tmp_path):
+    from vqa_gen.testing import FaultPlan
+
+    bdir = tmp_path / "batch"
+    prepare(PrepareOptions(input=samples_jsonl, out_dir=bdir, model=MODEL, limit=6))
+    fake_server.faults = FaultPlan(script=["server_error", "bad_json_content", "rate_limit"])
+    fake_server.batch_polls = 0
+    client = client_for(fake_server)
+    submit(bdir, client)
+    paths = fetch(bdir, client)
+    assert sorted(p.name for p in paths) == ["requests-00000-error.jsonl",
+                                             "requests-00000-output.jsonl"]
+    manifest, _ = ingest(bdir)
+    kinds = sorted(f["error"]["kind"] for f in read_jsonl(bdir / "run" / "failed.jsonl"))
+    assert kinds == ["batch_error", "batch_error", "invalid_json"]
+    assert manifest["counts"]["records_failed"] == 3
+    assert manifest["counts"]["records_done"] == 3
+    assert manifest["counts"]["reasks"] == 0  # a batch has no second turn
