@@ -142,6 +142,8 @@ def test_batch_round_trip_equals_run(fake_server, samples_jsonl, tmp_path):
                  "cache_hits": 0, "cache_misses": c["cache_misses"]}
     assert c["records_read"] == c["records_done"] + c["records_failed"] + c["records_invalid"]
     assert manifest["status"] == "complete"
+    assert manifest["engine"] == {"name": "batch", "batch_dir": str(bdir),
+                                  "results": [str(p) for p in paths], "results_lines": 48}
     # a later `run` with that cache pays nothing
     fake_server.reset()
     again = live_run(fake_server, samples_jsonl, tmp_path / "again", cache)

@@ -535,9 +535,20 @@ def ingest(batch_dir: Path, results: list[Path] | None = None, *, out_dir: Path 
         shard_size=s["shard_size"], limit=s["limit"], fields=FieldMap.from_dict(s["fields"]),
         max_caption_chars=s["max_caption_chars"], retry_failed=True, cache_path=cache_path,
         use_cache=use_cache, max_consecutive_failures=0)
-    job = Run(options, client_factory=lambda config: ReplayClient(config, index))
+    job = _IngestRun(options, client_factory=lambda config: ReplayClient(config, index))
+    job.engine = {"name": "batch", "batch_dir": str(batch_dir),
+                  "results": [str(p) for p in paths], "results_lines": len(index)}
     manifest = job.run(on_result=on_result)
     return manifest, index.problems
+
+
+class _IngestRun(Run):
+    """A `Run` whose manifest also says which batch and result files it was built from."""
+
+    engine: dict[str, Any]
+
+    def manifest(self) -> dict[str, Any]:
+        return super().manifest() | {"engine": self.engine}
 
 
 def iter_requests(batch_dir: Path) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import pickle
 from collections.abc import Iterator
 from pathlib import Path
@@ -198,7 +199,8 @@ class RayRun(Run):
         o = self.options
         if not ray.is_initialized():
             ray.init(address=self.ray.address, ignore_reinit_error=True, log_to_driver=False,
-                     include_dashboard=False)
+                     include_dashboard=False, logging_level=logging.WARNING)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # our progress bar suffices
         data_ctx = ray.data.DataContext.get_current()
         data_ctx.execution_options.preserve_order = True
         data_ctx.enable_progress_bars = False
