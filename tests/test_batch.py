@@ -209,6 +209,24 @@ def test_failed_lines_are_reported_and_reprepared_alone(fake_server, samples_jso
     assert by_id == sorted(kept(tmp_path / "live"), key=lambda r: r["id"])
 
 
+def test_submit_after_a_crash_adopts_the_batch_it_created(fake_server, samples_jsonl, tmp_path):
+    bdir = tmp_path / "batch"
+    prepare(PrepareOptions(input=samples_jsonl, out_dir=bdir, model=MODEL,
+                           max_requests_per_file=20))
+    client = client_for(fake_server)
+    submit(bdir, client)
+    subs = load_submissions(bdir)
+    created = {name: sub["batch_id"] for name, sub in subs.items()}
+    # the state a crash right after `batches.create` leaves: file id recorded, batch id not
+    lost = "requests-00001.jsonl"
+    subs[lost] = {"file_id": subs[lost]["file_id"]}
+    (bdir / "submissions.json").write_text(json.dumps(subs))
+    submit(bdir, client)
+    assert fake_server.stats["batches_created"] == len(created)
+    assert fake_server.stats["files_uploaded"] == len(created)
+    assert {n: s["batch_id"] for n, s in load_submissions(bdir).items()} == created
+
+
 def test_failed_batch_state_is_reported(fake_server, samples_jsonl, tmp_path):
     bdir = tmp_path / "batch"
     prepare(PrepareOptions(input=samples_jsonl, out_dir=bdir, model=MODEL, limit=5))

@@ -318,7 +318,7 @@ def submit(batch_dir: Path, client: Any, completion_window: str = "24h"
                     uploaded = client.files.create(file=(name, fh), purpose="batch")
                 sub["file_id"] = uploaded.id
                 _save_submissions(batch_dir, subs)
-            batch = client.batches.create(
+            batch = _existing_batch(client, sub["file_id"]) or client.batches.create(
                 input_file_id=sub["file_id"], endpoint=CHAT_URL,
                 completion_window=completion_window,  # type: ignore[arg-type]
                 metadata={"vqa_gen_file": name})
@@ -329,6 +329,17 @@ def submit(batch_dir: Path, client: Any, completion_window: str = "24h"
         _save_submissions(batch_dir, subs)
         started.append({"file": name, **sub})
     return started
+
+
+def _existing_batch(client: Any, file_id: str, scan: int = 1000) -> Any:
+    """A batch already created for this uploaded file: the one a crash between creating it and
+    recording its id left behind (the most recent `scan` batches are searched)."""
+    for i, batch in enumerate(client.batches.list(limit=100)):
+        if batch.input_file_id == file_id:
+            return batch
+        if i + 1 >= scan:
+            break
+    return None
 
 
 def _batch_state(batch: Any) -> dict[str, Any]:

@@ -523,6 +523,7 @@ class FakeOpenAIServer:
         app.router.add_get("/v1/files/{file_id}/content", self._file_content)
         app.router.add_post("/v1/batches", self._create_batch)
         app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
+        app.router.add_get("/v1/batches", self._list_batches)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -695,6 +696,20 @@ class FakeOpenAIServer:
             else:
                 await self._run_batch(batch)
         return web.Response(body=orjson.dumps(batch), content_type=_JSON)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        """Newest first, paginated by ``after`` (a batch id) and ``limit``."""
+        batches = list(reversed(self.batches.values()))
+        after = request.query.get("after")
+        if after:
+            ids = [b["id"] for b in batches]
+            batches = batches[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query.get("limit", 20))
+        page = batches[:limit]
+        data = {"object": "list", "data": page, "has_more": len(batches) > limit,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None}
+        return web.Response(body=orjson.dumps(data), content_type=_JSON)
 
     async def _batch_answer(self, body: dict[str, Any]) -> tuple[int, Any]:
         """(status, response body) for one batch line: the chat handler's answer, with the
