@@ -109,6 +109,11 @@ def test_prepare_splits_at_the_byte_limit(samples_jsonl, tmp_path):
         assert (out / f["name"]).stat().st_size == f["bytes"] <= limit
     assert sum(f["requests"] for f in summary.files) == summary.requests
     assert not list(out.glob("*.partial"))
+    # a request over the limit stops prepare with one line and leaves no file behind
+    with pytest.raises(BatchError, match="over the 2,000-byte file limit"):
+        prepare(PrepareOptions(input=samples_jsonl, out_dir=tmp_path / "small", model=MODEL,
+                               max_bytes_per_file=2000))
+    assert list((tmp_path / "small").iterdir()) == []
 
 
 def test_batch_round_trip_equals_run(fake_server, samples_jsonl, tmp_path):

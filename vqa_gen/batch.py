@@ -271,6 +271,8 @@ def prepare(o: PrepareOptions) -> PrepareSummary:
         writer.seal()
     except BaseException:
         writer.abort()
+        for f in writer.files:  # batch.json never listed them: leave the folder as it was
+            (o.out_dir / f["name"]).unlink(missing_ok=True)
         raise
     summary.files = writer.files
     atomic_write_json(manifest_path, {
