@@ -167,6 +167,18 @@ def test_vllm_run_batch_results_ingest_the_same_way(fake_server, samples_jsonl, 
     assert manifest["counts"]["records_failed"] == 0
 
 
+def test_results_of_another_job_are_flagged(samples_jsonl, tmp_path):
+    other = tmp_path / "other"
+    prepare(PrepareOptions(input=samples_jsonl, out_dir=other, model="another-model"))
+    results = vllm_results(other, tmp_path / "other-output.jsonl")
+    bdir = tmp_path / "batch"
+    prepare(PrepareOptions(input=samples_jsonl, out_dir=bdir, model=MODEL, limit=4))
+    manifest, problems = ingest(bdir, [results])
+    assert manifest["counts"]["records_failed"] == 4
+    assert problems == ["none of the 48 result lines answers a request of this batch: results "
+                        "of another job, or of files prepared differently?"]
+
+
 def test_failed_lines_are_reported_and_reprepared_alone(fake_server, samples_jsonl, tmp_path):
     live_run(fake_server, samples_jsonl, tmp_path / "live", tmp_path / "live.sqlite")
     bdir = tmp_path / "batch"

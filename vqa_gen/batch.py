@@ -494,6 +494,7 @@ class ReplayClient:
         self.index = index
         self.calls = 0
         self.retries = 0
+        self.missing = 0
 
     async def __aenter__(self) -> ReplayClient:
         return self
@@ -505,6 +506,7 @@ class ReplayClient:
         key = cache_key(self.config.model, messages, params)
         found = self.index.lookup(key)
         if found is None:
+            self.missing += 1
             err = LLMError("batch_missing", f"no batch result for this request (custom_id "
                                             f"{key}); re-prepare it with --retry-failed")
             err.attempts = 0
@@ -548,11 +550,21 @@ def ingest(batch_dir: Path, results: list[Path] | None = None, *, out_dir: Path 
         shard_size=s["shard_size"], limit=s["limit"], fields=FieldMap.from_dict(s["fields"]),
         max_caption_chars=s["max_caption_chars"], retry_failed=True, cache_path=cache_path,
         use_cache=use_cache, max_consecutive_failures=0)
-    job = _IngestRun(options, client_factory=lambda config: ReplayClient(config, index))
+    clients: list[ReplayClient] = []
+
+    def replay(config: ClientConfig) -> ReplayClient:
+        clients.append(ReplayClient(config, index))
+        return clients[-1]
+
+    job = _IngestRun(options, client_factory=replay)
     job.engine = {"name": "batch", "batch_dir": str(batch_dir),
                   "results": [str(p) for p in paths], "results_lines": len(index)}
     manifest = job.run(on_result=on_result)
-    return manifest, index.problems
+    problems = list(index.problems)
+    if len(index) and not any(c.calls for c in clients) and any(c.missing for c in clients):
+        problems.append(f"none of the {len(index)} result lines answers a request of this "
+                        "batch: results of another job, or of files prepared differently?")
+    return manifest, problems
 
 
 class _IngestRun(Run):
