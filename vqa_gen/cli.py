@@ -168,6 +168,14 @@ def run(
         min=1024, help="Largest reply body read from the endpoint; a larger one is a "
                        "malformed response (retried, then the record fails).")
     ] = 8 * 1024 * 1024,
+    engine: Annotated[str, typer.Option(
+        help="`local` (this process) or `ray` (Ray Data actor pool; INPUT may then be a "
+             "folder of .jsonl/.csv files). Needs `pip install 'vqa-gen[ray]'`.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local one).")
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
+                                                    "and --concurrency calls.")] = 2,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
@@ -194,8 +202,10 @@ def run(
                         modality=modality_field),
         overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
     )
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine {engine}: choose local or ray")
     try:
-        job = Run(options)
+        job = Run(options) if engine == "local" else _ray_job(options, ray_address, actors)
         from .authoring import check_template_version, version_registry_path
 
         _warn(check_template_version(  # --no-cache: read the registry, never write it
@@ -224,6 +234,15 @@ def run(
     if manifest["counts"]["records_failed"]:
         console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
                       f"{out / 'failed.jsonl'}; retry them with --retry-failed")
+
+
+def _ray_job(options: Any, address: str | None, actors: int) -> Any:
+    try:
+        from .distributed import RayRun, RaySettings
+    except ImportError as err:
+        raise fail(f"--engine ray needs Ray Data ({err.msg}): pip install 'vqa-gen[ray]'"
+                   ) from None
+    return RayRun(options, RaySettings(address=address, actors=actors))
 
 
 @app.command()
@@ -717,6 +736,174 @@ def export(
                f"{summary.filtered:,} · missing image {summary.missing_image:,}")
     for p in summary.outputs:
         show.print(f"  {p}")
+
+
+# -- batch files: OpenAI Batch API and vLLM run_batch ---------------------------------------
+batch_app = typer.Typer(
+    help="Run a job as OpenAI Batch files (half the price, no rate limits) or with vLLM's "
+         "`run_batch`: prepare, submit, status, fetch, ingest.",
+    no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(batch_app, name="batch")
+
+
+def _batch_client(base_url: str | None, api_key: str | None) -> Any:
+    import openai
+
+    try:
+        return openai.OpenAI(base_url=base_url, api_key=api_key)
+    except openai.OpenAIError as err:
+        raise fail(f"{str(err).splitlines()[0]} (pass --api-key or set OPENAI_API_KEY)"
+                   ) from None
+
+
+@batch_app.command("prepare")
+def batch_prepare(
+    input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Batch folder (empty or new).")],
+    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    model: Annotated[str, typer.Option(help="Model name written into every request.")
+                     ] = "gpt-4o-mini",
+    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    seed: Annotated[int, typer.Option(help="Run seed (the per-record seed is derived).")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="QA lines per output shard of the "
+                                                        "ingested run.")] = 10_000,
+    strictness: Annotated[str | None, typer.Option(help="lenient, default or strict.")] = None,
+    filter_config: Annotated[Path | None, typer.Option(help="Filter settings JSON.")] = None,
+    id_field: Annotated[str, typer.Option()] = "id",
+    image_field: Annotated[str, typer.Option()] = "image",
+    caption_field: Annotated[str, typer.Option()] = "caption",
+    modality_field: Annotated[str, typer.Option()] = "modality",
+    retry_failed: Annotated[bool, typer.Option(
+        help="Re-prepare only the records that failed in the ingested run (DIR/run).")] = False,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="The ingested run folder for --retry-failed (default DIR/run).")] = None,
+    max_requests_per_file: Annotated[int, typer.Option(min=1)] = 50_000,
+    max_bytes_per_file: Annotated[int, typer.Option(min=1024)] = 200 * 1024 * 1024,
+) -> None:
+    """Write requests-NNNNN.jsonl in the OpenAI Batch format: the exact bodies `run` would send
+    (template, response_format, per-record seed), split at 50,000 requests or 200 MB."""
+    from .batch import BatchError, PrepareOptions, prepare
+    from .pipeline import GenerationSettings
+    from .records import FieldMap
+    from .templates import TemplateError
+
+    options = PrepareOptions(
+        input=input, out_dir=out, model=model, template=template,
+        generation=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
+                                      seed=seed, max_tokens=max_tokens),
+        filter=_load_filter_config(strictness, filter_config),
+        fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
+                        modality=modality_field),
+        limit=limit, shard_size=shard_size, retry_failed=retry_failed, run_dir=run_dir,
+        max_requests_per_file=max_requests_per_file, max_bytes_per_file=max_bytes_per_file)
+    try:
+        summary = prepare(options)
+    except (BatchError, TemplateError, OSError) as err:
+        raise fail(str(err)) from None
+    console.print(f"prepared {summary.requests} request(s) in {len(summary.files)} file(s) in "
+                  f"{out} ({summary.records_read} records read, {summary.invalid} invalid, "
+                  f"{summary.skipped} skipped by the template)", soft_wrap=True)
+
+
+def _batch_dir_call(action: str, batch_dir: Path, base_url: str | None, api_key: str | None,
+                    **kwargs: Any) -> Any:
+    from . import batch
+
+    client = _batch_client(base_url, api_key)
+    try:
+        return getattr(batch, action)(batch_dir, client, **kwargs)
+    except (batch.BatchError, OSError) as err:
+        raise fail(str(err)) from None
+
+
+@batch_app.command("submit")
+def batch_submit(
+    batch_dir: Annotated[Path, typer.Argument(help="A prepared batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL (or OPENAI_BASE_URL).")
+                        ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    completion_window: Annotated[str, typer.Option()] = "24h",
+) -> None:
+    """Upload each requests file and start its batch. Batch ids are recorded in the folder, so
+    running it again never submits a file twice."""
+    started = _batch_dir_call("submit", batch_dir, base_url, api_key,
+                              completion_window=completion_window)
+    for row in started:
+        console.print(f"{row['file']}: batch {row['batch_id']} {row['status']}")
+    if not started:
+        console.print("nothing to submit: every requests file already has a batch")
+
+
+@batch_app.command("status")
+def batch_status(
+    batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+) -> None:
+    """Show (and record) the state of every batch of the folder."""
+    rows = _batch_dir_call("status", batch_dir, base_url, api_key)
+    table = Table("file", "requests", "batch", "status", "done", "failed",
+                  title=f"batches of {batch_dir}", title_justify="left")
+    for r in rows:
+        counts = r.get("request_counts") or {}
+        table.add_row(r["file"], str(r["requests"]), r.get("batch_id") or "-", r["status"],
+                      str(counts.get("completed", "")), str(counts.get("failed", "")))
+    Console(highlight=False).print(table)
+    for r in rows:
+        for e in r.get("errors") or []:
+            console.print(f"[red]{r['file']}[/]: {e}", soft_wrap=True)
+
+
+@batch_app.command("fetch")
+def batch_fetch(
+    batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+) -> None:
+    """Download the output and error files of finished batches into DIR/results/."""
+    paths = _batch_dir_call("fetch", batch_dir, base_url, api_key)
+    console.print(f"{len(paths)} result file(s) in {batch_dir / 'results'}")
+
+
+@batch_app.command("ingest")
+def batch_ingest(
+    batch_dir: Annotated[Path, typer.Argument(help="A prepared batch folder.")],
+    results: Annotated[list[Path] | None, typer.Option(
+        help="Result file(s) in the Batch output format (OpenAI or vLLM run_batch); default: "
+             "the files `fetch` downloaded.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default "
+                                                                  "DIR/run).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Response cache file.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Turn batch results into the run folder `run` would write (shards, rejected, failed,
+    manifest) and store the replies in the response cache, so a later `run` pays nothing."""
+    from .batch import BatchError, ingest
+    from .runner import RunError
+    from .templates import TemplateError
+
+    try:
+        with _Progress(None, quiet) as progress:
+            manifest, problems = ingest(batch_dir, results or None, out_dir=out,
+                                        cache_path=cache, use_cache=not no_cache,
+                                        on_result=progress.update)
+    except (BatchError, RunError, TemplateError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                   ) from None
+    for p in problems[:20]:
+        console.print(f"[yellow]warning:[/] {p}", soft_wrap=True)
+    run_dir = out or batch_dir / "run"
+    console.print(_summary_table(manifest, run_dir))
+    if manifest["counts"]["records_failed"]:
+        console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
+                      f"{run_dir / 'failed.jsonl'}; re-prepare them with `vqa-gen batch "
+                      f"prepare ... --retry-failed`")
 
 
 def main() -> None:

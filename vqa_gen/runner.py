@@ -246,8 +246,12 @@ def utc_now() -> str:
 class Run:
     """One execution of a job over an output folder (fresh, resumed or already complete)."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions,
+                 client_factory: Callable[[ClientConfig], Any] | None = None) -> None:
         self.options = options
+        self.client_factory = client_factory or ChatClient
+        """What answers the calls: the HTTP client, or (`vqa_gen.batch` ingest) one that
+        replays the replies of a finished batch job."""
         self.template = load_template(options.template)
         if not options.input.is_file():
             raise RunError(f"input file not found: {options.input}")
@@ -404,7 +408,7 @@ class Run:
                                f"usable ({err}); pass --cache FILE or --no-cache") from None
         breaker = CircuitBreaker(o.max_consecutive_failures)
         try:
-            async with ChatClient(client_config) as client:
+            async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache)
