@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 
+from .errors import VqaGenError
 from .llm import Completion, Usage
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,18 @@ CREATE TABLE IF NOT EXISTS completions (
     created REAL NOT NULL
 )
 """
+
+
+class CacheError(VqaGenError, RuntimeError):
+    """The cache file is damaged or unusable mid-run; the message names it and the way out."""
+
+    summary = "the response cache is unusable: pass --cache FILE or --no-cache"
+
+
+def _damaged(path: Path, err: sqlite3.Error) -> CacheError:
+    log.warning("response cache %s: %s", path, err)
+    return CacheError(f"response cache {path} is damaged or unusable ({err}); pass --cache "
+                      "FILE to use another one, or --no-cache")
 
 
 def default_cache_path() -> Path:
@@ -58,32 +71,33 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 row = self._db.execute(
                     "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
                     (key,)).fetchone()
-            except sqlite3.Error as err:
-                log.warning("response cache %s: read failed (%s)", self.path, err)
-                raise
+        except sqlite3.Error as err:
+            raise _damaged(self.path, err) from None
         if row is None:
             return None
-        usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
+        try:
+            usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
+        except (orjson.JSONDecodeError, TypeError):
+            usage = Usage()
         return Completion(content=row[0], finish_reason=row[1], usage=usage, model=row[3],
                           attempts=0)
 
     def put(self, key: str, completion: Completion) -> None:
         usage = orjson.dumps([completion.usage.prompt_tokens, completion.usage.completion_tokens,
                               completion.usage.total_tokens])
-        with self._lock:
-            try:
+        try:
+            with self._lock:
                 self._db.execute(
                     "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, completion.content, completion.finish_reason, usage, completion.model,
-                     time.time()))
-            except sqlite3.Error as err:
-                log.warning("response cache %s: write failed (%s)", self.path, err)
-                raise
+                    (key, completion.content, completion.finish_reason, usage,
+                     completion.model, time.time()))
+        except sqlite3.Error as err:
+            raise _damaged(self.path, err) from None
 
     def __len__(self) -> int:
         with self._lock:

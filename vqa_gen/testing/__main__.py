@@ -12,6 +12,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def plan_from_args(args: argparse.Namespace) -> FaultPlan:
     """Translate CLI flags into a :class:`FaultPlan` (raises ``SystemExit`` on bad input)."""
-    probs: dict[str, float] = {}
+    probs: dict[str, Any] = {}
     if args.fault_rate:
         share = args.fault_rate / len(DEFAULT_FAULT_MIX)
         probs = dict.fromkeys(DEFAULT_FAULT_MIX, share)
