@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vqa_gen.grounding import FilterConfig, GroundingFilter
+from vqa_gen.grounding.lexicon import words
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "grounding_eval.jsonl"
 
@@ -178,7 +179,9 @@ def run_judge(cfg: FilterConfig, rows: list[dict], verdicts: list, base_url: str
                     "unusable_replies": stats.errors}
 
 
-FLOOR_STOP = frozenset(["a", "an", "the", "and", "or", "but", "if", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "he", "she", "they", "his", "her", "their", "we", "you", "i", "not", "no", "do", "does", "did", "has", "have", "had"])
+FLOOR_STOP = frozenset(words("a an the and or but if of to in on at by for with from as is are was "
+                             "were be been being it its this that these those he she they his her "
+                             "their we you i not no do does did has have had"))
 _FLOOR_TOKEN = re.compile(r"[a-z0-9]+")
 
 
