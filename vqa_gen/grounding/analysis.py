@@ -56,6 +56,8 @@ class CaptionFacts:
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
     supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
+    key_positions: dict[str, tuple[int, ...]] = field(default_factory=dict)  # content order
+    position_memo: dict[str, tuple[int, ...]] = field(default_factory=dict)  # see support.py
 
 
 @dataclass(slots=True)
@@ -312,7 +314,22 @@ class Analyser:
         keys = set(view.key_set)
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
+        positions: dict[str, list[int]] = {}
+        n = 0
+        stop = self.stop
+        for t, k in zip(view.tokens, view.keys, strict=True):
+            if not t[0].isalnum() or t in stop:
+                continue
+            positions.setdefault(k, []).append(n)
+            if t != k:
+                positions.setdefault(t, []).append(n)
+            if "-" in t:
+                for part in t.split("-"):
+                    if part:
+                        positions.setdefault(self.norm.key(part), []).append(n)
+            n += 1
         return CaptionFacts(facts=facts, support_keys=keys,
+                            key_positions={k: tuple(v) for k, v in positions.items()},
                             support_tokens=support_tokens,
                             prefixes=sorted({k for k in view.key_set if len(k) >= 5}),
                             site_closure=closure,
