@@ -15,6 +15,7 @@ Pure functions of (caption facts, answer facts); everything per caption is memoi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .analysis import Analyser, CaptionFacts
@@ -98,15 +99,22 @@ def _near(a: tuple[int, ...], b: tuple[int, ...], window: int) -> bool:
 
 def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             tokens: list[str], fuzzy_cutoff: float, *, pair_weight: float = 0.3,
-            weakest_weight: float = 0.25) -> Support:
-    """Graded support of the answer content `units` ((index, token, key) in `tokens`)."""
-    if not units:
+            weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
+            number_weight: float = 6.0, discount: Sequence[float] | None = None) -> Support:
+    """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
+    its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
+    (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
+    question)."""
+    if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
     weights = [informativeness(t) for _, t, _ in units]
     pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]
     ok = [bool(p) for p in pos]
-    total = sum(weights)
-    uni = sum(w for w, s in zip(weights, ok, strict=True) if s) / total
+    total = sum(weights) + number_weight * len(numbers)
+    credit = sum(w for w, s in zip(weights, ok, strict=True) if s)
+    if discount is not None:
+        credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
+    uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total
     # sentences of the answer: weakest one
     sent_of: list[int] = []
     s_id, j = 0, 0
@@ -121,7 +129,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
         acc = per_sent.setdefault(sid, [0.0, 0.0])
         acc[0] += w
         acc[1] += w if s else 0.0
-    weakest = min(b / a for a, b in per_sent.values()) if per_sent else uni
+    weakest = min(uni, min(b / a for a, b in per_sent.values())) if per_sent else uni
     # neighbouring pairs (within one sentence) of supported words
     pw_total = pw_ok = 0.0
     broken: list[str] = []
@@ -142,8 +150,8 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     else:
         score = (uni + pair_weight * pairs * uni + weakest_weight * weakest) / (
             1 + pair_weight + weakest_weight)
-    unsupported = tuple(dict.fromkeys(t for (_, t, _), s in zip(units, ok, strict=True)
-                                      if not s))
+    unsupported = tuple(dict.fromkeys([*(t for (_, t, _), s in zip(units, ok, strict=True)
+                                         if not s), *(t for t, s in numbers if not s)]))
     return Support(score=min(1.0, max(0.0, score)), unigram=uni, pairs=pairs, weakest=weakest,
                    unsupported=unsupported, broken_pairs=tuple(broken),
                    weight=total)

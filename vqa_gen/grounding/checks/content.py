@@ -6,9 +6,11 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
+from ..numbers import Quantity
 from ..support import Support, support
 from ..verdict import Reason
 from .base import Check
+from .numbers import number_supported
 
 
 class ContentCheck(Check):
@@ -26,6 +28,8 @@ class ContentCheck(Check):
     name = "content"
     defaults: ClassVar[dict[str, Any]] = {
         "pair_weight": 0.3,
+        "number_weight": 6.0,
+        "echo_credit": 0.5,
         "weakest_weight": 0.25,
         "premise_factor": 0.6,
         "negative_penalty": 0.3,
@@ -35,6 +39,7 @@ class ContentCheck(Check):
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
+        self._ignore_numbers = {1.0}  # a bare "one": articles and "a single" say as much
         key = analyser.norm.key
         opp: dict[str, set[str]] = {}
         for a, b in lx.ANTONYMS:
@@ -76,16 +81,27 @@ class ContentCheck(Check):
         return sx is not None and sx in cap.facts.sexes
 
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
-               tokens: list[str]) -> Support:
+               tokens: list[str], numbers: list[Quantity] | None = None,
+               echo: set[str] | None = None) -> Support:
+        nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
+                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)]
+        disc = None
+        if echo:
+            d = float(self.p["echo_credit"])
+            disc = [d if k in echo else 0.0 for _, _, k in units]
         return support(self.an, cap, units, tokens, self.fuzzy_cutoff,
                        pair_weight=float(self.p["pair_weight"]),
-                       weakest_weight=float(self.p["weakest_weight"]))
+                       weakest_weight=float(self.p["weakest_weight"]), numbers=nums,
+                       number_weight=float(self.p["number_weight"]), discount=disc)
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         p = self.p
         a_units = [c for c in qa.answer_content if not self._demographic_ok(c[1], cap)]
-        sup = self._score(cap, a_units, qa.answer.view.tokens)
+        # Words the answer echoes from an open question (the user's turn, the question's own
+        # terms) get part credit: the answer relies on the premise only that far.
+        echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
+        sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo)
         score, weight = sup.score, sup.weight
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
@@ -93,7 +109,8 @@ class ContentCheck(Check):
         contra_items = list(affirmed)
         if qa.yes_no and qa.question_content:
             q_units = [c for c in qa.question_content if not self._demographic_ok(c[1], cap)]
-            q_sup = self._score(cap, q_units, qa.question.view.tokens)
+            q_sup = self._score(cap, q_units, qa.question.view.tokens,
+                                qa.question.numbers if qa.polarity == "yes" else None)
             if qa.polarity == "yes":
                 # "Yes" affirms the question's terms: they are the answer's claim.
                 score = ((score * weight + q_sup.score * q_sup.weight)

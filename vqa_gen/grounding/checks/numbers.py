@@ -11,6 +11,23 @@ from ..verdict import Reason
 from .base import Check
 
 
+def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
+    """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
+    the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
+    the "2" of "2 September" when the caption says "four days"."""
+    pool = [e for e in evidence if claim.dim and (e.dim == claim.dim or
+                                                  {e.dim, claim.dim} == {"age", "time"})]
+    return any(supports(e, claim) for e in (pool or evidence))
+
+
+def number_claims(qa: QAFacts, ignore: set[float]) -> list[Quantity]:
+    """The quantities an answer asserts (a "Yes" also asserts the question's)."""
+    claims = list(qa.answer.numbers)
+    if qa.yes_no and qa.polarity == "yes":
+        claims += qa.question.numbers
+    return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
+
+
 class NumberCheck(Check):
     """Invented numbers are the commonest hallucination in caption-derived VQA (sizes, ages,
     counts). A number whose dimension the caption also quantifies but with another value is a
@@ -19,31 +36,19 @@ class NumberCheck(Check):
 
     name = "numbers"
     defaults: ClassVar[dict[str, Any]] = {
-        "unsupported_penalty": 0.6,
+        "unsupported_penalty": 0.3,
         "mismatch_penalty": 0.8,
         "ignore_values": [1.0],
     }
 
-    def _claims(self, qa: QAFacts) -> list[Quantity]:
-        claims = list(qa.answer.numbers)
-        if qa.yes_no and qa.polarity == "yes":
-            claims += qa.question.numbers
-        ignore = set(self.p["ignore_values"])
-        return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
-
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
-        claims = self._claims(qa)
+        claims = number_claims(qa, set(self.p["ignore_values"]))
         if not claims:
             return []
         evidence = cap.facts.numbers
         out: list[Reason] = []
         for c in claims:
-            # A quantity with a unit is judged against the caption's quantities of the same
-            # kind when there are any: "two weeks" is not backed by the "2" of "2 September"
-            # when the caption says "four days".
-            pool = [e for e in evidence if c.dim and (e.dim == c.dim or
-                                                      {e.dim, c.dim} == {"age", "time"})]
-            if any(supports(e, c) for e in (pool or evidence)):
+            if number_supported(c, evidence):
                 continue
             same_dim = [e for e in evidence if e.dim == c.dim or
                         (c.dim == "" and e.dim == "") or {e.dim, c.dim} == {"age", "time"}]
