@@ -21,6 +21,11 @@ _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
 _CLAUSE_END = frozenset(".;:!?()")
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
+# Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
+# image, and its numbers must not be read as measurements.
+_PROVENANCE_KEYS = frozenset({"source", "id", "uid", "url", "uri", "path", "file", "filename",
+                              "image", "image_path", "image_id", "figure", "fig", "doi", "pmid",
+                              "pmcid", "license", "licence", "split", "page"})
 _UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {
     "old", "times", "fold", "magnification", "magnified", "power"}
 
@@ -116,6 +121,8 @@ def meta_text(meta: Mapping[str, Any] | None) -> str:
         if v is None or isinstance(v, (dict, list)):
             continue
         kl = str(k).lower()
+        if kl in _PROVENANCE_KEYS:
+            continue
         if kl in {"age", "age_years", "patient_age"} and isinstance(v, (int, float, str)):
             parts.append(f"{v}-year-old")
         else:
@@ -309,9 +316,14 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
+        for t, neg in zip(view.tokens, facts.negated, strict=True):
+            implied = lx.IMPLIES.get(t)
+            if implied and not neg:
+                facts.affirmed_keys.update(self.norm.key(w) for w in implied)
         only_neg = {k for k in facts.negated_keys if not key_in(k, facts.affirmed_keys)}
         only_aff = {k for k in facts.affirmed_keys if not key_in(k, facts.negated_keys)}
-        keys = set(view.key_set)
+        keys = set(view.key_set) | {self.norm.key(w) for t in view.tokens
+                                    for w in lx.IMPLIES.get(t, ())}
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
         positions: dict[str, list[int]] = {}
@@ -419,6 +431,9 @@ class Analyser:
         atok = [t for t in af.view.tokens if t[0].isalnum()]
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
         polarity: str | None = None
+        if atok and atok[0].isdigit() and len(atok) > 1 and (
+                atok[1] in lx.YES_WORDS or atok[1] in lx.NO_WORDS):
+            atok = atok[1:]  # list numbering: "1. Yes."
         if yes_no and atok:
             first = atok[0]
             if first in lx.YES_WORDS:

@@ -126,7 +126,7 @@ class ContentCheck(Check):
                     "answer denies something the caption does not mention",
                     min(0.9, p["negative_penalty"] * (1 + 0.5 * (qn - 1))),
                     ", ".join(q_sup.unsupported)))
-        elif not a_units and qa.question_content:
+        elif not a_units and not qa.answer.numbers and qa.question_content:
             # An answer with no content of its own ("3", "at the top") means nothing without
             # its question: then the question's terms are what it relies on.
             q_sup = self._score(cap, qa.question_content, qa.question.view.tokens)

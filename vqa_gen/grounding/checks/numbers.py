@@ -50,8 +50,10 @@ class NumberCheck(Check):
         for c in claims:
             if number_supported(c, evidence):
                 continue
-            same_dim = [e for e in evidence if e.dim == c.dim or
-                        (c.dim == "" and e.dim == "") or {e.dim, c.dim} == {"age", "time"}]
+            # A mismatch needs a kind of quantity (a size, a duration, a percentage): a bare
+            # count against the caption's bare numbers (years, dates) is only unsupported.
+            same_dim = [e for e in evidence if c.dim and (e.dim == c.dim or
+                                                          {e.dim, c.dim} == {"age", "time"})]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]
