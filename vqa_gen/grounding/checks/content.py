@@ -30,7 +30,7 @@ class ContentCheck(Check):
         "pair_weight": 0.3,
         "number_weight": 6.0,
         "echo_credit": 0.5,
-        "weakest_weight": 0.25,
+        "weakest_weight": 0.0,
         "premise_factor": 0.6,
         "negative_penalty": 0.3,
         "contradiction_penalty": 0.6,

@@ -11,6 +11,10 @@ from ..verdict import Reason
 from .base import Check
 
 
+def _year_like(q: Quantity) -> bool:
+    return q.dim == "" and q.lo == q.hi and q.lo.is_integer() and 1000 <= q.lo <= 2100
+
+
 def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
     the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
@@ -50,10 +54,10 @@ class NumberCheck(Check):
         for c in claims:
             if number_supported(c, evidence):
                 continue
-            # A mismatch needs a kind of quantity (a size, a duration, a percentage): a bare
-            # count against the caption's bare numbers (years, dates) is only unsupported.
-            same_dim = [e for e in evidence if c.dim and (e.dim == c.dim or
-                                                          {e.dim, c.dim} == {"age", "time"})]
+            # A mismatch needs the same kind of quantity: a bare count against a year ("two"
+            # vs "2014") is only unsupported.
+            same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
+                _year_like(e) or _year_like(c)))) or {e.dim, c.dim} == {"age", "time"}]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]
