@@ -81,9 +81,9 @@ def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
             for p in token.split("-"):
                 found.extend(index.get(an.norm.key(p), ()))
         if not found and len(key) >= 5:
-            for k, ps in index.items():
-                if len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key):
-                    found.extend(ps)
+            for k in cap.prefix_keys.family(key):
+                if shared_prefix_match(k, key):
+                    found.extend(index.get(k, ()))
         pos = tuple(sorted(found)) if found else (-1,)  # -1: supported, place unknown
     memo[token] = pos
     return pos
