@@ -15,6 +15,7 @@ Pure functions of (caption facts, answer facts); everything per caption is memoi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,21 @@ except ImportError:  # pragma: no cover - declared dependency; fall back to word
     _zipf = None
 
 _SENTENCE_END = frozenset(".;!?")
+_NAME_RE = re.compile(r"(?<=[a-z0-9,;:] )([A-Z][a-z]+(?:[-'][A-Za-z]+)?)")
+_NAMES: dict[str, frozenset[str]] = {}
+
+
+def names_in(text: str) -> frozenset[str]:
+    """Lower-cased words written capitalised after a lower-case word (not sentence-initial):
+    proper names, the units a minimal-edit hallucination most often swaps. Memoised per text
+    (bounded)."""
+    hit = _NAMES.get(text)
+    if hit is None:
+        hit = frozenset(m.lower() for m in _NAME_RE.findall(text))
+        if len(_NAMES) > 4096:
+            _NAMES.clear()
+        _NAMES[text] = hit
+    return hit
 _PAIR_WINDOW = 5  # evidence content words between two words of one answer pair
 _MAX_ZIPF = 7.0
 _MIN_WEIGHT = 0.5
@@ -100,14 +116,16 @@ def _near(a: tuple[int, ...], b: tuple[int, ...], window: int) -> bool:
 def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             tokens: list[str], fuzzy_cutoff: float, *, pair_weight: float = 0.3,
             weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
-            number_weight: float = 6.0, discount: Sequence[float] | None = None) -> Support:
+            number_weight: float = 6.0, discount: Sequence[float] | None = None,
+            names: frozenset[str] = frozenset(), name_boost: float = 1.0) -> Support:
     """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
     its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
     (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
-    question)."""
+    question); `names` (words written capitalised inside a sentence: names, places, brands)
+    weigh `name_boost` times more."""
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
-    weights = [informativeness(t) for _, t, _ in units]
+    weights = [informativeness(t) * (name_boost if t in names else 1.0) for _, t, _ in units]
     pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]
     ok = [bool(p) for p in pos]
     total = sum(weights) + number_weight * len(numbers)

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
-from ..support import Support, support
+from ..support import Support, names_in, support
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
@@ -29,6 +29,7 @@ class ContentCheck(Check):
     defaults: ClassVar[dict[str, Any]] = {
         "pair_weight": 0.3,
         "number_weight": 6.0,
+        "name_boost": 1.5,
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
@@ -82,7 +83,7 @@ class ContentCheck(Check):
 
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
-               echo: set[str] | None = None) -> Support:
+               echo: set[str] | None = None, raw: str = "") -> Support:
         nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
                 if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)]
         disc = None
@@ -92,7 +93,9 @@ class ContentCheck(Check):
         return support(self.an, cap, units, tokens, self.fuzzy_cutoff,
                        pair_weight=float(self.p["pair_weight"]),
                        weakest_weight=float(self.p["weakest_weight"]), numbers=nums,
-                       number_weight=float(self.p["number_weight"]), discount=disc)
+                       number_weight=float(self.p["number_weight"]), discount=disc,
+                       names=names_in(raw) if raw else frozenset(),
+                       name_boost=float(self.p["name_boost"]))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -101,7 +104,8 @@ class ContentCheck(Check):
         # Words the answer echoes from an open question (the user's turn, the question's own
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
-        sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo)
+        sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
+                          qa.answer.view.raw)
         score, weight = sup.score, sup.weight
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
