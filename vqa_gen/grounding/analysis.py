@@ -59,6 +59,7 @@ class CaptionFacts:
     prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
     raw_tokens: set[str] = field(default_factory=set)
+    all_tokens: set[str] = field(default_factory=set)  # words and numbers, as written
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
     supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
@@ -366,6 +367,7 @@ class Analyser:
                             prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
                             site_closure=closure,
                             raw_tokens={t for t in view.tokens if t[0].isalpha()},
+                            all_tokens={t for t in view.tokens if t[0].isalnum()},
                             only_negated=only_neg, only_affirmed=only_aff)
 
     def is_content(self, token: str, key: str, next_token: str = "") -> bool:

@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
 from .text import shared_prefix_match
 
@@ -60,6 +61,24 @@ def informativeness(token: str) -> float:
         if len(_WEIGHTS) < 500_000:
             _WEIGHTS[token] = w
     return w
+
+
+# A short generic stop list for plain word coverage (the content units use the analyser's
+# longer list and informativeness weights instead).
+COVERAGE_STOP = frozenset(lx.words(
+    "a an the and or but if of to in on at by for with from as is are was were be been being "
+    "it its this that these those he she they his her their we you i not no do does did has "
+    "have had"))
+
+
+def coverage(tokens: list[str], evidence_tokens: set[str]) -> float:
+    """Plain share of the answer's words (minus a few stop words) found verbatim in the
+    evidence: the chit-chat and function-ish words the content units skip still say how much
+    of the answer was taken from the evidence (1.0 when there are none)."""
+    words = [t for t in tokens if t[0].isalnum() and t not in COVERAGE_STOP]
+    if not words:
+        return 1.0
+    return sum(1 for t in words if t in evidence_tokens) / len(words)
 
 
 @dataclass(frozen=True, slots=True)

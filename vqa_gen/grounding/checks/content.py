@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
-from ..support import Support, names_in, support
+from ..support import Support, coverage, names_in, support
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
@@ -30,6 +30,7 @@ class ContentCheck(Check):
         "pair_weight": 0.3,
         "number_weight": 6.0,
         "name_boost": 1.5,
+        "coverage_weight": 0.3,
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
@@ -106,7 +107,9 @@ class ContentCheck(Check):
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
         sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
                           qa.answer.view.raw)
-        score, weight = sup.score, sup.weight
+        cov_w = float(p["coverage_weight"])
+        cov = coverage(qa.answer.view.tokens, cap.all_tokens) if cov_w else 1.0
+        score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
         affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
