@@ -71,14 +71,18 @@ COVERAGE_STOP = frozenset(lx.words(
     "have had"))
 
 
-def coverage(tokens: list[str], evidence_tokens: set[str]) -> float:
-    """Plain share of the answer's words (minus a few stop words) found verbatim in the
-    evidence: the chit-chat and function-ish words the content units skip still say how much
-    of the answer was taken from the evidence (1.0 when there are none)."""
-    words = [t for t in tokens if t[0].isalnum() and t not in COVERAGE_STOP]
-    if not words:
-        return 1.0
-    return sum(1 for t in words if t in evidence_tokens) / len(words)
+def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
+             evidence_keys: set[str]) -> float:
+    """Plain share of the answer's words (minus a few stop words) found in the evidence, as
+    written or by key (inflection, synonym): the chit-chat and function-ish words the content
+    units skip still say how much of the answer was taken from the evidence (1.0 when there
+    are none)."""
+    n = hit = 0
+    for t, k in zip(tokens, keys, strict=True):
+        if t[0].isalnum() and t not in COVERAGE_STOP:
+            n += 1
+            hit += t in evidence_tokens or k in evidence_keys
+    return hit / n if n else 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +155,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     credit = sum(w for w, s in zip(weights, ok, strict=True) if s)
     if discount is not None:
         credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
-    uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total
+    uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total if total else 1.0
     # sentences of the answer: weakest one
     sent_of: list[int] = []
     s_id, j = 0, 0

@@ -108,7 +108,8 @@ class ContentCheck(Check):
         sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
                           qa.answer.view.raw)
         cov_w = float(p["coverage_weight"])
-        cov = coverage(qa.answer.view.tokens, cap.all_tokens) if cov_w else 1.0
+        av = qa.answer.view
+        cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
