@@ -89,7 +89,7 @@ def test_rare_terms_weigh_more_than_common_words(f):
 def test_a_row_without_question_is_graded_on_its_answer(f):
     ok = f.check(MEL, "", "An asymmetric pigmented lesion on the back.")
     bad = f.check(MEL, "", "A red scaly plaque on the scalp.")
-    assert ok.passed and not ok.codes
+    assert ok.passed and ok.score > 0.8, ok.to_dict()
     assert not bad.passed and "empty_question" not in bad.codes
 
 

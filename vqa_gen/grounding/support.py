@@ -128,11 +128,13 @@ def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
     return pos
 
 
-def _near(a: tuple[int, ...], b: tuple[int, ...], window: int) -> bool:
+def _near(a: tuple[int, ...], b: tuple[int, ...], window: int, ordered: bool = False) -> bool:
     if a == (-1,) or b == (-1,):
         return True  # supported by fuzzy/acronym match: no place to compare
     if len(a) * len(b) > 400:
         return True  # very common words: every pair is plausible
+    if ordered:
+        return any(0 < y - x <= window for x in a for y in b)
     return any(abs(x - y) <= window for x in a for y in b)
 
 
@@ -140,7 +142,8 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             tokens: list[str], fuzzy_cutoff: float, *, pair_weight: float = 0.3,
             weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
             number_weight: float = 6.0, discount: Sequence[float] | None = None,
-            names: frozenset[str] = frozenset(), name_boost: float = 1.0) -> Support:
+            names: frozenset[str] = frozenset(), name_boost: float = 1.0,
+            window: int = _PAIR_WINDOW, ordered: bool = False) -> Support:
     """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
     its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
     (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
@@ -181,7 +184,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             continue
         w = min(weights[i], weights[i + 1])
         pw_total += w
-        if _near(pos[i], pos[i + 1], _PAIR_WINDOW):
+        if _near(pos[i], pos[i + 1], window, ordered):
             pw_ok += w
         else:
             broken.append(f"{units[i][1]} {units[i + 1][1]}")

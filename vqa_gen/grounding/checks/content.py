@@ -27,10 +27,12 @@ class ContentCheck(Check):
 
     name = "content"
     defaults: ClassVar[dict[str, Any]] = {
-        "pair_weight": 0.3,
+        "pair_weight": 0.6,
         "number_weight": 6.0,
         "name_boost": 1.5,
         "coverage_weight": 0.3,
+        "pair_window": 2,
+        "pair_ordered": False,
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
@@ -96,7 +98,8 @@ class ContentCheck(Check):
                        weakest_weight=float(self.p["weakest_weight"]), numbers=nums,
                        number_weight=float(self.p["number_weight"]), discount=disc,
                        names=names_in(raw) if raw else frozenset(),
-                       name_boost=float(self.p["name_boost"]))
+                       name_boost=float(self.p["name_boost"]),
+                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []

@@ -29,7 +29,7 @@ class FormCheck(Check):
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
     A sentence (8+ words, a verb such as "is"/"does", first/second person, "!", greetings and
     chat words) is context (a dialogue turn, a prompt), not a label. The reason blocks but
-    does not lower the score: the score says how well the answer is supported. `malformed_question` is blocking by default."""
+    does not lower the score: the score says how well the answer is supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
