@@ -1,13 +1,22 @@
-"""Benchmark the grounding filter on a labelled set: AUROC, P/R/F1, per-kind and per-check
-figures, and speed (QA checks per second on one core).
+"""Benchmark the grounding filter on labelled sets: per set, AUROC of the score, AUROC within
+answer-length deciles, the word-overlap floor (and its binned AUROC) computed in the same run,
+rejection rates (hallucinated / grounded rejected) at each preset, and checks per CPU-second.
 
-    python benchmarks/bench_grounding.py [--data benchmarks/data/grounding_eval.jsonl]
-                                         [--threshold X] [--strictness default] [--errors N]
-                                         [--judge [--judge-base-url URL --judge-model M]]
+    python benchmarks/bench_grounding.py [--data SET.jsonl ...] [--strictness default]
+                                         [--threshold X] [--details] [--errors N]
+                                         [--min-checks N] [--judge [--judge-base-url URL ...]]
 
-Speed is the worst realistic case, a new caption every 3-5 QA (as in a VQA set whose captions
-each carry a few QA), and also every QA with its own caption; CPU time of this one process.
-`--judge` also measures the optional LLM judge (the embedded model unless an endpoint is given).
+Default sets: the team set (benchmarks/data/grounding_eval.jsonl), the general set
+(benchmarks/data/general_eval.jsonl) and ../shared/grounding-dev/{q2,faithbench,summedits}.jsonl
+found relative to the repository (skipped with a note when absent). Each row is its own record.
+
+The floor is the share of the answer's content words (lower-cased alphanumeric tokens minus ~40
+stop words) found in the evidence. Length-binned AUROC: items split into deciles of answer word
+count, AUROC per bin, averaged over the bins holding both labels (what the score ranks beyond
+answer length). Speed: a new evidence text every 3-5 QA (check_record per group, duplicates
+check included), CPU time of this one single-threaded process, median of 3 runs, caches emptied
+before each pass. `--judge` also measures the optional LLM judge (the embedded model unless an
+endpoint is given).
 """
 
 from __future__ import annotations
