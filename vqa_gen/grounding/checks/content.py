@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
-from ..support import Support, coverage, names_in, support
+from ..support import Support, coverage, names_in, support, warm_up
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
@@ -44,6 +44,7 @@ class ContentCheck(Check):
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
         self._ignore_numbers = {1.0}  # a bare "one": articles and "a single" say as much
+        warm_up()  # load the word-frequency table now, not inside the first record's check
         key = analyser.norm.key
         opp: dict[str, set[str]] = {}
         for a, b in lx.ANTONYMS:
