@@ -98,3 +98,11 @@ def test_dialogue_turn_is_context_not_a_malformed_question(f):
                 "it is a pyogenic granuloma , a red nodule on the finger .")
     assert v.passed and "malformed_question" not in v.codes, v.to_dict()
     assert "malformed_question" in f.check(PYO, "Red nodule", "Yes.").codes
+
+
+def test_negation_scope_ends_at_a_subordinate_clause(f):
+    """"not ideal as it degrades the quality" does not deny "quality"."""
+    cap = "The method is not ideal as it degrades the quality of the generated text."
+    v = f.check(cap, "", "The method degrades the quality of the generated text.")
+    assert v.passed and "negation_conflict" not in v.codes, v.to_dict()
+    assert "negation_conflict" in f.check(cap, "", "The method is ideal.").codes

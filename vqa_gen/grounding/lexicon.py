@@ -89,7 +89,7 @@ NEG_POST: tuple[str, ...] = (
 # Words that end the scope of a negation cue.
 NEG_TERMINATORS: frozenset[str] = frozenset(_words("""
 but however although though yet except apart besides which who whereas while nevertheless
-still whose compared versus vs than
+still whose compared versus vs than as because since so that when where until after before
 """))
 
 YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
