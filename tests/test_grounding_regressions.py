@@ -106,3 +106,18 @@ def test_negation_scope_ends_at_a_subordinate_clause(f):
     v = f.check(cap, "", "The method degrades the quality of the generated text.")
     assert v.passed and "negation_conflict" not in v.codes, v.to_dict()
     assert "negation_conflict" in f.check(cap, "", "The method is ideal.").codes
+
+
+def test_diagnosis_answered_with_another_disease_despite_copied_stain(f):
+    cap = ("Molluscum contagiosum (H&E, x100): endophytic lobules of keratinocytes containing "
+           "large eosinophilic intracytoplasmic inclusions.")
+    v = f.check(cap, "What is the diagnosis?", "Verruca vulgaris (H&E, x100)")
+    assert not v.passed and "unsupported_diagnosis" in v.codes, v.to_dict()
+    ok = f.check(cap, "What is the diagnosis?", "Molluscum contagiosum (H&E, x100).")
+    assert ok.passed and "unsupported_diagnosis" not in ok.codes
+
+
+def test_a_statement_with_a_verb_is_still_a_malformed_question(f):
+    v = f.check("Dermoscopy of a Spitz naevus showing a starburst pattern.",
+                "The morphology is a starburst pattern.", "A starburst pattern.")
+    assert not v.passed and "malformed_question" in v.codes

@@ -41,6 +41,8 @@ CODES: dict[str, str] = {
     "unsupported_content": "graded: the informativeness-weighted share of the answer's words, "
                            "numbers and word pairs (or question terms a 'Yes' affirms) that "
                            "caption/meta do not support",
+    "unsupported_diagnosis": "a diagnosis question answered with a specific term the caption "
+                             "does not name (another disease)",
     "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
     "unsupported_negative": "a 'No' denies something the caption never mentions (mild)",
     "unsupported_premise": "an answer with no content of its own ('3', 'at the top') relies on "

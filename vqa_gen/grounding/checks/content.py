@@ -7,10 +7,11 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
-from ..support import Support, coverage, names_in, support, warm_up
+from ..support import Support, coverage, informativeness, names_in, support, warm_up
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
+from .relevance import _DIAGNOSIS_Q
 
 
 class ContentCheck(Check):
@@ -32,6 +33,8 @@ class ContentCheck(Check):
         "name_boost": 1.5,
         "coverage_weight": 0.3,
         "pair_window": 2,
+        "specific_term": 3.5,
+        "diagnosis_penalty": 0.6,
         "pair_ordered": False,
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
@@ -155,6 +158,17 @@ class ContentCheck(Check):
                 "unsupported_content",
                 f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
+        if (not qa.yes_no and _DIAGNOSIS_Q.search(qa.question.view.text)
+                and any(informativeness(t) >= p["specific_term"] for t in sup.unsupported
+                        if not t[0].isdigit())):
+            # The answer to "What is the diagnosis?" is one claim, the disease: naming one the
+            # caption does not ("Verruca vulgaris (H&E, x100)" for molluscum) is wrong however
+            # much of the rest (stain, magnification) is copied.
+            out.append(self.reason(
+                "unsupported_diagnosis", "a diagnosis question answered with a term the caption "
+                "does not name", p["diagnosis_penalty"],
+                ", ".join(t for t in sup.unsupported
+                          if informativeness(t) >= p["specific_term"])))
         contra = self._contradicted(cap, contra_items)
         if contra:
             out.append(self.reason(

@@ -13,8 +13,7 @@ from .base import Check
 _PUNCT = re.compile(r"[^\w]+")
 # A statement in the first or second person is a conversational turn (the user's message in
 # knowledge-grounded dialogue), which the answer replies to: context, not a malformed question.
-_CHAT = frozenset({"hi", "hello", "hey", "yes", "yeah", "no", "ok", "okay", "wow", "cool",
-                   "thanks", "absolutely", "sure", "really", "quite", "else"})
+_CHAT = frozenset({"hi", "hello", "hey", "yeah", "ok", "okay", "wow", "cool", "thanks"})
 _PERSONAL = frozenset({"i", "i'm", "i've", "me", "my", "we", "us", "our", "you", "your"})
 
 
@@ -27,9 +26,9 @@ class FormCheck(Check):
     and the same text as the answer. A question must end in '?' or open (within its first few
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
-    A sentence (8+ words, a verb such as "is"/"does", first/second person, "!", greetings and
-    chat words) is context (a dialogue turn, a prompt), not a label. The reason blocks but
-    does not lower the score: the score says how well the answer is supported."""
+    A sentence of 8+ words, in the first/second person, with "!" or a greeting is context (a
+    dialogue turn, a prompt), not a label. The reason blocks but does not lower the score: the
+    score says how well the answer is supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
@@ -47,7 +46,7 @@ class FormCheck(Check):
         if q_raw.endswith("?") or "?" in q_raw:
             return []
         if (len(words) >= int(self.p["context_words"]) or "!" in q_raw
-                or any(w in _PERSONAL or w in lx.AUX_START or w in _CHAT for w in words)):
+                or any(w in _PERSONAL or w in _CHAT for w in words)):
             return []  # a sentence (a dialogue turn, a prompt) given as context, not a label
         window = words[: int(self.p["opener_window"])]
         if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):

@@ -30,7 +30,7 @@ _MODALITY_Q = re.compile(
 _WORD = re.compile(r"[a-z][a-z-]*")
 _WH = frozenset({"what", "which", "where", "who", "whom", "whose", "when", "why", "how"})
 _DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age)\b")
-_DIAGNOSIS_Q = re.compile(r"\b(?:diagnosis|condition|disease|disorder)\b")
+_DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 
 _COLOUR_A = re.compile(
     r"\b(?:red\w*|pink\w*|brown\w*|white\w*|black\w*|purpl\w*|violac\w*|viol\w*|yellow\w*|"
