@@ -121,3 +121,11 @@ def test_a_statement_with_a_verb_is_still_a_malformed_question(f):
     v = f.check("Dermoscopy of a Spitz naevus showing a starburst pattern.",
                 "The morphology is a starburst pattern.", "A starburst pattern.")
     assert not v.passed and "malformed_question" in v.codes
+
+
+def test_a_caption_sentence_as_question_is_malformed_however_long(f):
+    cap = ("Pyogenic granuloma. A 6 mm friable, bright red, pedunculated papule on the right "
+           "index finger of a 23-year-old man.")
+    v = f.check(cap, "A 6 mm friable, bright red, pedunculated papule on the right index finger "
+                     "of a 2", "Pyogenic granuloma.")
+    assert not v.passed and "malformed_question" in v.codes

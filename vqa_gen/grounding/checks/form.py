@@ -27,8 +27,8 @@ class FormCheck(Check):
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
     A sentence of 8+ words, in the first/second person, with "!" or a greeting is context (a
-    dialogue turn, a prompt), not a label. The reason blocks but does not lower the score: the
-    score says how well the answer is supported."""
+    dialogue turn, a prompt), not a label, unless it is copied from the caption. The reason
+    blocks but does not lower the score: the score says how well the answer is supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
@@ -45,8 +45,9 @@ class FormCheck(Check):
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
             return []
-        if (len(words) >= int(self.p["context_words"]) or "!" in q_raw
-                or any(w in _PERSONAL or w in _CHAT for w in words)):
+        copied = sum(w in cap.all_tokens for w in words) >= 0.9 * len(words)
+        if not copied and (len(words) >= int(self.p["context_words"]) or "!" in q_raw
+                           or any(w in _PERSONAL or w in _CHAT for w in words)):
             return []  # a sentence (a dialogue turn, a prompt) given as context, not a label
         window = words[: int(self.p["opener_window"])]
         if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):
