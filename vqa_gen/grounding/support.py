@@ -26,7 +26,7 @@ from .text import shared_prefix_match
 try:  # word frequencies ship with the package: no download at run time
     from wordfreq import zipf_frequency as _zipf
 except ImportError:  # pragma: no cover - declared dependency; fall back to word length
-    _zipf = None
+    _zipf = None  # type: ignore[assignment]
 
 _SENTENCE_END = frozenset(".;!?")
 _NAME_RE = re.compile(r"(?<=[a-z0-9,;:] )([A-Z][a-z]+(?:[-'][A-Za-z]+)?)")
