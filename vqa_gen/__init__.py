@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "load_template": "templates",
     "Run": "runner",
     "RunOptions": "runner",
-    "EndpointSettings": "runner",
+    "EndpointSettings": "llm",
 }
 
 __all__ = [
@@ -86,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .answers import AnswerFormatError, QAPair
     from .generator import Generator
     from .grounding import FilterConfig, GroundingFilter, Reason, Verdict
+    from .llm import EndpointSettings
     from .pipeline import (
         Failure,
         GenerationContext,
@@ -95,5 +96,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         process_record,
     )
     from .records import CaptionRecord, InvalidRecord, read_records
-    from .runner import EndpointSettings, Run, RunOptions
+    from .runner import Run, RunOptions
     from .templates import Template, load_template

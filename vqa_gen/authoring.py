@@ -365,9 +365,9 @@ def try_template(input: Path, template: str, *, n: int = 5, record_ids: Iterable
                  cache_path: Path | None = None, use_cache: bool = True,
                  fields: FieldMap | None = None) -> TryOutcome:
     """Generate and ground QA for a few records, through the response cache (a second try of an
-    unchanged prompt makes no call). `endpoint` is a runner.EndpointSettings."""
+    unchanged prompt makes no call). `endpoint` is an llm.EndpointSettings."""
     from .generator import Generator
-    from .runner import EndpointSettings
+    from .llm import EndpointSettings
 
     t = load_template(template)
     warnings = check_template_version(

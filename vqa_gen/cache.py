@@ -8,12 +8,14 @@ never includes the API key, and nothing else about the endpoint's credentials is
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -44,6 +46,13 @@ def _damaged(path: Path, err: sqlite3.Error) -> CacheError:
     log.warning("response cache %s: %s", path, err)
     return CacheError(f"response cache {path} is damaged or unusable ({err}); pass --cache "
                       "FILE to use another one, or --no-cache")
+
+
+def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    """Hash of everything that determines the answer (never the API key)."""
+    blob = orjson.dumps({"model": model, "messages": messages, "params": params},
+                        option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(blob).hexdigest()
 
 
 def default_cache_path() -> Path:

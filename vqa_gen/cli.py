@@ -287,7 +287,7 @@ def templates() -> None:
 def _endpoint(base_url: str | None, api_key: str | None, model: str | None,
               model_path: Path | None, timeout: float, max_retries: int, concurrency: int,
               max_response_bytes: int | None = None) -> Any:
-    from .runner import EndpointSettings
+    from .llm import EndpointSettings
 
     extra = {"max_response_bytes": max_response_bytes} if max_response_bytes else {}
     return EndpointSettings(base_url=base_url, api_key=api_key, model=model,

@@ -21,11 +21,10 @@ from .cache import ResponseCache, open_cache
 from .embedded import EmbeddedServer
 from .grounding import FilterConfig
 from .grounding.config import load_filter_config
-from .llm import ChatClient, ClientConfig
+from .llm import ChatClient, ClientConfig, EndpointSettings
 from .ordered import ordered_map
 from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
 from .records import CaptionRecord, InputItem, InvalidRecord, coerce_record
-from .runner import EndpointSettings
 from .templates import Template, load_template
 
 

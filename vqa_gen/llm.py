@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from .errors import EndpointError
+from .errors import EndpointError, InputError
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedServer
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +151,59 @@ def resolve_client_config(*, base_url: str | None, api_key: str | None, model: s
     resolved_key = api_key if api_key is not None else _env_key()
     return ClientConfig(base_url=str(client.base_url).rstrip("/"), api_key=resolved_key,
                         model=model, **kwargs)
+
+
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The model asked for on the OpenAI API when only a key is given."""
+
+
+@dataclass(slots=True)
+class EndpointSettings:
+    """Where completions come from. With no base URL, no OPENAI_BASE_URL and no model, or with
+    `model_path`, the embedded llama.cpp server is used."""
+
+    base_url: str | None = None
+    api_key: str | None = None
+    model: str | None = None
+    model_path: str | None = None
+    timeout: float = 120.0
+    max_retries: int = 6
+    concurrency: int = 8
+    embedded_parallel: int | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def use_embedded(self) -> bool:
+        if self.model_path:
+            return True
+        return not (self.base_url or os.environ.get("OPENAI_BASE_URL") or self.model)
+
+    def connect(self) -> tuple[ClientConfig, EmbeddedServer | None]:
+        """The client settings for this endpoint. When that is the embedded model, its server
+        is started here and returned for the caller to stop."""
+        from .embedded import EmbeddedServer
+
+        if self.concurrency < 1:  # a semaphore of 0 would wait forever
+            raise InputError(f"concurrency must be at least 1, got {self.concurrency}")
+        if not self.use_embedded():
+            try:
+                return resolve_client_config(
+                    base_url=self.base_url, api_key=self.api_key,
+                    model=self.model or DEFAULT_MODEL, timeout=self.timeout,
+                    max_retries=self.max_retries, concurrency=self.concurrency,
+                    max_response_bytes=self.max_response_bytes), None
+            except ValueError as err:
+                raise InputError(str(err)) from None
+        server = EmbeddedServer(self.model_path,
+                                parallel=self.embedded_parallel or min(self.concurrency, 4))
+        try:
+            base_url = server.start()
+        except BaseException:
+            server.stop()
+            raise
+        return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
+                            timeout=self.timeout, max_retries=self.max_retries,
+                            concurrency=self.concurrency,
+                            max_response_bytes=self.max_response_bytes), server
 
 
 def _env_key() -> str | None:

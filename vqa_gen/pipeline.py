@@ -13,11 +13,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from .answers import AnswerFormatError, QAPair, response_format_for
+from .cache import cache_key
 from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
+from .grounding.lexicon import TASK_REFUSAL_CUES
 from .llm import Completion, LLMError, Usage
 from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
@@ -187,13 +188,6 @@ def template_vars(settings: GenerationSettings) -> dict[str, Any]:
     return {}
 
 
-def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
-    """Hash of everything that determines the answer (never the API key)."""
-    blob = orjson.dumps({"model": model, "messages": messages, "params": params},
-                        option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(blob).hexdigest()
-
-
 def _reask_message(err: AnswerFormatError, finish_reason: str | None) -> str:
     if finish_reason == "length":
         return ("Your reply was cut off before the JSON was complete. Reply again with fewer, "
@@ -220,12 +214,7 @@ async def _complete(ctx: GenerationContext, messages: list[dict[str, str]],
     return completion
 
 
-_REFUSAL_RE = re.compile(
-    r"\b(?:I(?:'|’)?m sorry|I am sorry|I apologi[sz]e|"
-    r"I (?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|am (?:not able|unable)|"
-    r"(?:'|’)m (?:not able|unable)) (?:to )?"
-    r"(?:help|assist|comply|provide|do|answer|create|generate|write|fulfil|fulfill)|"
-    r"as an AI\b|I must decline|against (?:my|the) (?:guidelines|policy|policies))", re.I)
+_REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in TASK_REFUSAL_CUES), re.I)
 
 
 def looks_like_refusal(text: str) -> bool:
@@ -258,24 +247,26 @@ def _combine_turns(verdicts: list[Verdict]) -> Verdict:
                    passed=all(v.passed for v in verdicts), reasons=reasons)
 
 
-def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationContext
+def judge_pairs(record: CaptionRecord, pairs: list[QAPair], *, template: Template,
+                grounding: GroundingFilter, model: str
                 ) -> tuple[list[QASample], list[QASample]]:
     """Ground every pair against the caption (and meta) and split into kept and rejected.
 
     What is grounded follows the answer format: the (question, answer) of a pair (for multiple
-    choice the answer is the correct option's text), every turn of a conversation."""
+    choice the answer is the correct option's text), every turn of a conversation. Takes only
+    what grading needs, so refiltering and worker processes call it without a client."""
     pairs = _unique_pairs(pairs)
     units: list[tuple[int, str, str, str]] = []  # (pair index, question, answer, type)
     for i, p in enumerate(pairs):
         turns = p.extra.get("conversation")
         if turns:
             units.extend((i, t["question"], t["answer"], p.type) for t in turns)
-        elif ctx.template.output == "description":
+        elif template.output == "description":
             # the instruction is ours, not the model's: ground the description alone
             units.append((i, DESCRIPTION_GROUNDING_QUESTION, p.answer, p.type))
         else:
             units.append((i, p.question, p.answer, p.type))
-    unit_verdicts = ctx.grounding.check_record(
+    unit_verdicts = grounding.check_record(
         record.caption, [(q, a) for _, q, a, _ in units], meta=record.meta or None,
         qa_types=[t for *_, t in units],
     )
@@ -284,7 +275,7 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
         per_pair[i].append(v)
     kept: list[QASample] = []
     rejected: list[QASample] = []
-    name = ctx.template.name
+    name = template.name
     for index, (pair, verdicts) in enumerate(zip(pairs, per_pair, strict=True)):
         extra = dict(pair.extra)
         if extra.get("conversation"):
@@ -297,7 +288,7 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
         sample = QASample(id=qa_id(record.id, name, index), record_id=record.id,
                           image=record.image, modality=record.modality,
                           question=pair.question, answer=pair.answer, type=pair.type,
-                          template=name, model=ctx.model, grounding=verdict, index=index,
+                          template=name, model=model, grounding=verdict, index=index,
                           extra=extra)
         (kept if verdict.passed else rejected).append(sample)
     return kept, rejected
@@ -365,7 +356,8 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
                         {"role": "assistant", "content": completion.content[:MAX_REASK_ECHO]},
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
             continue
-        result.kept, result.rejected = judge_pairs(record, pairs, ctx)
+        result.kept, result.rejected = judge_pairs(record, pairs, template=ctx.template,
+                                                   grounding=ctx.grounding, model=ctx.model)
         if ctx.judge is not None and result.kept:
             try:
                 await apply_llm_judge(record, result, ctx)

@@ -39,7 +39,7 @@ from .output import (
     read_jsonl,
     shard_name,
 )
-from .pipeline import GenerationContext, GenerationSettings, judge_pairs, record_seed
+from .pipeline import GenerationSettings, judge_pairs, record_seed
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .runner import input_identity, settings_fingerprint, utc_now
 from .templates import OUTPUT_FORMATS, Template, TemplateError, load_template
@@ -131,9 +131,7 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
     template = _template_for(manifest, state)
     generation = GenerationSettings.model_validate(settings.get("generation", {}))
     fields = FieldMap.from_dict(settings.get("fields") or {})
-    ctx = GenerationContext(template=template, settings=generation, client=None,  # type: ignore[arg-type]
-                            grounding=GroundingFilter(filter_config),
-                            model=str(manifest.get("model", "")))
+    grounding, model = GroundingFilter(filter_config), str(manifest.get("model", ""))
     progress = list(read_jsonl(state_dir / PROGRESS_FILE))
     replies = {int(r["line"]): r["responses"] for r in read_jsonl(state_dir / RESPONSES_FILE)}
     done_lines = {int(e["line"]) for e in progress if e.get("status") == "done"
@@ -171,7 +169,8 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
                     e["shards"] = [writers["data"].position(), writers["rejected"].position()]
                 new_progress.append(e)
                 continue
-            kept, rejected = judge_pairs(record, pairs, ctx)
+            kept, rejected = judge_pairs(record, pairs, template=template, grounding=grounding,
+                                         model=model)
             writers["data"].add([dumps_line(s.to_dict()) for s in kept])
             writers["rejected"].add([dumps_line(s.to_dict()) for s in rejected])
             e.update(kept=len(kept), rejected=len(rejected))

@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import signal
 import sqlite3
 import time
@@ -30,13 +29,12 @@ from .embedded import EmbeddedServer
 from .errors import EndpointError, InputError, RunFolderError
 from .grounding import FilterConfig
 from .llm import (
-    DEFAULT_MAX_RESPONSE_BYTES,
     ChatClient,
     ClientConfig,
     Completion,
+    EndpointSettings,
     Usage,
     redact,
-    resolve_client_config,
 )
 from .ordered import ordered_map
 from .output import (
@@ -90,8 +88,6 @@ ENDPOINT_DOWN_KINDS = frozenset({"connection", "timeout", "server_error", "rate_
                                  "not_found", "malformed_response"})
 """Failure kinds that say nothing about the record and everything about the endpoint."""
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
-DEFAULT_MODEL = "gpt-4o-mini"
-"""The model asked for on the OpenAI API when only a key is given."""
 
 
 @dataclass(slots=True)
@@ -123,53 +119,6 @@ class CircuitBreaker:
             log.warning("circuit breaker tripped: %d records in a row failed at the endpoint "
                         "(last: %s)", self.consecutive, self.last.kind if self.last else "?")
         return tripped
-
-
-@dataclass(slots=True)
-class EndpointSettings:
-    """Where completions come from. With no base URL, no OPENAI_BASE_URL and no model, or with
-    `model_path`, the embedded llama.cpp server is used."""
-
-    base_url: str | None = None
-    api_key: str | None = None
-    model: str | None = None
-    model_path: str | None = None
-    timeout: float = 120.0
-    max_retries: int = 6
-    concurrency: int = 8
-    embedded_parallel: int | None = None
-    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
-
-    def use_embedded(self) -> bool:
-        if self.model_path:
-            return True
-        return not (self.base_url or os.environ.get("OPENAI_BASE_URL") or self.model)
-
-    def connect(self) -> tuple[ClientConfig, EmbeddedServer | None]:
-        """The client settings for this endpoint. When that is the embedded model, its server
-        is started here and returned for the caller to stop."""
-        if self.concurrency < 1:  # a semaphore of 0 would wait forever
-            raise RunError(f"concurrency must be at least 1, got {self.concurrency}")
-        if not self.use_embedded():
-            try:
-                return resolve_client_config(
-                    base_url=self.base_url, api_key=self.api_key,
-                    model=self.model or DEFAULT_MODEL, timeout=self.timeout,
-                    max_retries=self.max_retries, concurrency=self.concurrency,
-                    max_response_bytes=self.max_response_bytes), None
-            except ValueError as err:
-                raise RunError(str(err)) from None
-        server = EmbeddedServer(self.model_path,
-                                parallel=self.embedded_parallel or min(self.concurrency, 4))
-        try:
-            base_url = server.start()
-        except BaseException:
-            server.stop()
-            raise
-        return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
-                            timeout=self.timeout, max_retries=self.max_retries,
-                            concurrency=self.concurrency,
-                            max_response_bytes=self.max_response_bytes), server
 
 
 @dataclass(slots=True)
@@ -283,8 +232,6 @@ class Run:
         self.resumed = False
         self.endpoint_info: dict[str, Any] = {}
         self.model = options.endpoint.model or ""
-        self.client_calls = 0
-        self.client_retries = 0
         self.error: str | None = None
 
     # -- settings that must match for a resume ----------------------------------------------
@@ -476,8 +423,6 @@ class Run:
                         if now - last_manifest > 10:
                             self.write_manifest()
                             last_manifest = now
-                self.client_calls = client.calls
-                self.client_retries = client.retries
         finally:
             if cache is not None:
                 cache.close()

@@ -58,7 +58,6 @@ class CaptionFacts:
     site_closure: set[str] = field(default_factory=set)
     prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
-    raw_tokens: set[str] = field(default_factory=set)
     all_tokens: set[str] = field(default_factory=set)  # words and numbers, as written
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
@@ -366,7 +365,6 @@ class Analyser:
                             prefixes=sorted({k for k in view.key_set if len(k) >= 5}),
                             prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
                             site_closure=closure,
-                            raw_tokens={t for t in view.tokens if t[0].isalpha()},
                             all_tokens={t for t in view.tokens if t[0].isalnum()},
                             only_negated=only_neg, only_affirmed=only_aff)
 

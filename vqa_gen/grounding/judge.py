@@ -6,7 +6,7 @@ meaning, or a claim contradicted in other words; a capable model can. A weak mod
 this is for users with a capable endpoint. The judge only ever *lowers* a score, so it is asked
 only about pairs the lexical filter kept (rejected pairs cost no call). Calls go through any
 object with ``async complete(messages, **params) -> Completion`` (e.g. `vqa_gen.llm.ChatClient`)
-and are cached like every other call when a cache is given (key: `vqa_gen.pipeline.cache_key`).
+and are cached like every other call when a cache is given (key: `vqa_gen.cache.cache_key`).
 
 Reason codes: ``judge_contradicted`` (a claim the caption contradicts) and
 ``judge_unsupported`` (claims the caption does not mention), with penalties from the
@@ -158,7 +158,7 @@ class GroundingJudge:
                     stats: JudgeStats | None = None) -> JudgeResult:
         """Ask the model (or the cache) about one QA pair. Never raises for a bad reply;
         errors from the client (e.g. `vqa_gen.llm.LLMError`) propagate."""
-        from ..pipeline import cache_key  # late import: pipeline imports grounding
+        from ..cache import cache_key  # late: grounding's import stays free of the client
 
         stats = stats if stats is not None else JudgeStats()
         messages = self.messages(caption, question, answer)

@@ -521,6 +521,16 @@ REFUSAL_TRIGGERS: tuple[str, ...] = (
     "apologi", "possible", "have", "no image", "information", "not ", "without")
 REFUSAL_SHORT = 24
 
+# A whole reply that declines the task ("I'm sorry, I can't help with that"), as opposed to an
+# answer that says it cannot tell (REFUSAL_CUES): the pipeline names such a failure `refusal`.
+TASK_REFUSAL_CUES: tuple[str, ...] = (
+    r"\bI(?:'|’)?m sorry\b", r"\bI am sorry\b", r"\bI apologi[sz]e\b",
+    r"\bI (?:can(?:'|’)?t|cannot|can not|won(?:'|’)?t|am (?:not able|unable)|"
+    r"(?:'|’)m (?:not able|unable)) (?:to )?"
+    r"(?:help|assist|comply|provide|do|answer|create|generate|write|fulfil|fulfill)",
+    r"\bas an AI\b", r"\bI must decline\b", r"\bagainst (?:my|the) (?:guidelines|policy|policies)",
+)
+
 # Opposites: an answer word whose opposite the caption states (and which the caption does not
 # state itself) is a contradiction, not just an omission.
 ANTONYMS: tuple[tuple[str, str], ...] = (
