@@ -87,6 +87,54 @@ def _load_filter_config(strictness: str | None, filter_config: Path | None) -> A
     return load_filter_config(path=filter_config, strictness=strictness or None)
 
 
+# -- option groups: each flag declared once, shared by every command that takes it -----------
+_GENERATION, _ENDPOINT, _FILTER, _COLUMNS = "Generation", "Endpoint", "Grounding filter", "Input"
+TemplateOpt = Annotated[str, typer.Option(
+    help="Template name (see `vqa-gen templates`) or path to a .j2 file.")]
+QaPerCaptionOpt = Annotated[int | None, typer.Option(
+    min=1, max=50, rich_help_panel=_GENERATION,
+    help="QA pairs to ask for per caption (template default if unset).")]
+TemperatureOpt = Annotated[float, typer.Option(min=0.0, max=2.0, rich_help_panel=_GENERATION)]
+SeedOpt = Annotated[int, typer.Option(
+    rich_help_panel=_GENERATION,
+    help="Sampling seed (per record: derived from this and the record id).")]
+MaxTokensOpt = Annotated[int, typer.Option(min=16, rich_help_panel=_GENERATION)]
+BaseUrlOpt = Annotated[str | None, typer.Option(
+    rich_help_panel=_ENDPOINT,
+    help="OpenAI-compatible endpoint, e.g. http://host:8000/v1 (or OPENAI_BASE_URL). Without it "
+         "(and without --model) the embedded local model is used.")]
+ApiKeyOpt = Annotated[str | None, typer.Option(
+    rich_help_panel=_ENDPOINT, help="API key (or OPENAI_API_KEY). Never written to logs or "
+                                    "outputs.")]
+ModelOpt = Annotated[str | None, typer.Option(rich_help_panel=_ENDPOINT,
+                                              help="Model name at the endpoint.")]
+ModelPathOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel=_ENDPOINT, help="Serve this GGUF file with the embedded llama.cpp server.")]
+ConcurrencyOpt = Annotated[int, typer.Option(min=1, max=1024, rich_help_panel=_ENDPOINT,
+                                             help="LLM calls in flight at once.")]
+TimeoutOpt = Annotated[float, typer.Option(rich_help_panel=_ENDPOINT,
+                                           help="Seconds per LLM call.")]
+MaxRetriesOpt = Annotated[int, typer.Option(min=0, rich_help_panel=_ENDPOINT,
+                                            help="Retries per call on 429, 5xx, timeouts.")]
+CacheOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel=_ENDPOINT,
+    help="Response cache file (default: $VQA_GEN_CACHE or ~/.cache/vqa-gen).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", rich_help_panel=_ENDPOINT,
+                                          help="Do not read or write the response cache.")]
+StrictnessOpt = Annotated[str | None, typer.Option(
+    rich_help_panel=_FILTER, help="Grounding filter preset: lenient, default or strict.")]
+FilterConfigOpt = Annotated[Path | None, typer.Option(
+    rich_help_panel=_FILTER, help="JSON file with grounding filter settings.")]
+IdFieldOpt = Annotated[str, typer.Option(rich_help_panel=_COLUMNS,
+                                         help="Input column holding the record id.")]
+ImageFieldOpt = Annotated[str, typer.Option(rich_help_panel=_COLUMNS,
+                                            help="Input column holding the image.")]
+CaptionFieldOpt = Annotated[str, typer.Option(rich_help_panel=_COLUMNS,
+                                              help="Input column holding the caption.")]
+ModalityFieldOpt = Annotated[str, typer.Option(rich_help_panel=_COLUMNS,
+                                               help="Input column holding the modality.")]
+
+
 class _Progress:
     """A one-line live status: records/s, kept rate, failures."""
 
@@ -152,45 +200,29 @@ def _summary_table(manifest: dict[str, Any], out_dir: Path) -> Table:
 def run(
     input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")] = Path("out"),
-    template: Annotated[str, typer.Option(help="Template name (see `vqa-gen templates`) or "
-                                               "path to a .j2 file.")] = "open_vqa",
-    base_url: Annotated[str | None, typer.Option(
-        help="OpenAI-compatible endpoint, e.g. http://host:8000/v1 (or OPENAI_BASE_URL). "
-             "Without it (and without --model) the embedded local model is used.")] = None,
-    api_key: Annotated[str | None, typer.Option(
-        help="API key (or OPENAI_API_KEY). Never written to logs or outputs.")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
-    model_path: Annotated[Path | None, typer.Option(
-        help="Serve this GGUF file with the embedded llama.cpp server.")] = None,
-    qa_per_caption: Annotated[int | None, typer.Option(
-        min=1, max=50, help="QA pairs to ask for per caption (template default if unset).")
-    ] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
-    seed: Annotated[int, typer.Option(help="Sampling seed (per record: derived from this "
-                                           "and the record id).")] = 0,
-    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
-    concurrency: Annotated[int, typer.Option(min=1, max=1024,
-                                             help="LLM calls in flight at once.")] = 8,
-    timeout: Annotated[float, typer.Option(help="Seconds per LLM call.")] = 120.0,
-    max_retries: Annotated[int, typer.Option(min=0, help="Retries per call on 429, 5xx, "
-                                                         "timeouts.")] = 6,
+    template: TemplateOpt = "open_vqa",
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    qa_per_caption: QaPerCaptionOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = 0,
+    max_tokens: MaxTokensOpt = 1024,
+    concurrency: ConcurrencyOpt = 8,
+    timeout: TimeoutOpt = 120.0,
+    max_retries: MaxRetriesOpt = 6,
     limit: Annotated[int | None, typer.Option(min=1, help="Process at most this many input "
                                                           "records.")] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="QA lines per output shard.")] = 10_000,
-    strictness: Annotated[str | None, typer.Option(
-        help="Grounding filter preset: lenient, default or strict.")] = None,
-    filter_config: Annotated[Path | None, typer.Option(
-        help="JSON file with grounding filter settings.")] = None,
-    id_field: Annotated[str, typer.Option(help="Input column holding the record id.")] = "id",
-    image_field: Annotated[str, typer.Option(help="Input column holding the image.")] = "image",
-    caption_field: Annotated[str, typer.Option(help="Input column holding the caption.")
-                             ] = "caption",
-    modality_field: Annotated[str, typer.Option(help="Input column holding the modality.")
-                              ] = "modality",
-    cache: Annotated[Path | None, typer.Option(
-        help="Response cache file (default: $VQA_GEN_CACHE or ~/.cache/vqa-gen).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not read or write the "
-                                                              "response cache.")] = False,
+    strictness: StrictnessOpt = None,
+    filter_config: FilterConfigOpt = None,
+    id_field: IdFieldOpt = "id",
+    image_field: ImageFieldOpt = "image",
+    caption_field: CaptionFieldOpt = "caption",
+    modality_field: ModalityFieldOpt = "modality",
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Start again in an output folder that holds "
                                                  "another run.")] = False,
     retry_failed: Annotated[bool, typer.Option(help="Retry the records that failed in an "
@@ -303,13 +335,13 @@ def _warn(warnings: list[str]) -> None:
 @app.command()
 def render(
     input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
-    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    template: TemplateOpt = "open_vqa",
     record: Annotated[list[str] | None, typer.Option(
         help="Record id to render (repeatable; default: the first valid record).")] = None,
-    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
-    seed: Annotated[int, typer.Option(help="Run seed (the per-record seed is derived).")] = 0,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
-    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    qa_per_caption: QaPerCaptionOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = 0.7,
+    max_tokens: MaxTokensOpt = 1024,
     as_json: Annotated[bool, typer.Option("--json", help="Print the request body as JSON.")
                        ] = False,
 ) -> None:
@@ -406,26 +438,25 @@ def _reasons_cell(reasons: Any) -> str:
 @app.command("try")
 def try_(
     input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
-    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    template: TemplateOpt = "open_vqa",
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="Records to try.")] = 5,
     record: Annotated[list[str] | None, typer.Option(help="Try these record ids instead.")
                       ] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name at the endpoint.")] = None,
-    model_path: Annotated[Path | None, typer.Option(help="GGUF for the embedded server.")
-                          ] = None,
-    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
-    seed: Annotated[int, typer.Option()] = 0,
-    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
-    concurrency: Annotated[int, typer.Option(min=1, max=1024)] = 8,
-    timeout: Annotated[float, typer.Option()] = 120.0,
-    max_retries: Annotated[int, typer.Option(min=0)] = 6,
-    strictness: Annotated[str | None, typer.Option(help="lenient, default or strict.")] = None,
-    filter_config: Annotated[Path | None, typer.Option(help="Filter settings JSON.")] = None,
-    cache: Annotated[Path | None, typer.Option(help="Response cache file.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    base_url: BaseUrlOpt = None,
+    api_key: ApiKeyOpt = None,
+    model: ModelOpt = None,
+    model_path: ModelPathOpt = None,
+    qa_per_caption: QaPerCaptionOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = 0,
+    max_tokens: MaxTokensOpt = 1024,
+    concurrency: ConcurrencyOpt = 8,
+    timeout: TimeoutOpt = 120.0,
+    max_retries: MaxRetriesOpt = 6,
+    strictness: StrictnessOpt = None,
+    filter_config: FilterConfigOpt = None,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
 ) -> None:
     """Generate and grade QA for a few records and show each QA with its verdict and reasons.
     Uses the same endpoint flags as `run` and the response cache: unchanged prompts cost
@@ -617,10 +648,8 @@ def check(
     record_field: Annotated[str | None, typer.Option(
         help="Field grouping consecutive rows into records for the duplicate-question check "
              "(default: each row is its own record).")] = None,
-    strictness: Annotated[str | None, typer.Option(
-        help="Grounding filter preset: lenient, default or strict.")] = None,
-    filter_config: Annotated[Path | None, typer.Option(
-        help="JSON file with grounding filter settings.")] = None,
+    strictness: StrictnessOpt = None,
+    filter_config: FilterConfigOpt = None,
 ) -> None:
     """Audit any existing VQA dataset with the caption-grounding filter (no LLM calls)."""
     from .audit import audit_file
@@ -737,6 +766,9 @@ def export(
 
 
 # -- batch files: OpenAI Batch API and vLLM run_batch ---------------------------------------
+BatchBaseUrlOpt = Annotated[str | None, typer.Option(
+    help="Batch API base URL (or OPENAI_BASE_URL; default the OpenAI API).")]
+BatchApiKeyOpt = Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")]
 batch_app = typer.Typer(
     help="Run a job as OpenAI Batch files (half the price, no rate limits) or with vLLM's "
          "`run_batch`: prepare, submit, status, fetch, ingest.",
@@ -758,22 +790,22 @@ def _batch_client(base_url: str | None, api_key: str | None) -> Any:
 def batch_prepare(
     input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Batch folder (empty or new).")],
-    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    template: TemplateOpt = "open_vqa",
     model: Annotated[str, typer.Option(help="Model name written into every request.")
                      ] = "gpt-4o-mini",
-    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
-    seed: Annotated[int, typer.Option(help="Run seed (the per-record seed is derived).")] = 0,
-    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    qa_per_caption: QaPerCaptionOpt = None,
+    temperature: TemperatureOpt = 0.7,
+    seed: SeedOpt = 0,
+    max_tokens: MaxTokensOpt = 1024,
     limit: Annotated[int | None, typer.Option(min=1)] = None,
     shard_size: Annotated[int, typer.Option(min=1, help="QA lines per output shard of the "
                                                         "ingested run.")] = 10_000,
-    strictness: Annotated[str | None, typer.Option(help="lenient, default or strict.")] = None,
-    filter_config: Annotated[Path | None, typer.Option(help="Filter settings JSON.")] = None,
-    id_field: Annotated[str, typer.Option()] = "id",
-    image_field: Annotated[str, typer.Option()] = "image",
-    caption_field: Annotated[str, typer.Option()] = "caption",
-    modality_field: Annotated[str, typer.Option()] = "modality",
+    strictness: StrictnessOpt = None,
+    filter_config: FilterConfigOpt = None,
+    id_field: IdFieldOpt = "id",
+    image_field: ImageFieldOpt = "image",
+    caption_field: CaptionFieldOpt = "caption",
+    modality_field: ModalityFieldOpt = "modality",
     retry_failed: Annotated[bool, typer.Option(
         help="Re-prepare only the records that failed in the ingested run (DIR/run).")] = False,
     run_dir: Annotated[Path | None, typer.Option(
@@ -813,9 +845,8 @@ def _batch_dir_call(action: str, batch_dir: Path, base_url: str | None, api_key:
 @batch_app.command("submit")
 def batch_submit(
     batch_dir: Annotated[Path, typer.Argument(help="A prepared batch folder.")],
-    base_url: Annotated[str | None, typer.Option(help="API base URL (or OPENAI_BASE_URL).")
-                        ] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    base_url: BatchBaseUrlOpt = None,
+    api_key: BatchApiKeyOpt = None,
     completion_window: Annotated[str, typer.Option()] = "24h",
 ) -> None:
     """Upload each requests file and start its batch. Batch ids are recorded in the folder, so
@@ -831,8 +862,8 @@ def batch_submit(
 @batch_app.command("status")
 def batch_status(
     batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
-    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+    base_url: BatchBaseUrlOpt = None,
+    api_key: BatchApiKeyOpt = None,
 ) -> None:
     """Show (and record) the state of every batch of the folder."""
     rows = _batch_dir_call("status", batch_dir, base_url, api_key)
@@ -851,8 +882,8 @@ def batch_status(
 @batch_app.command("fetch")
 def batch_fetch(
     batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
-    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+    base_url: BatchBaseUrlOpt = None,
+    api_key: BatchApiKeyOpt = None,
 ) -> None:
     """Download the output and error files of finished batches into DIR/results/."""
     paths = _batch_dir_call("fetch", batch_dir, base_url, api_key)
@@ -867,8 +898,8 @@ def batch_ingest(
              "the files `fetch` downloaded.")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default "
                                                                   "DIR/run).")] = None,
-    cache: Annotated[Path | None, typer.Option(help="Response cache file.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    cache: CacheOpt = None,
+    no_cache: NoCacheOpt = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
     """Turn batch results into the run folder `run` would write (shards, rejected, failed,
