@@ -41,6 +41,8 @@ from .errors import RunFolderError
 from .records import iter_rows
 
 PARTIAL = ".partial"
+STAGED = ".staged"
+"""Suffix of a hidden shard written by refilter, published only once the whole set is."""
 STATE_DIR = ".vqa-gen"
 PROGRESS_FILE = "progress.jsonl"
 RESPONSES_FILE = "responses.jsonl"
@@ -169,15 +171,21 @@ def shard_name(prefix: str, index: int) -> str:
 
 class ShardSet:
     """Rotating JSONL shards with one prefix. A group of lines (one record's QA) never straddles
-    two shards, so every sealed shard holds only whole, committed records."""
+    two shards, so every sealed shard holds only whole, committed records.
 
-    def __init__(self, out_dir: Path, prefix: str, shard_size: int) -> None:
+    `staged=True` (refilter) writes every shard under a hidden name and gives them their final
+    names only in `publish()`, so the folder's old shards stay whole until the new set is."""
+
+    def __init__(self, out_dir: Path, prefix: str, shard_size: int, *,
+                 staged: bool = False) -> None:
         self.out_dir = out_dir
         self.prefix = prefix
         self.shard_size = max(1, shard_size)
         self.index = 0
         self.lines_in_shard = 0
         self.sealed: list[str] = []
+        self.staged = staged
+        self._staged_paths: list[Path] = []
         self._fh: IO[bytes] | None = None
         self._hash = hashlib.sha256()
         """Running hash of the open shard's lines: each progress entry records (shard, lines,
@@ -188,11 +196,15 @@ class ShardSet:
         return [self.index, self.lines_in_shard, self._hash.hexdigest()[:16]]
 
     def _partial_path(self, index: int) -> Path:
+        if self.staged:
+            return self.out_dir / f".{shard_name(self.prefix, index)}{STAGED}"
         return self.out_dir / (shard_name(self.prefix, index) + PARTIAL)
 
     def _open(self) -> IO[bytes]:
         if self._fh is None:
-            self._fh = self._partial_path(self.index).open("ab")
+            # a staged shard starts empty (a stale one from a crashed refilter is overwritten);
+            # a partial one is appended to (a resume continues it)
+            self._fh = self._partial_path(self.index).open("wb" if self.staged else "ab")
         return self._fh
 
     def write_group(self, lines: list[bytes]) -> None:
@@ -227,11 +239,29 @@ class ShardSet:
             os.fsync(self._fh.fileno())
             self._fh.close()
             self._fh = None
+        self.lines_in_shard = 0
+        self._hash = hashlib.sha256()
+        if self.staged:
+            self._staged_paths.append(self._partial_path(self.index))
+            return
         final = self.out_dir / shard_name(self.prefix, self.index)
         os.replace(self._partial_path(self.index), final)
         self.sealed.append(final.name)
-        self.lines_in_shard = 0
-        self._hash = hashlib.sha256()
+
+    def publish(self) -> list[str]:
+        """Staged shards: seal the open one, give every one its final name and delete the
+        shards of this prefix that the new set does not have. Returns the final names."""
+        self.seal()
+        names = []
+        for index, staged in enumerate(self._staged_paths):
+            final = self.out_dir / shard_name(self.prefix, index)
+            os.replace(staged, final)
+            names.append(final.name)
+        for stale in self.out_dir.glob(f"{self.prefix}-*.jsonl"):
+            if stale.name not in names:
+                stale.unlink()
+        self.sealed, self._staged_paths = names, []
+        return names
 
     def close(self) -> None:
         if self._fh is not None:

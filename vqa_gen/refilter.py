@@ -13,8 +13,6 @@ manifest, which is written last and records the new filter settings and `refilte
 
 from __future__ import annotations
 
-import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +31,11 @@ from .output import (
     Counts,
     FolderLock,
     OutputError,
+    ShardSet,
     atomic_write_bytes,
     atomic_write_json,
     dumps_line,
     read_jsonl,
-    shard_name,
 )
 from .pipeline import GenerationSettings, judge_pairs, record_seed
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
@@ -144,8 +142,8 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
             if item.line in done_lines and item.record is not None:
                 records[item.line] = item.record
     shard_size = int(manifest.get("shard_size") or settings.get("shard_size") or 10_000)
-    writers = {"data": _ShardBuffer(out_dir, "data", shard_size),
-               "rejected": _ShardBuffer(out_dir, "rejected", shard_size)}
+    writers = {prefix: ShardSet(out_dir, prefix, shard_size, staged=True)
+               for prefix in ("data", "rejected")}
     new_progress: list[dict[str, Any]] = []
     reparse_failures = 0
     for e in progress:
@@ -171,8 +169,8 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
                 continue
             kept, rejected = judge_pairs(record, pairs, template=template, grounding=grounding,
                                          model=model)
-            writers["data"].add([dumps_line(s.to_dict()) for s in kept])
-            writers["rejected"].add([dumps_line(s.to_dict()) for s in rejected])
+            writers["data"].write_group([dumps_line(s.to_dict()) for s in kept])
+            writers["rejected"].write_group([dumps_line(s.to_dict()) for s in rejected])
             e.update(kept=len(kept), rejected=len(rejected))
         if "shards" in e:  # where the shards stand now, for a later resume to verify
             e["shards"] = [writers["data"].position(), writers["rejected"].position()]
@@ -182,7 +180,7 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
         counts.add_entry(e)
     counts.check()
     # replace outputs: new shards first, then stale shards removed, then logs, state, manifest
-    outputs = {prefix: w.commit() for prefix, w in writers.items()}
+    outputs = {prefix: w.publish() for prefix, w in writers.items()}
     atomic_write_bytes(state_dir / PROGRESS_FILE, b"".join(dumps_line(e) for e in new_progress))
     if reparse_failures:
         _append_failures(out_dir, new_progress)
@@ -220,55 +218,3 @@ def _append_failures(out_dir: Path, progress: list[dict[str, Any]]) -> None:
     rows.sort(key=lambda r: r.get("line", 0))
     atomic_write_bytes(path, b"".join(dumps_line(r) for r in rows))
 
-
-class _ShardBuffer:
-    """Writes regraded QA into hidden temp shards, then swaps them in under the final names.
-    A record's lines never straddle two shards (as in the runner)."""
-
-    def __init__(self, out_dir: Path, prefix: str, shard_size: int) -> None:
-        self.out_dir, self.prefix, self.size = out_dir, prefix, max(1, shard_size)
-        self.index, self.lines = 0, 0
-        self.tmp: list[Path] = []
-        self._fh: Any = None
-        self._hash = hashlib.sha256()
-
-    def position(self) -> list[Any]:
-        """[shard, lines, running hash], as the runner's progress entries record it."""
-        return [self.index, self.lines, self._hash.hexdigest()[:16]]
-
-    def _path(self, index: int) -> Path:
-        return self.out_dir / f".{shard_name(self.prefix, index)}.refilter"
-
-    def add(self, lines: list[bytes]) -> None:
-        if not lines:
-            return
-        if self.lines and self.lines + len(lines) > self.size:
-            self._fh.close()
-            self._fh = None
-            self.index += 1
-            self.lines = 0
-            self._hash = hashlib.sha256()
-        if self._fh is None:
-            p = self._path(self.index)
-            self.tmp.append(p)
-            self._fh = p.open("wb")
-        self._fh.writelines(lines)
-        for line in lines:
-            self._hash.update(line)
-        self.lines += len(lines)
-
-    def commit(self) -> list[str]:
-        if self._fh is not None:
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
-            self._fh.close()
-            self._fh = None
-        names = []
-        for i, tmp in enumerate(self.tmp):
-            final = self.out_dir / shard_name(self.prefix, i)
-            os.replace(tmp, final)
-            names.append(final.name)
-        for stale in self.out_dir.glob(f"{self.prefix}-*.jsonl"):
-            if stale.name not in names:
-                stale.unlink()
-        return names
