@@ -394,3 +394,17 @@ def coerce_record(value: CaptionRecord | dict[str, Any], *, index: int = 0) -> C
     if isinstance(result, str):
         raise ValueError(f"record {index}: {result}")
     return result
+
+
+def read_csv_header(path: str | Path) -> list[str] | None:
+    """The column names of a CSV file's header row (BOM and spaces stripped), None when the
+    file has no header row. For the up-front check that the caption column is there."""
+    with Path(path).open("rb") as fh:
+        reader = csv.reader(iter(_LineCountingReader(fh)))
+        try:
+            header = next(reader)
+        except (StopIteration, csv.Error):
+            return None
+    if header and header[0].startswith("\ufeff"):
+        header[0] = header[0][1:]
+    return [h.strip() for h in header]

@@ -158,6 +158,16 @@ def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def filter_for_manifest(config: FilterConfig) -> dict[str, Any]:
+    """The filter settings as the manifest shows them: `checks.judge.enabled` follows the
+    `judge` switch (which alone decides whether the judge runs), so the two never disagree."""
+    data = config.model_dump()
+    judge = (data.get("checks") or {}).get("judge")
+    if isinstance(judge, dict):
+        judge["enabled"] = bool(data.get("judge"))
+    return data
+
+
 def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -178,6 +188,7 @@ class Run:
         self.model = options.endpoint.model or ""
         self.client_calls = 0
         self.client_retries = 0
+        self._client: ChatClient | None = None
         self.error: str | None = None
 
     # -- settings that must match for a resume ----------------------------------------------
@@ -249,10 +260,11 @@ class Run:
             "model": self.model,
             "endpoint": self.endpoint_info,
             "generation": o.generation.model_dump(),
-            "filter": o.filter.model_dump(),
+            "filter": filter_for_manifest(o.filter),
             "shard_size": o.shard_size,
             "limit": o.limit,
             "usage": dict(self.writer.usage),
+            "http_retries": self._client.retries if self._client is not None else 0,
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
             "error": self.error,
@@ -287,6 +299,7 @@ class Run:
         breaker = CircuitBreaker(o.max_consecutive_failures)
         try:
             async with ChatClient(client_config) as client:
+                self._client = client
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache)
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
@@ -353,6 +366,7 @@ class Run:
             self.status = "endpoint_down"
             self.error = str(err)
             self.writer.close()
+            self.writer.seal_side_files()
             raise
         except BaseException as err:
             self.status = "failed"
