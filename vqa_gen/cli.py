@@ -421,7 +421,7 @@ def _samples_path() -> Path | None:
 
 
 def _verdict_cell(g: Any) -> str:
-    return (f"[green]kept[/] {g.score:.2f}" if g.passed else f"[red]rejected[/] {g.score:.2f}")
+    return (f"[green]kept[/]\n{g.score:.2f}" if g.passed else f"[red]rejected[/]\n{g.score:.2f}")
 
 
 def _reasons_cell(reasons: Any) -> str:
@@ -505,11 +505,11 @@ def try_(
         table = Table(show_lines=True)
         table.add_column("#", no_wrap=True)  # 1-based, like "near-duplicate of question 2"
         table.add_column("type", no_wrap=True)
-        table.add_column("question", ratio=3)
-        table.add_column("answer", ratio=3)
+        table.add_column("question", ratio=3, overflow="fold")
+        table.add_column("answer", ratio=3, overflow="fold")
         table.add_column("verdict", no_wrap=True)
         # wide enough for the longest reason code, so codes wrap between words, never inside
-        table.add_column("reasons", ratio=3, min_width=max(
+        table.add_column("reasons", ratio=3, width=max(  # with a ratio: the minimum width
             (len(x.code) for q in samples for x in q.grounding.reasons), default=7))
         for s in samples:
             total += 1

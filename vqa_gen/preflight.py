@@ -120,16 +120,17 @@ def check_input(path: Path, fields: FieldMap | None = None) -> None:
             f"{_mapping_hint(columns, fields)}")
 
 
-def estimate_records(path: Path) -> tuple[int, bool]:
+def estimate_records(path: Path, *, exact_bytes: int = EXACT_COUNT_BYTES,
+                     sample_bytes: int = SAMPLE_BYTES) -> tuple[int, bool]:
     """(records, exact) for the progress bar's total: non-blank lines of a JSONL, rows of a CSV.
     Counted when the file is small; else extrapolated by size from its first SAMPLE_BYTES
     (lines per byte for a JSONL, rows per byte for a CSV, whose rows may span lines)."""
     size = path.stat().st_size
     if _is_csv(path):
-        if size <= SAMPLE_BYTES:
+        if size <= sample_bytes:
             return sum(1 for _ in read_records(path)), True
         with path.open("rb") as fh:
-            head = fh.read(SAMPLE_BYTES)
+            head = fh.read(sample_bytes)
         head = head[: head.rfind(b"\n") + 1]
         delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         text = head.decode("utf-8", errors="replace")
@@ -139,8 +140,8 @@ def estimate_records(path: Path) -> tuple[int, bool]:
         except csv.Error:
             rows = text.count("\n") - 1
         return max(1, round(rows * size / max(1, len(head)))), False
-    exact = size <= EXACT_COUNT_BYTES
-    limit = size if exact else SAMPLE_BYTES
+    exact = size <= exact_bytes
+    limit = size if exact else sample_bytes
     lines = read = 0
     carry = b""  # the unfinished last line of the previous chunk
     with path.open("rb") as fh:

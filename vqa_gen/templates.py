@@ -133,8 +133,7 @@ class Template:
         applies. A record without a modality is not skipped for it: nothing says it is off."""
         mods = self.modalities
         if mods and record.modality is not None and record.modality not in mods:
-            return (f"modality {record.modality!r} is not one of the template's modalities "
-                    f"({', '.join(mods)})")
+            return f"modality {record.modality!r} not among the template's modalities"
         if self._when is None:
             return None
         try:
