@@ -241,7 +241,7 @@ def test_summary_shows_skipped_with_reasons_failed_by_kind_and_retries(tmp_path)
     assert injected == 2 and m["http_retries"] == 2
     assert re.search(rf"records failed\s+│\s+{c['records_failed']}\s+│ invalid_json "
                      rf"{c['records_failed']}", output), output
-    assert re.search(rf"LLM calls\s+│\s+{c['llm_calls']}\s+│ incl\. {c['reasks']} re-asks, 2 "
+    assert re.search(rf"LLM calls\s+│\s+{c['llm_calls']}\s+│ incl\. {c['reasks']} re-asks?, 2 "
                      r"HTTP retries", output), output
     # every call is accounted for: one per reply received (first asks and re-asks, all cache
     # misses here) plus the HTTP retries

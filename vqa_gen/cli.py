@@ -172,9 +172,9 @@ def _calls_note(c: dict[str, Any], http_retries: int) -> str:
     retries after 429/5xx/timeouts (each attempt is a call)."""
     parts = []
     if c.get("reasks"):
-        parts.append(f"{c['reasks']:,} re-asks")
+        parts.append(f"{c['reasks']:,} re-ask{'' if c['reasks'] == 1 else 's'}")
     if http_retries:
-        parts.append(f"{http_retries:,} HTTP retries")
+        parts.append(f"{http_retries:,} HTTP retr{'y' if http_retries == 1 else 'ies'}")
     return "incl. " + ", ".join(parts) if parts else ""
 
 
