@@ -446,3 +446,24 @@ def test_try_prints_the_caption_above_its_table_with_1_based_numbers_and_whole_c
     assert {"duplicate_question", "text_leakage"} <= found
     # no reason code is cut across lines at 80 columns: every code-like word is a whole code
     assert found <= set(CODES) | {"open_vqa"}, found - set(CODES)
+
+
+def test_readme_csv_example_runs_as_written(fake_server, tmp_path, monkeypatch):
+    import shlex
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"```bash\n(vqa-gen run samples/captions\.csv .*?)\n```", text, re.S)
+    assert m, "the README's CSV example is gone"
+    args = shlex.split(m.group(1).replace("\\\n", " "))[1:]
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    out = tmp_path / "out-csv"
+    args[args.index("--out") + 1] = str(out)
+    # the example uses the embedded model; the endpoint flags point it at the test server
+    code, output = _cli(*args, "--base-url", fake_server.base_url, "--model", "m", "--quiet")
+    assert code == 0, output
+    c = _manifest(out)["counts"]
+    assert c["records_read"] == c["records_done"] == 8 and c["records_invalid"] == 0
+    rows = read_jsonl(sorted(out.glob("data-*.jsonl"))[0])
+    assert {r["record_id"] for r in rows} <= {"fig-4.1", "fig-4.2", "fig-4.3", "fig-8.1",
+                                              "fig-8.2", "fig-8.3", "fig-12.1", "fig-12.2"}
+    assert all(r["image"].startswith("images/") for r in rows)
