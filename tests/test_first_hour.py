@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -467,3 +468,26 @@ def test_readme_csv_example_runs_as_written(fake_server, tmp_path, monkeypatch):
     assert {r["record_id"] for r in rows} <= {"fig-4.1", "fig-4.2", "fig-4.3", "fig-8.1",
                                               "fig-8.2", "fig-8.3", "fig-12.1", "fig-12.2"}
     assert all(r["image"].startswith("images/") for r in rows)
+
+
+def test_report_and_render_errors_say_what_they_could_not_do(fake_server, tmp_path):
+    out = tmp_path / "o"
+    assert _cli("run", str(SAMPLES / "captions.jsonl"), "--out", str(out), "--base-url",
+                fake_server.base_url, "--model", "m", "--quiet", "--limit", "2")[0] == 0
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, output = _cli("report", str(out), "--output", str(blocker / "r.html"))
+    assert code == 2 and _one_error_line(output) == (
+        f"error: cannot write to {blocker / 'r.html'}: not a directory")
+    code, output = _cli("render", str(tmp_path / "none.jsonl"))
+    assert code == 2 and _one_error_line(output) == (
+        f"error: cannot read {tmp_path / 'none.jsonl'}: no such file or directory")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_input_is_refused_up_front(tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"caption": "Psoriasis."}])
+    path.chmod(0)
+    code, output = _cli("run", str(path), "--out", str(tmp_path / "o"))
+    assert code == 2 and "cannot read" in _one_error_line(output)
+    assert "permission denied" in output

@@ -289,15 +289,15 @@ def run(
                    f"{c['records_read']} read)", NO_RECORD_SUCCEEDED_EXIT)
 
 
-def _os_error(err: OSError, out: Path) -> str:
-    """An OSError as `cannot write to PATH: reason` (writing under the output folder) or
+def _os_error(err: OSError, out: Path | None) -> str:
+    """An OSError as `cannot write to PATH: reason` (under the folder `out` written to) or
     `cannot read PATH: reason`."""
     from .preflight import os_error_message
 
     name = str(getattr(err, "filename", "") or "")
     if not name:
-        return os_error_message(err, "write to", out)
-    inside = Path(name).resolve().is_relative_to(out.resolve())
+        return os_error_message(err, "write to" if out is not None else "use", out or "")
+    inside = out is not None and Path(name).resolve().is_relative_to(out.resolve())
     return os_error_message(err, "write to" if inside else "read", name)
 
 
@@ -357,7 +357,9 @@ def render(
         settings = GenerationSettings(qa_per_caption=qa_per_caption, seed=seed,
                                       temperature=temperature, max_tokens=max_tokens)
         requests = [render_request(t, i.record, settings) for i in items if i.record]
-    except (TemplateError, ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, None)) from None
+    except (TemplateError, ValueError) as err:
         raise fail(str(err)) from None
     if not requests:
         raise fail(f"no valid record in {input}")
@@ -479,7 +481,9 @@ def try_(
                                         seed=seed, max_tokens=max_tokens),
             filter=_load_filter_config(strictness, filter_config), endpoint=endpoint,
             cache_path=cache, use_cache=not no_cache)
-    except (TemplateError, EmbeddedModelError, ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, cache.parent if cache else None)) from None
+    except (TemplateError, EmbeddedModelError, ValueError) as err:
         raise fail(str(err)) from None
     _warn(outcome.warnings)
     out = Console(highlight=False)
@@ -651,7 +655,9 @@ def report(
 
     try:
         path = write_report(out_dir, output)
-    except (ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, (output or out_dir / "report.html").parent)) from None
+    except ValueError as err:
         raise fail(str(err)) from None
     Console(highlight=False, soft_wrap=True).print(f"report written to {path}")
 
