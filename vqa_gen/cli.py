@@ -54,9 +54,9 @@ def _version_callback(value: bool) -> None:
 
 
 @app.callback()
-def _main(version: Annotated[bool | None, typer.Option(
+def _main(version: Annotated[bool, typer.Option(
         "--version", callback=_version_callback, is_eager=True,
-        help="Print the version and exit.")] = None) -> None:
+        help="Print the version and exit.")] = False) -> None:
     """Turn image captions into grounded visual question answering (VQA) data with an LLM."""
 
 

@@ -111,7 +111,8 @@ def check_input(path: Path, fields: FieldMap | None = None) -> None:
     if any(item.record is not None for item in head):
         return
     missing = f"field '{fields.caption}': missing"
-    if any(item.invalid is not None and item.invalid.reason == missing for item in head):
+    n_missing = sum(item.invalid is not None and item.invalid.reason == missing for item in head)
+    if n_missing * 2 > len(head):  # most of the head lacks it: the mapping, not a few lines
         columns = input_columns(path)
         kind = "column" if _is_csv(path) else "field"
         found = ", ".join(columns) if columns else "none"
