@@ -86,14 +86,14 @@ class _Progress:
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
+        # fits 80 columns with the total, the rates and the time left (a narrow bar)
         self.progress = Progress(
-            TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=console, transient=False,
+            TextColumn("[bold]generating"), BarColumn(bar_width=15), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
         )
         self.progress.__enter__()
         total = self.total
@@ -110,8 +110,9 @@ class _Progress:
             self._open(c.records_read - 1)
         elapsed = max(1e-6, time.monotonic() - self.start)
         kept_rate = c.qa_kept / c.qa_generated if c.qa_generated else 0.0
-        stats = (f"{self.seen / elapsed:.2f} rec/s · kept {c.qa_kept}/{c.qa_generated} "
-                 f"({kept_rate:.0%}) · failed {c.records_failed} · invalid {c.records_invalid}")
+        stats = (f"{self.seen / elapsed:.2f} rec/s · kept {kept_rate:.0%} · failed "
+                 f"{c.records_failed}" + (f" · invalid {c.records_invalid}"
+                                          if c.records_invalid else ""))
         task = self.progress.tasks[0]
         if task.total is not None and c.records_read > task.total:  # an estimate ran short
             self.progress.update(self.task, total=c.records_read)
