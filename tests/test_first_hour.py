@@ -495,3 +495,23 @@ def test_unreadable_input_is_refused_up_front(tmp_path):
     code, output = _cli("run", str(path), "--out", str(tmp_path / "o"))
     assert code == 2 and "cannot read" in _one_error_line(output)
     assert "permission denied" in output
+
+
+def test_multiple_choice_repairs_repeated_options_and_drops_only_hopeless_questions():
+    from vqa_gen.answers import AnswerFormatError
+    from vqa_gen.formats import OUTPUT_FORMATS
+
+    fmt = OUTPUT_FORMATS["multiple_choice"]
+    reply = {"questions": [
+        {"question": "What colour is the veil?", "correct_answer": "Blue-white",
+         "distractors": ["blue-white.", "Red", "Red", "Yellow", "Green"], "type": "color"},
+        {"question": "Where is it?", "correct_answer": "Back",
+         "distractors": ["Back", "back", "Back."], "type": "location"},
+        {"question": "What is the diagnosis?", "correct_answer": "Melanoma",
+         "distractors": ["Naevus", "Lentigo", "Seborrhoeic keratosis"], "type": "diagnosis"}]}
+    pairs = fmt.parse(json.dumps(reply))
+    assert [p.question for p in pairs] == ["What colour is the veil?", "What is the diagnosis?"]
+    assert pairs[0].extra["options"] == ["Blue-white", "Red", "Yellow", "Green"]
+    hopeless = {"questions": [reply["questions"][1]]}
+    with pytest.raises(AnswerFormatError, match="question 1: the four options must all be"):
+        fmt.parse(json.dumps(hopeless))
