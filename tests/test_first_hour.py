@@ -108,7 +108,7 @@ def test_output_folder_that_cannot_be_created_is_an_error_with_a_verb(fake_serve
     code, output = _cli("run", str(SAMPLES / "captions.jsonl"), "--out",
                         str(blocker / "out"), "--base-url", fake_server.base_url, "--model", "m")
     line = _one_error_line(output)
-    assert code == 2 and f"cannot create the output folder {blocker / 'out'}: not a " in line
+    assert code == 2 and f"cannot create the output folder {blocker / 'out'}: Not a " in line
     code, output = _cli("run", str(SAMPLES / "captions.jsonl"), "--out", str(blocker),
                         "--base-url", fake_server.base_url, "--model", "m")
     assert code == 2 and "cannot use" in _one_error_line(output)
@@ -149,7 +149,7 @@ def test_missing_filter_config_says_what_could_not_be_read(tmp_path):
                         "--filter-config", str(tmp_path / "none.json"))
     line = _one_error_line(output)
     assert code == 2 and "cannot read the filter settings" in line
-    assert "no such file or directory" in line
+    assert "No such file or directory" in line
 
 
 def test_multiple_choice_on_the_embedded_default_model_is_refused_up_front(tmp_path):
@@ -482,10 +482,10 @@ def test_report_and_render_errors_say_what_they_could_not_do(fake_server, tmp_pa
     blocker.write_text("x")
     code, output = _cli("report", str(out), "--output", str(blocker / "r.html"))
     assert code == 2 and _one_error_line(output) == (
-        f"error: cannot write to {blocker / 'r.html'}: not a directory")
+        f"error: cannot write to {blocker / 'r.html'}: Not a directory")
     code, output = _cli("render", str(tmp_path / "none.jsonl"))
     assert code == 2 and _one_error_line(output) == (
-        f"error: cannot read {tmp_path / 'none.jsonl'}: no such file or directory")
+        f"error: cannot read {tmp_path / 'none.jsonl'}: No such file or directory")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
@@ -494,7 +494,7 @@ def test_unreadable_input_is_refused_up_front(tmp_path):
     path.chmod(0)
     code, output = _cli("run", str(path), "--out", str(tmp_path / "o"))
     assert code == 2 and "cannot read" in _one_error_line(output)
-    assert "permission denied" in output
+    assert "Permission denied" in output
 
 
 def test_multiple_choice_repairs_repeated_options_and_drops_only_hopeless_questions():

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .records import FieldMap, read_csv_header, read_records
+from .records import FieldMap, csv_delimiter, read_csv_header, read_records
 
 HEAD_RECORDS = 20
 """Input items looked at up front: if none of them holds the caption field, the field mapping
@@ -40,20 +40,20 @@ class PreflightError(ValueError):
 
 
 def os_error_message(err: OSError, verb: str, path: Path | str | None = None) -> str:
-    """`cannot write to /out: read-only file system`: the action, the path, the reason."""
+    """`cannot write to /out: Read-only file system`: the action, the path, the reason."""
     where = path if path is not None else (getattr(err, "filename", None) or "")
     reason = err.strerror or str(err) or type(err).__name__
-    return f"cannot {verb} {where}: {reason[:1].lower()}{reason[1:]}".replace("  ", " ")
+    return f"cannot {verb} {where}: {reason}".replace("  ", " ")
 
 
-def _is_csv(path: Path) -> bool:
-    return path.suffix.lower() in {".csv", ".tsv"}
+def _is_csv(path: Path, delimiter: str | None = None) -> bool:
+    return path.suffix.lower() in {".csv", ".tsv"} or bool(delimiter)
 
 
-def input_columns(path: Path) -> list[str]:
+def input_columns(path: Path, delimiter: str | None = None) -> list[str]:
     """The column names of a CSV header, or the keys of the first JSON object of a JSONL."""
-    if _is_csv(path):
-        return read_csv_header(path) or []
+    if _is_csv(path, delimiter):
+        return read_csv_header(path, delimiter) or []
     with path.open("rb") as fh:
         for raw in islice(fh, 1000):
             if raw.strip():
@@ -88,10 +88,15 @@ def _mapping_hint(columns: list[str], fields: FieldMap) -> str:
     return flag + (f" (and {' '.join(extra)})" if extra else "")
 
 
-def check_input(path: Path, fields: FieldMap | None = None) -> None:
+def check_input(path: Path, fields: FieldMap | None = None, *,
+                delimiter: str | None = None) -> None:
     """The input exists, can be read, holds at least one data line, and its first lines hold
     the caption field (else: the columns found and the flag to use)."""
     fields = fields or FieldMap()
+    try:
+        csv_delimiter(path, delimiter)
+    except ValueError as err:
+        raise PreflightError(f"--delimiter: {err}") from None
     if not path.exists():
         raise PreflightError(f"input file not found: {path}")
     if path.is_dir():
@@ -102,19 +107,21 @@ def check_input(path: Path, fields: FieldMap | None = None) -> None:
     except OSError as err:
         raise PreflightError(os_error_message(err, "read", path)) from None
     try:
-        head = list(islice(read_records(path, fields=fields), HEAD_RECORDS))
+        head = list(islice(read_records(path, fields=fields, delimiter=delimiter),
+                           HEAD_RECORDS))
     except OSError as err:
         raise PreflightError(os_error_message(err, "read", path)) from None
     if not head:
-        what = "a header but no rows" if _is_csv(path) and path.stat().st_size else "no records"
+        what = ("a header but no rows" if _is_csv(path, delimiter) and path.stat().st_size
+                else "no records")
         raise PreflightError(f"{path} has {what}: nothing to do")
     if any(item.record is not None for item in head):
         return
     missing = f"field '{fields.caption}': missing"
     n_missing = sum(item.invalid is not None and item.invalid.reason == missing for item in head)
     if n_missing * 2 > len(head):  # most of the head lacks it: the mapping, not a few lines
-        columns = input_columns(path)
-        kind = "column" if _is_csv(path) else "field"
+        columns = input_columns(path, delimiter)
+        kind = "column" if _is_csv(path, delimiter) else "field"
         found = ", ".join(columns) if columns else "none"
         raise PreflightError(
             f"{path}: line 1: no '{fields.caption}' {kind} (found: {found}); "
@@ -122,21 +129,22 @@ def check_input(path: Path, fields: FieldMap | None = None) -> None:
 
 
 def estimate_records(path: Path, *, exact_bytes: int = EXACT_COUNT_BYTES,
-                     sample_bytes: int = SAMPLE_BYTES) -> tuple[int, bool]:
+                     sample_bytes: int = SAMPLE_BYTES, delimiter: str | None = None
+                     ) -> tuple[int, bool]:
     """(records, exact) for the progress bar's total: non-blank lines of a JSONL, rows of a CSV.
     Counted when the file is small; else extrapolated by size from its first SAMPLE_BYTES
     (lines per byte for a JSONL, rows per byte for a CSV, whose rows may span lines)."""
     size = path.stat().st_size
-    if _is_csv(path):
+    if _is_csv(path, delimiter):
         if size <= sample_bytes:
-            return sum(1 for _ in read_records(path)), True
+            return sum(1 for _ in read_records(path, delimiter=delimiter)), True
         with path.open("rb") as fh:
             head = fh.read(sample_bytes)
         head = head[: head.rfind(b"\n") + 1]
-        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
         text = head.decode("utf-8", errors="replace")
         try:
-            rows = sum(1 for row in csv.reader(io.StringIO(text), delimiter=delimiter)
+            rows = sum(1 for row in csv.reader(io.StringIO(text),
+                                               delimiter=csv_delimiter(path, delimiter))
                        if any(c.strip() for c in row)) - 1
         except csv.Error:
             rows = text.count("\n") - 1

@@ -42,7 +42,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from .answers import QAPair
+from .answers import QAPair, check_reply_limits
 from .formats import OUTPUT_FORMATS
 from .records import CaptionRecord
 
@@ -62,6 +62,8 @@ def builtin_prompt_dirs() -> list[Path]:
     return [p for p in candidates if p.is_dir()]
 
 
+KNOWN_MODALITIES = frozenset({"clinical", "dermoscopic", "pathology", "other"})
+"""The modalities a template's `modalities` list names (records.Modality)."""
 DEFAULT_QA_PER_CAPTION = 3
 """`qa_per_caption` for a template whose `[defaults]` does not set it (it is a known variable,
 so such a template renders instead of failing on an undefined variable)."""
@@ -132,7 +134,9 @@ class Template:
         the template's `modalities`, or its `when` condition is false), or None when it
         applies. A record without a modality is not skipped for it: nothing says it is off."""
         mods = self.modalities
-        if mods and record.modality is not None and record.modality not in mods:
+        # a free-text modality (e.g. "Radiology") counts as "other"
+        kind = record.modality if record.modality in KNOWN_MODALITIES else "other"
+        if mods and record.modality is not None and kind not in mods:
             return f"modality {record.modality!r} not among the template's modalities"
         if self._when is None:
             return None
@@ -167,7 +171,7 @@ class Template:
 
     def parse(self, text: str) -> Any:
         """Parse a model reply with the parser of this template's declared answer format."""
-        return OUTPUT_FORMATS[self.output].parse(text)
+        return check_reply_limits(OUTPUT_FORMATS[self.output].parse(text))
 
     def qa_count(self, params: dict[str, Any]) -> int | None:
         """How many items a render with `params` asks for (None if the template says not)."""
