@@ -20,7 +20,7 @@ from typing import Any
 from .cache import ResponseCache, open_cache
 from .embedded import EmbeddedServer
 from .grounding import FilterConfig
-from .grounding.config import load_filter_config
+from .grounding.config import validate_filter_config
 from .llm import ChatClient, ClientConfig, EndpointSettings
 from .ordered import ordered_map
 from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
@@ -73,7 +73,7 @@ class Generator:
         self.settings = settings or GenerationSettings(
             qa_per_caption=qa_per_caption, temperature=temperature, seed=seed,
             max_tokens=max_tokens)
-        self.filter = load_filter_config(filter)
+        self.filter = validate_filter_config(filter)
         self.endpoint = EndpointSettings(
             base_url=base_url, api_key=api_key, model=model,
             model_path=str(model_path) if model_path else None, timeout=timeout,

@@ -200,9 +200,11 @@ class EndpointSettings:
         except BaseException:
             server.stop()
             raise
+        # No more calls in flight than the server has slots: a call queued inside llama.cpp
+        # would spend its --timeout waiting, and on a busy machine whole records would fail.
         return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
                             timeout=self.timeout, max_retries=self.max_retries,
-                            concurrency=self.concurrency,
+                            concurrency=min(self.concurrency, server.parallel),
                             max_response_bytes=self.max_response_bytes), server
 
 

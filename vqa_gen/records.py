@@ -454,3 +454,23 @@ def iter_rows(path: str | Path, input_format: Literal["auto", "jsonl", "csv"] = 
     if fmt == "csv":
         return _iter_csv_raw(path, csv_delimiter(path, delimiter))
     return _iter_jsonl_raw(path)
+
+
+def read_csv_header(path: str | Path, delimiter: str | None = None) -> list[str] | None:
+    """The column names of a CSV file's header row (its first non-blank line; BOM and spaces
+    stripped), None when there is none. For the up-front check that the caption column is
+    there."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        for raw in _capped_lines(fh, MAX_LINE_BYTES):
+            if raw is None:
+                return None
+            text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                header = next(csv.reader([text], delimiter=csv_delimiter(path, delimiter)))
+            except (csv.Error, StopIteration):
+                return None
+            return [h.strip() for h in header]
+    return None

@@ -168,6 +168,16 @@ def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
+def filter_for_manifest(config: FilterConfig) -> dict[str, Any]:
+    """The filter settings as the manifest shows them: `checks.judge.enabled` follows the
+    `judge` switch (which alone decides whether the judge runs), so the two never disagree."""
+    data = config.model_dump()
+    judge = (data.get("checks") or {}).get("judge")
+    if isinstance(judge, dict):
+        judge["enabled"] = bool(data.get("judge"))
+    return data
+
+
 class _StoredReplies:
     """A completion source serving a record's stored replies in order (then the real one)."""
 
@@ -232,6 +242,7 @@ class Run:
         self.resumed = False
         self.endpoint_info: dict[str, Any] = {}
         self.model = options.endpoint.model or ""
+        self._client: ChatClient | None = None
         self.error: str | None = None
 
     # -- settings that must match for a resume ----------------------------------------------
@@ -320,10 +331,11 @@ class Run:
             "model": self.model,
             "endpoint": self.endpoint_info,
             "generation": o.generation.model_dump(),
-            "filter": o.filter.model_dump(),
+            "filter": filter_for_manifest(o.filter),
             "shard_size": o.shard_size,
             "limit": o.limit,
             "usage": dict(self.writer.usage),
+            "http_retries": self._client.retries if self._client is not None else 0,
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
             "error": redact(self.error, o.endpoint.api_key) if self.error else self.error,
@@ -372,6 +384,7 @@ class Run:
         try:
             async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
+                self._client = client
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache)
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
@@ -468,6 +481,7 @@ class Run:
             self.status = "endpoint_down"
             self.error = str(err)
             self.writer.close()
+            self.writer.seal_side_files()
             raise
         except BaseException as err:
             self.status = "failed"

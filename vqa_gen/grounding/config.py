@@ -6,8 +6,7 @@ filter uses (threshold, blocking codes, each check's weight and params) is concr
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -83,35 +82,30 @@ class FilterConfig(BaseModel):
         return self.checks[name]
 
 
-def load_filter_config(data: FilterConfig | dict[str, Any] | None = None, *,
-                       path: str | Path | None = None, strictness: str | None = None,
-                       ) -> FilterConfig:
-    """Filter settings from a mapping and/or a JSON file, `strictness` over both; raises
-    `FilterConfigError` with one line naming the file, the field and what it accepts (pydantic's
-    own message spans several lines and names no file)."""
-    if isinstance(data, FilterConfig) and path is None and strictness is None:
+
+def describe_filter_error(err: ValidationError, source: str) -> str:
+    """`SOURCE: field 'threshold': ... (got 2)`: the field, what is wrong, the value given and,
+    where known, the allowed values or keys (pydantic's own message spans lines, names no
+    file)."""
+    e = err.errors()[0]
+    loc = [str(p) for p in e.get("loc", ())]
+    field = ".".join(loc) or "settings"
+    msg = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+    if e.get("type") == "extra_forbidden":
+        model: Any = CheckSettings if len(loc) >= 3 and loc[0] == "checks" else FilterConfig
+        msg = f"unknown setting (known: {', '.join(model.model_fields)})"
+    elif "input" in e and e.get("type") != "value_error":
+        msg += f" (got {e['input']!r})"
+    return f"{source}: field '{field}': {msg}"
+
+
+def validate_filter_config(data: FilterConfig | Mapping[str, Any] | None = None, *,
+                           source: str = "filter settings") -> FilterConfig:
+    """Filter settings from a mapping (the CLI's flags and file, or an API caller's dict);
+    raises `FilterConfigError` with one line naming `source`, the field and what it accepts."""
+    if isinstance(data, FilterConfig):
         return data
-    merged: dict[str, Any] = (data.model_dump(exclude_unset=True) if isinstance(data, FilterConfig)
-                              else dict(data or {}))
-    source = "filter settings"
-    if path is not None:
-        source = str(path)
-        try:
-            loaded = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise FilterConfigError(f"{path}: cannot read filter settings ({err})") from None
-        if not isinstance(loaded, dict):
-            raise FilterConfigError(f"{path}: filter settings must be a JSON object, got "
-                                    f"{type(loaded).__name__}")
-        merged.update(loaded)
-    if strictness is not None:
-        merged["strictness"] = strictness
     try:
-        return FilterConfig.model_validate(merged)
+        return FilterConfig.model_validate(dict(data or {}))
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first.get("loc", ()))
-        where = f"field '{loc}': " if loc else ""
-        got = f" (got {first['input']!r})" if loc and "input" in first else ""
-        msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise FilterConfigError(f"{source}: {where}{msg}{got}") from None
+        raise FilterConfigError(describe_filter_error(err, source)) from None
