@@ -157,6 +157,10 @@ def run(
     retry_failed: Annotated[bool, typer.Option(help="Retry the records that failed in an "
                                                     "earlier run of this folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=256, help="Processes that parse and ground replies (default: one per core; "
+                             "1: in this process). Output is the same whatever the number.")
+    ] = None,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
@@ -179,6 +183,7 @@ def run(
         fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
                         modality=modality_field),
         overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
+        workers=workers,
     )
     try:
         job = Run(options)

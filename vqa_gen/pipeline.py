@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .answers import AnswerFormatError, QAPair, response_format_for
 from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
 from .llm import Completion, LLMError, Usage
+from .output import dumps_line
 from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
 
@@ -58,6 +59,10 @@ class QASample:
     index: int
     extra: dict[str, Any] = field(default_factory=dict)
     """Format-specific fields (`options`, `answer_index`, `conversation`, …; see formats.py)."""
+
+    def to_line(self) -> bytes:
+        """The output line (JSON + newline)."""
+        return dumps_line(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "record_id": self.record_id, "image": self.image,
@@ -124,6 +129,13 @@ class CompletionSource(Protocol):
     async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion: ...
 
 
+class ReplyGrader(Protocol):
+    """Grades replies somewhere else (worker processes): same result as `grade_reply`."""
+
+    async def grade(self, record: CaptionRecord, content: str
+                    ) -> tuple[list[QASample], list[QASample]]: ...
+
+
 @dataclass(slots=True)
 class GenerationContext:
     """What `process_record` needs, built once per run (or per worker)."""
@@ -139,6 +151,9 @@ class GenerationContext:
     `--retry-failed`, whose cached replies are the ones that failed."""
     judge: GroundingJudge | None = None
     """The optional LLM judge (`FilterConfig.judge`), asked about every lexically kept pair."""
+    grader: ReplyGrader | None = None
+    """Where parse + ground + serialise run (a worker pool, vqa_gen.workers); None: in this
+    process. Not used with the LLM judge, which needs the verdicts here."""
 
     @classmethod
     def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
@@ -297,6 +312,16 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
     return kept, rejected
 
 
+def grade_reply(record: CaptionRecord, content: str, ctx: GenerationContext
+                ) -> tuple[list[QASample], list[QASample]]:
+    """Parse one reply and ground its pairs: (kept, rejected). Raises AnswerFormatError when
+    the reply is unusable (the caller re-asks). Pure CPU work on picklable inputs and outputs,
+    so a worker process can run it (see vqa_gen.workers)."""
+    pairs = ctx.template.finalize(ctx.template.parse(content),
+                                  record_seed(ctx.settings.seed, record.id))
+    return judge_pairs(record, pairs, ctx)
+
+
 async def apply_llm_judge(record: CaptionRecord, result: RecordResult,
                           ctx: GenerationContext) -> None:
     """Ask the optional LLM judge about the kept pairs; those it flags below threshold (or with
@@ -346,8 +371,10 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
             return result
         result.raw_responses.append(completion.content)
         try:
-            pairs = ctx.template.finalize(ctx.template.parse(completion.content),
-                                          record_seed(ctx.settings.seed, record.id))
+            if ctx.grader is not None and ctx.judge is None:
+                graded = await ctx.grader.grade(record, completion.content)
+            else:
+                graded = grade_reply(record, completion.content, ctx)
         except AnswerFormatError as err:
             last_error = err
             if attempt == ctx.settings.max_reasks:
@@ -357,7 +384,7 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
                         {"role": "assistant", "content": completion.content[:MAX_REASK_ECHO]},
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
             continue
-        result.kept, result.rejected = judge_pairs(record, pairs, ctx)
+        result.kept, result.rejected = graded
         if ctx.judge is not None and result.kept:
             try:
                 await apply_llm_judge(record, result, ctx)

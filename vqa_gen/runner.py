@@ -38,6 +38,7 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
 from .templates import load_template
+from .workers import WorkerPool, WorkerSpec, default_workers
 
 
 class RunError(RuntimeError):
@@ -138,6 +139,9 @@ class RunOptions:
     retry_failed: bool = False
     cache_path: Path | None = None
     use_cache: bool = True
+    workers: int | None = None
+    """Processes that parse, ground and serialise replies (None: one per core; 1: in this
+    process, no pool). Output is byte-identical whatever the number."""
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     """Circuit breaker: stop the run when this many records in a row fail with connection,
     timeout, 5xx, rate-limit, auth or not-found errors after their retries (0: never)."""
@@ -179,6 +183,7 @@ class Run:
         self.client_calls = 0
         self.client_retries = 0
         self.error: str | None = None
+        self.pool: WorkerPool | None = None
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -264,6 +269,21 @@ class Run:
         atomic_write_json(self.options.out_dir / MANIFEST, self.manifest())
 
     # -- running -----------------------------------------------------------------------------
+    def worker_count(self) -> int:
+        """Grading processes for this run: 1 (in-process) when asked, or with the LLM judge
+        (it needs the verdicts in this process)."""
+        o = self.options
+        n = o.workers if o.workers is not None else default_workers()
+        return 1 if o.filter.judge else max(1, n)
+
+    def _start_pool(self) -> None:
+        n = self.worker_count()
+        if n > 1:
+            # started before the client opens its connections (workers fork this process)
+            spec = WorkerSpec(self.template.path, self.options.generation, self.options.filter,
+                              self.model)
+            self.pool = WorkerPool(spec, n).start()
+
     def _endpoint_down_message(self, breaker: CircuitBreaker) -> str:
         last = breaker.last.message if breaker.last else "unknown error"
         c = self.writer.counts
@@ -289,6 +309,7 @@ class Run:
             async with ChatClient(client_config) as client:
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache)
+                ctx.grader = self.pool
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
                 retry_lines = self.writer.retry_lines
                 items = read_records(o.input, fields=o.fields,
@@ -342,6 +363,7 @@ class Run:
             self.endpoint_info = client_config.describe() | (
                 embedded.describe() if embedded is not None else {"embedded": False})
             self.write_manifest()
+            self._start_pool()
             await self._run_with_client(client_config, on_result)
             self.status = "complete"
             self.writer.finish()
@@ -360,6 +382,9 @@ class Run:
             self.writer.close()
             raise
         finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.pool = None
             if embedded is not None:
                 embedded.stop()
             self.writer.counts.check()
