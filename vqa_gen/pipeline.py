@@ -154,6 +154,18 @@ class GenerationContext:
     grader: ReplyGrader | None = None
     """Where parse + ground + serialise run (a worker pool, vqa_gen.workers); None: in this
     process. Not used with the LLM judge, which needs the verdicts here."""
+    _static_params: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    def request_params(self, record: CaptionRecord) -> dict[str, Any]:
+        """`request_params` for this run's template and settings; the parts that are the same
+        for every record (the JSON schema above all) are built once per context."""
+        static = self._static_params
+        if static is None:
+            static = self._static_params = request_params(self.template, self.settings, None)
+        params = {"temperature": static["temperature"], "max_tokens": static["max_tokens"],
+                  "seed": record_seed(self.settings.seed, record.id)}
+        params.update(static)  # same key order as `request_params` (the request body's)
+        return params
 
     @classmethod
     def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
@@ -177,12 +189,14 @@ def qa_id(record_id: str, template: str, index: int) -> str:
     return f"{record_id}/{template}/{index}"
 
 
-def request_params(template: Template, s: GenerationSettings, record: CaptionRecord
+def request_params(template: Template, s: GenerationSettings, record: CaptionRecord | None
                    ) -> dict[str, Any]:
-    """Generation parameters sent with every call for this record."""
+    """Generation parameters sent with every call for this record (without `seed` when no
+    record is given)."""
     n = template.qa_count(template_vars(s))
-    params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens,
-                              "seed": record_seed(s.seed, record.id)}
+    params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens}
+    if record is not None:
+        params["seed"] = record_seed(s.seed, record.id)
     if s.top_p is not None:
         params["top_p"] = s.top_p
     if s.response_format:
@@ -353,14 +367,17 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
     result = RecordResult(line=item.line, record=record)
     try:
         tvars = template_vars(ctx.settings)
-        result.skipped = ctx.template.skip_reason(record, **tvars)
+        # the caption is analysed once per record: if the template reads `demographics`, it
+        # gets the filter's analysis, which the filter reuses when grading in this process
+        analyse = ctx.grounding.caption_facts if ctx.grader is None else None
+        result.skipped = ctx.template.skip_reason(record, analyse=analyse, **tvars)
         if result.skipped is not None:
             return result
-        messages = ctx.template.render(record, **tvars)
+        messages = ctx.template.render(record, analyse=analyse, **tvars)
     except ValueError as err:
         result.failure = Failure("template_error", str(err))
         return result
-    params = request_params(ctx.template, ctx.settings, record)
+    params = ctx.request_params(record)
     last_error: AnswerFormatError | None = None
     for attempt in range(ctx.settings.max_reasks + 1):
         try:

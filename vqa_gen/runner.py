@@ -276,9 +276,20 @@ class Run:
         n = o.workers if o.workers is not None else default_workers()
         return 1 if o.filter.judge else max(1, n)
 
-    def _start_pool(self) -> None:
+    def _was_complete(self) -> bool:
+        """The folder holds a complete run (read before this run rewrites the manifest)."""
+        try:
+            previous = orjson.loads((self.options.out_dir / MANIFEST).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        return isinstance(previous, dict) and previous.get("status") == "complete"
+
+    def _start_pool(self, was_complete: bool) -> None:
+        # a rerun of a complete run on the same input (the settings fingerprint checked it)
+        # grades nothing: no pool for it
+        nothing_left = self.resumed and was_complete and not self.options.retry_failed
         n = self.worker_count()
-        if n > 1:
+        if n > 1 and not nothing_left:
             # started before the client opens its connections (workers fork this process)
             spec = WorkerSpec(self.template.path, self.options.generation, self.options.filter,
                               self.model)
@@ -334,7 +345,11 @@ class Run:
                                                 retry_ctx if item.line in retry_lines else ctx)
 
                 last_manifest = time.monotonic()
-                results = ordered_map(work, todo(), concurrency=client_config.concurrency)
+                # the client bounds calls in flight; with a pool, records served from the cache
+                # or waiting for a worker must not hold a call's slot (the workers would idle)
+                in_flight = client_config.concurrency + (
+                    self.pool.workers * self.pool.batch_max if self.pool is not None else 0)
+                results = ordered_map(work, todo(), concurrency=in_flight)
                 async with contextlib.aclosing(results):
                     async for result in results:
                         self.writer.commit(result)
@@ -355,6 +370,7 @@ class Run:
     async def run_async(self, on_result: ProgressCallback | None = None) -> dict[str, Any]:
         """Run to completion (or interruption); returns the manifest."""
         o = self.options
+        was_complete = self._was_complete()
         self._prepare_out_dir()
         embedded: EmbeddedServer | None = None
         try:
@@ -363,7 +379,7 @@ class Run:
             self.endpoint_info = client_config.describe() | (
                 embedded.describe() if embedded is not None else {"embedded": False})
             self.write_manifest()
-            self._start_pool()
+            self._start_pool(was_complete)
             await self._run_with_client(client_config, on_result)
             self.status = "complete"
             self.writer.finish()

@@ -71,7 +71,7 @@ class WorkerSpec:
 # -- in the worker process -----------------------------------------------------------------
 
 _CTX: Any = None
-"""The worker's grading context, built once by `_init_worker` (one per worker process)."""
+"""The worker's grading context, built once per worker process (see `_context`)."""
 
 
 def _watch_parent(parent: int) -> None:
@@ -97,13 +97,26 @@ def _init_worker(spec: WorkerSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
-    from .pipeline import GenerationContext
-    from .templates import load_template
+    global _SPEC
+    _SPEC = spec
 
+
+_SPEC: WorkerSpec | None = None
+
+
+def _context() -> Any:
+    """The worker's grading context, built on its first batch (a run with nothing left to do
+    never pays for it)."""
     global _CTX
-    _CTX = GenerationContext.build(load_template(spec.template_path), spec.generation,
-                                   client=None, model=spec.model,  # type: ignore[arg-type]
-                                   filter_config=spec.filter)
+    if _CTX is None:
+        from .pipeline import GenerationContext
+        from .templates import load_template
+
+        assert _SPEC is not None
+        _CTX = GenerationContext.build(load_template(_SPEC.template_path), _SPEC.generation,
+                                       client=None, model=_SPEC.model,  # type: ignore[arg-type]
+                                       filter_config=_SPEC.filter)
+    return _CTX
 
 
 def _warm() -> int:
@@ -117,10 +130,11 @@ def grade_batch(batch: list[tuple[CaptionRecord, str]]
     or (code, reason) of the AnswerFormatError that makes it unusable."""
     from .pipeline import grade_reply
 
+    ctx = _context()
     out: list[Any] = []
     for record, content in batch:
         try:
-            kept, rejected = grade_reply(record, content, _CTX)
+            kept, rejected = grade_reply(record, content, ctx)
         except AnswerFormatError as err:
             out.append((err.code, err.reason))
             continue
@@ -135,8 +149,8 @@ def grade_batch(batch: list[tuple[CaptionRecord, str]]
 class WorkerPool:
     """A pool of grading processes with an async, batching `grade` (a `pipeline.ReplyGrader`).
 
-    Start it before the event loop opens connections (`start()` forks the workers and waits
-    until each has built its filter), and `close()` it at the end of the run.
+    Start it before the client opens connections (`start()` forks the workers; each builds
+    its filter when its first batch comes), and `close()` it at the end of the run.
     """
 
     def __init__(self, spec: WorkerSpec, workers: int, batch_max: int = BATCH_MAX) -> None:
@@ -156,9 +170,9 @@ class WorkerPool:
         mp = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self._executor = ProcessPoolExecutor(self.workers, mp_context=mp,
                                              initializer=_init_worker, initargs=(self.spec,))
-        warm = [self._executor.submit(_warm) for _ in range(self.workers)]
-        for f in warm:
-            f.result()
+        # fork every worker now, before the client opens sockets (they would be inherited)
+        for _ in range(self.workers):
+            self._executor.submit(_warm)
         return self
 
     def close(self) -> None:
