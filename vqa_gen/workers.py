@@ -93,30 +93,34 @@ def _die_with_parent() -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
 
 
-def _init_worker(spec: WorkerSpec) -> None:
+def _init_worker(spec: WorkerSpec, ctx: Any = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
-    global _SPEC
-    _SPEC = spec
+    global _SPEC, _CTX
+    _SPEC, _CTX = spec, ctx
 
 
 _SPEC: WorkerSpec | None = None
 
 
 def _context() -> Any:
-    """The worker's grading context, built on its first batch (a run with nothing left to do
-    never pays for it)."""
+    """The worker's grading context: inherited from the parent (fork) or built on the first
+    batch (spawn)."""
     global _CTX
     if _CTX is None:
-        from .pipeline import GenerationContext
-        from .templates import load_template
-
         assert _SPEC is not None
-        _CTX = GenerationContext.build(load_template(_SPEC.template_path), _SPEC.generation,
-                                       client=None, model=_SPEC.model,  # type: ignore[arg-type]
-                                       filter_config=_SPEC.filter)
+        _CTX = _build_context(_SPEC)
     return _CTX
+
+
+def _build_context(spec: WorkerSpec) -> Any:
+    from .pipeline import GenerationContext
+    from .templates import load_template
+
+    return GenerationContext.build(load_template(spec.template_path), spec.generation,
+                                   client=None, model=spec.model,  # type: ignore[arg-type]
+                                   filter_config=spec.filter)
 
 
 def _warm() -> int:
@@ -164,12 +168,14 @@ class WorkerPool:
         self.graded = 0
 
     def start(self) -> WorkerPool:
-        methods = multiprocessing.get_all_start_methods()
-        # fork: workers inherit the imported modules and compiled template (fast start);
-        # elsewhere spawn, which rebuilds them from the picklable spec
-        mp = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        # fork: the grading context is built once here and inherited, ready, by every worker
+        # (the first replies are graded at once); elsewhere spawn, and each worker builds it
+        # from the picklable spec on its first batch
+        initargs = (self.spec, _build_context(self.spec) if fork else None)
+        mp = multiprocessing.get_context("fork" if fork else "spawn")
         self._executor = ProcessPoolExecutor(self.workers, mp_context=mp,
-                                             initializer=_init_worker, initargs=(self.spec,))
+                                             initializer=_init_worker, initargs=initargs)
         # fork every worker now, before the client opens sockets (they would be inherited)
         for _ in range(self.workers):
             self._executor.submit(_warm)
