@@ -170,12 +170,15 @@ class GenerationContext:
     @classmethod
     def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
               model: str, filter_config: FilterConfig | None = None,
-              cache: CompletionCache | None = None) -> GenerationContext:
+              cache: CompletionCache | None = None,
+              grounding: GroundingFilter | None = None) -> GenerationContext:
+        """`grounding`: a filter already built for `filter_config` (built here otherwise)."""
         cfg = filter_config or FilterConfig()
         judge = (GroundingJudge(client, model=model, cache=cache, config=cfg) if cfg.judge
                  else None)
         return cls(template=template, settings=settings, client=client,
-                   grounding=GroundingFilter(cfg), model=model, cache=cache, judge=judge)
+                   grounding=grounding or GroundingFilter(cfg), model=model, cache=cache,
+                   judge=judge)
 
 
 def record_seed(seed: int, record_id: str) -> int:

@@ -318,8 +318,10 @@ class Run:
         breaker = CircuitBreaker(o.max_consecutive_failures)
         try:
             async with ChatClient(client_config) as client:
+                shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
-                                              o.filter, cache=cache)
+                                              o.filter, cache=cache,
+                                              grounding=shared.grounding if shared else None)
                 ctx.grader = self.pool
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
                 retry_lines = self.writer.retry_lines

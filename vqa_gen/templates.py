@@ -220,6 +220,9 @@ def _environment(search_dirs: tuple[Path, ...]) -> jinja2.Environment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        # imports (`_common.j2`) are not stat()ed again on every render: a run uses the
+        # template as it was when loaded (and hashed)
+        auto_reload=False,
     )
 
 

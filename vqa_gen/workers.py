@@ -162,6 +162,8 @@ class WorkerPool:
         self.workers = workers
         self.batch_max = batch_max
         self._executor: ProcessPoolExecutor | None = None
+        self.context: Any = None
+        """The grading context the workers inherited (fork), also usable in this process."""
         self._pending: list[tuple[CaptionRecord, str, asyncio.Future[Any]]] = []
         self._flush_scheduled = False
         self.batches = 0
@@ -172,7 +174,8 @@ class WorkerPool:
         # fork: the grading context is built once here and inherited, ready, by every worker
         # (the first replies are graded at once); elsewhere spawn, and each worker builds it
         # from the picklable spec on its first batch
-        initargs = (self.spec, _build_context(self.spec) if fork else None)
+        self.context = _build_context(self.spec) if fork else None
+        initargs = (self.spec, self.context)
         mp = multiprocessing.get_context("fork" if fork else "spawn")
         self._executor = ProcessPoolExecutor(self.workers, mp_context=mp,
                                              initializer=_init_worker, initargs=initargs)
