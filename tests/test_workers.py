@@ -16,7 +16,6 @@ from conftest import write_jsonl
 from vqa_gen.runner import EndpointSettings, Run, RunOptions
 from vqa_gen.testing import FakeOpenAIServer, scripted
 from vqa_gen.testing.realistic import captions, realistic_responder
-from vqa_gen.workers import WorkerPool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,14 +41,15 @@ def test_output_is_byte_identical_with_one_and_three_workers(realistic_server, t
     rows = list(captions(150, seed=3))
     rows[7] = {"id": "bad"}  # invalid line: accounted for the same way
     inp = write_jsonl(tmp_path / "in.jsonl", rows)
-    pools: list[WorkerPool | None] = []
     outs = {}
+    graded = {}
     for n in (1, 3):
         run, manifest = _run(realistic_server.base_url, inp, tmp_path / f"w{n}", n,
                              use_cache=False, shard_size=200)
         outs[n] = _files(tmp_path / f"w{n}")
-        pools.append(run.pool)
+        graded[n] = run.last_pool_graded
         assert manifest["counts"]["records_read"] == 150
+    assert graded == {1: 0, 3: 149}  # in-process, then every valid record in the pool
     assert outs[1] == outs[3]
     assert len(outs[1]) >= 4  # data and rejected shards, invalid, failed
     kept = outs[1]["data-00000.jsonl"].count(b"\n")
@@ -66,7 +66,7 @@ def test_pool_batches_replies_and_counts_every_record(realistic_server, tmp_path
     manifest = run.run(on_result=lambda r, w: seen.append(
         (run.pool.graded, run.pool.batches) if run.pool else (0, 0)))
     graded, batches = seen[-1]
-    assert graded == 120  # every reply went through the pool
+    assert graded == 120 == run.last_pool_graded  # every reply went through the pool
     assert batches < graded  # several replies per batch
     c = manifest["counts"]
     assert c["records_done"] == 120 and c["qa_generated"] == c["qa_kept"] + c["qa_rejected"]

@@ -184,6 +184,8 @@ class Run:
         self.client_retries = 0
         self.error: str | None = None
         self.pool: WorkerPool | None = None
+        self.last_pool_graded = 0
+        """Replies the worker pool graded in the last run (0: graded in this process)."""
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -402,6 +404,7 @@ class Run:
         finally:
             if self.pool is not None:
                 self.pool.close()
+                self.last_pool_graded = self.pool.graded
                 self.pool = None
             if embedded is not None:
                 embedded.stop()
