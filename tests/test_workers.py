@@ -98,7 +98,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and ps")
-def test_killing_the_main_process_leaves_no_worker(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_main_process_leaves_no_worker(tmp_path, sig):
     with FakeOpenAIServer(latency_ms=200) as srv:
         inp = write_jsonl(tmp_path / "in.jsonl", list(captions(2000, seed=2)))
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -115,8 +116,8 @@ def test_killing_the_main_process_leaves_no_worker(tmp_path):
                     break
                 time.sleep(0.05)
             assert len(workers) >= 2
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            proc.send_signal(sig)
+            proc.wait(30)
             for _ in range(100):
                 if not any(_alive(p) for p in workers):
                     break
