@@ -247,7 +247,8 @@ def fixed_cost(n: int, concurrency: int, latency: float, workers: int | None, tm
             argv += ["--workers", str(workers)]
         t0 = time.perf_counter()
         first = None
-        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
         while proc.poll() is None:
             if first is None and srv.requests:
                 first = time.perf_counter()
@@ -280,7 +281,8 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU seconds (user + system, children included) of a command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
