@@ -130,10 +130,12 @@ class CompletionSource(Protocol):
 
 
 class ReplyGrader(Protocol):
-    """Grades replies somewhere else (worker processes): same result as `grade_reply`."""
+    """Grades replies somewhere else (worker processes): the same (kept, rejected) split as
+    `grade_reply`, each QA possibly already serialised (`workers.QALine`: its output line and
+    index, all the run writer needs); raises AnswerFormatError for an unusable reply."""
 
     async def grade(self, record: CaptionRecord, content: str
-                    ) -> tuple[list[QASample], list[QASample]]: ...
+                    ) -> tuple[list[Any], list[Any]]: ...
 
 
 @dataclass(slots=True)
