@@ -134,3 +134,41 @@ def test_workers_are_stopped_when_the_run_ends(realistic_server, tmp_path):
     before = _children(os.getpid())
     _run(realistic_server.base_url, inp, tmp_path / "out", 2, use_cache=False)
     assert not any(_alive(p) for p in _children(os.getpid()) - before)
+
+
+@pytest.mark.parametrize("template", ["open_vqa", "demographics"])
+def test_caption_analysed_once_per_record_in_process(realistic_server, template):
+    """The template's `demographics` (read only by templates that use it) and the filter share
+    one analysis of the caption."""
+    import asyncio
+
+    from vqa_gen.llm import ChatClient, ClientConfig
+    from vqa_gen.pipeline import GenerationContext, GenerationSettings, process_record
+    from vqa_gen.records import CaptionRecord, InputItem
+    from vqa_gen.templates import load_template
+
+    records = [CaptionRecord(id=f"r{i}", caption=c, modality="clinical") for i, c in enumerate(
+        ["Psoriasis on the elbows of a 54-year-old man.", "Tinea corporis in a girl.",
+         "Lichen planus: violaceous papules on the wrist."])]
+    analysed: list[str] = []
+
+    async def go() -> list:
+        cfg = ClientConfig(base_url=realistic_server.base_url, model="m")
+        async with ChatClient(cfg) as client:
+            ctx = GenerationContext.build(load_template(template), GenerationSettings(),
+                                          client, "m")
+            caption = ctx.grounding.analyser.caption
+            ctx.grounding.analyser.caption = (  # count, then analyse as usual
+                lambda text, meta=None: analysed.append(text) or caption(text, meta))
+            return [await process_record(InputItem(i, record=r), ctx)
+                    for i, r in enumerate(records)]
+
+    from vqa_gen.templates import _caption_facts
+
+    before = _caption_facts.cache_info()
+    results = asyncio.run(go())
+    # the template never analysed a caption on its own (its fallback analyser stayed unused)
+    assert _caption_facts.cache_info()[:2] == before[:2]
+    assert all(r.status == "done" for r in results)
+    assert sum(len(r.kept) + len(r.rejected) for r in results) > 0
+    assert analysed == [r.caption for r in records]  # once each, in order
