@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
@@ -179,9 +180,16 @@ class WorkerPool:
         mp = multiprocessing.get_context("fork" if fork else "spawn")
         self._executor = ProcessPoolExecutor(self.workers, mp_context=mp,
                                              initializer=_init_worker, initargs=initargs)
-        # fork every worker now, before the client opens sockets (they would be inherited)
-        for _ in range(self.workers):
-            self._executor.submit(_warm)
+        # fork every worker now, before the client opens sockets (they would be inherited).
+        # Objects that exist at the fork are frozen out of the workers' garbage collection: a
+        # collection that walked them would write to (and so copy) every inherited page
+        gc.collect()
+        gc.freeze()
+        try:
+            for _ in range(self.workers):
+                self._executor.submit(_warm)
+        finally:
+            gc.unfreeze()  # this process collects its own objects as before
         return self
 
     def close(self) -> None:
