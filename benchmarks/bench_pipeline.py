@@ -16,6 +16,10 @@ endpoint is the project's test server in a separate process (`--realistic`). Pri
    first request, and last reply to process exit.
 
     python benchmarks/bench_pipeline.py [--records 2000] [--concurrency 64] [--workers N]
+        [--only stages throughput grounding fixed baseline] [--baseline OTHER_CHECKOUT]
+
+5. with --baseline: this checkout's --workers 1 against another checkout's in-process run
+   (grounding-bound rerun from the cache), e.g. to check that one core is not slower than before.
 """
 
 from __future__ import annotations
@@ -319,6 +323,47 @@ def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+_ONE_RUN = """
+import dataclasses, sys, time
+from pathlib import Path
+from vqa_gen.runner import EndpointSettings, Run, RunOptions
+url, inp, cache, out = sys.argv[1:5]
+kw = {"workers": 1} if "workers" in {f.name for f in dataclasses.fields(RunOptions)} else {}
+opts = RunOptions(input=Path(inp), out_dir=Path(out), cache_path=Path(cache), **kw,
+                  endpoint=EndpointSettings(base_url=url, model="m", concurrency=64))
+c0, t0 = time.process_time(), time.perf_counter()
+done = Run(opts).run()["counts"]["records_done"]
+print(done / (time.perf_counter() - t0), (time.process_time() - c0) / done)
+"""
+
+
+def one_core_baseline(n: int, baseline: Path, tmp: Path) -> None:
+    """This checkout with --workers 1 against another checkout (e.g. the main branch before
+    the worker pool), both in one process, grounding-bound: a rerun served from one cache."""
+    inp = _write_input(tmp / "in-base.jsonl", n, seed=51)
+    cache = tmp / "cache-base.sqlite"
+    res: dict[str, list[tuple[float, float]]] = {}
+    with start_subprocess_server(latency_ms=0, realistic=True, no_record=True,
+                                 stderr=subprocess.DEVNULL) as (_, url):
+        def go(root: Path) -> tuple[float, float]:
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            r = subprocess.run([sys.executable, "-c", _ONE_RUN, url, str(inp), str(cache),
+                                str(tmp / f"base-{time.monotonic_ns()}")], env=env,
+                               capture_output=True, text=True, check=True)
+            rate, cpu = map(float, r.stdout.split())
+            return rate, cpu
+
+        go(ROOT)  # fills the cache (same request bodies in both checkouts)
+        for _ in range(3):
+            for name, root in (("baseline", baseline), ("this, --workers 1", ROOT)):
+                res.setdefault(name, []).append(go(root))
+    print(f"\n5. one core: {n} records rerun from the cache (0 ms endpoint), 3 interleaved runs")
+    for name, runs in res.items():
+        where = baseline if name == "baseline" else ROOT
+        print(f"   {name:<18}: {max(r for r, _ in runs):7.1f} records/s (best), CPU "
+              f"{min(c for _, c in runs) * 1e3:.2f} ms/record (best)  [{where}]")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=2000)
@@ -328,8 +373,11 @@ def main() -> None:
                     help="± around the first latency only (the 500 ms run has none)")
     ap.add_argument("--workers", type=int, default=None, help="default: one per core")
     ap.add_argument("--calls", type=int, default=2000, help="calls for the client CPU figure")
-    ap.add_argument("--only", choices=["stages", "throughput", "grounding", "fixed"],
+    ap.add_argument("--only", choices=["stages", "throughput", "grounding", "fixed", "baseline"],
                     nargs="+", default=None)
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="another checkout (e.g. a worktree of the main branch): compare its "
+                         "in-process run with this one's --workers 1 (section 5)")
     args = ap.parse_args()
     only = set(args.only or ["stages", "throughput", "grounding", "fixed"])
     print(f"machine: {os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}), python "
@@ -357,6 +405,8 @@ def main() -> None:
             grounding_bound(args.records, args.concurrency, tmp)
         if "fixed" in only:
             fixed_cost(1000, args.concurrency, args.latency_ms[0], args.workers, tmp)
+        if args.baseline is not None and (args.only is None or "baseline" in only):
+            one_core_baseline(min(args.records, 1000), args.baseline, tmp)
 
 
 if __name__ == "__main__":
