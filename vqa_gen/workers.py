@@ -154,8 +154,8 @@ def grade_batch(batch: list[tuple[CaptionRecord, str]]
 class WorkerPool:
     """A pool of grading processes with an async, batching `grade` (a `pipeline.ReplyGrader`).
 
-    Start it before the client opens connections (`start()` forks the workers; each builds
-    its filter when its first batch comes), and `close()` it at the end of the run.
+    Start it before the client opens connections (`start()` builds the grading context and
+    forks the workers, which inherit it), and `close()` it at the end of the run.
     """
 
     def __init__(self, spec: WorkerSpec, workers: int, batch_max: int = BATCH_MAX) -> None:
