@@ -3,6 +3,7 @@
     python benchmarks/bench_reliability.py                      # faults, rerun, kills
     python benchmarks/bench_reliability.py --big-gb 1.0         # also stream a ~1 GB JSONL
     python benchmarks/bench_reliability.py --only big --big-gb 1.0
+    python benchmarks/bench_reliability.py --only fsync                # durability costs
 
 * faults: 1,000 records against the test server failing 20% of calls at random (429 with and
   without Retry-After, 500/502/503, hangs past the client timeout, junk bodies, bad, off-shape and
@@ -11,6 +12,8 @@
   response cache: LLM calls (must be 0) and wall time against the first run's.
 * kills: the CLI SIGKILLed five times at random moments, then resumed; compares the output files
   byte for byte with an uninterrupted run, and counts committed records sent again (must be 0).
+* fsync (issue 10): per-commit cost of fsyncing outputs and progress at every commit, batched
+  every second (the default) and never; and the speed of the whole-input fingerprint hash.
 * big: writes a ~N GB JSONL to /tmp, streams it through `read_records`, prints throughput and
   the peak RSS of this process (must stay well under 300 MB); the file is deleted afterwards.
 """
@@ -236,9 +239,62 @@ def bench_big(gb: float, keep: bool) -> None:
         path.unlink()
 
 
+def bench_fsync(tmp: Path, n: int, hash_mb: int) -> None:
+    """What durability costs per commit: the writer committing `n` real record results (3 QA
+    lines each) with fsync after every commit, batched every second (the default), and never;
+    then the whole-input hash a run takes at every start (input fingerprint)."""
+    from vqa_gen.grounding import Verdict
+    from vqa_gen.output import RunWriter
+    from vqa_gen.pipeline import QASample, RecordResult
+    from vqa_gen.records import CaptionRecord
+    from vqa_gen.runner import input_identity
+
+    def result(i: int) -> RecordResult:
+        rec = CaptionRecord(id=f"r{i:06d}", image=f"img/{i}.jpg", caption=f"Plaque {i}.")
+        qa = [QASample(id=f"r{i:06d}/open_vqa/{k}", record_id=rec.id, image=rec.image,
+                       modality=None, question="What is on the forearm?" * 2,
+                       answer="An erythematous plaque with fine white scale.", type="finding",
+                       template="open_vqa", model="m", grounding=Verdict(1.0, True, ()),
+                       index=k) for k in range(3)]
+        return RecordResult(line=i + 1, record=rec, kept=qa, calls=1,
+                            raw_responses=['{"qa_pairs": []}' * 10])
+
+    results = [result(i) for i in range(n)]
+    for label, interval in (("every commit", 0.0), ("batched, 1 s (default)", 1.0),
+                            ("never (flush only)", float("inf"))):
+        writer = RunWriter(tmp / f"fsync-{interval}", shard_size=10_000,
+                           fsync_interval=interval)
+        writer.start_fresh()
+        t0 = time.perf_counter()
+        for r in results:
+            writer.commit(r)
+        elapsed = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        writer.sync()  # what one batched fsync of all open files costs
+        one_sync = time.perf_counter() - t1
+        writer.close()
+        print(f"fsync {label:>24}: {elapsed / n * 1e6:8.1f} us/commit "
+              f"({n / elapsed:,.0f} commits/s, {writer.fsyncs - 1} fsyncs); one fsync of "
+              f"all files after it: {one_sync * 1e3:.1f} ms")
+    path = tmp / "hash-input.jsonl"
+    with path.open("wb") as fh:
+        block = os.urandom(1 << 20)
+        for _ in range(hash_mb):
+            fh.write(block)
+    t0 = time.perf_counter()
+    input_identity(path)
+    elapsed = time.perf_counter() - t0
+    print(f"input fingerprint (sha256 of the whole file): {hash_mb} MB in {elapsed:.2f} s "
+          f"({hash_mb / elapsed:,.0f} MB/s)")
+    path.unlink()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", choices=["faults", "rerun", "kills", "big"], action="append")
+    p.add_argument("--only", choices=["faults", "rerun", "kills", "big", "fsync"],
+                   action="append")
+    p.add_argument("--fsync-commits", type=int, default=2000)
+    p.add_argument("--hash-mb", type=int, default=256)
     p.add_argument("--records", type=int, default=1000)
     p.add_argument("--rerun-latency-ms", type=float, default=500.0)
     p.add_argument("--kills", type=int, default=5)
@@ -259,6 +315,8 @@ def main() -> None:
             bench_kills(tmp, a.kill_records, a.kills, a.seed)
         if "big" in only:
             bench_big(a.big_gb or 1.0, a.keep_big_file)
+        if "fsync" in only:
+            bench_fsync(tmp, a.fsync_commits, a.hash_mb)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

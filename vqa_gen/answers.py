@@ -73,6 +73,27 @@ class QAResponse(BaseModel):
 
 MAX_QUESTION_CHARS = 400
 MAX_ANSWER_CHARS = 1000
+MAX_REPLY_TEXT_CHARS = 2000
+"""The longest question, answer, option or turn any format accepts from a reply (a description
+may take 2000). The schema only asks for limits; `check_reply_limits` enforces them, so a
+runaway 5 MB answer is a shape error that gets re-asked, never data."""
+
+
+def check_reply_limits(pairs: list[QAPair]) -> list[QAPair]:
+    """Raise AnswerFormatError when any text of the parsed pairs is over its limit."""
+    for i, p in enumerate(pairs, start=1):
+        texts = [("question", p.question, MAX_QUESTION_CHARS),
+                 ("answer", p.answer, MAX_REPLY_TEXT_CHARS)]
+        for turn in p.extra.get("conversation") or ():
+            texts += [("question", str(turn.get("question", "")), MAX_QUESTION_CHARS),
+                      ("answer", str(turn.get("answer", "")), MAX_REPLY_TEXT_CHARS)]
+        texts += [("option", str(o), MAX_REPLY_TEXT_CHARS) for o in p.extra.get("options") or ()]
+        for what, text, limit in texts:
+            if len(text) > limit:
+                raise AnswerFormatError(
+                    "wrong_shape", f"pair {i}: the {what} has {len(text):,} characters, over "
+                                   f"the limit of {limit:,}")
+    return pairs
 
 
 def qa_pairs_schema(n: int | None = None) -> dict[str, Any]:

@@ -237,9 +237,11 @@ def _lint_examples(t: Template, report: LintReport) -> None:
     fmt = OUTPUT_FORMATS[t.output]
     for modality, items in table.items():
         if modality not in (*KNOWN_MODALITIES, "any"):
-            report.add("error", "examples_modality",
-                       f"examples for unknown modality {modality!r} (use one of "
-                       f"{', '.join(KNOWN_MODALITIES)} or 'any')")
+            # modality is free text: such examples serve records whose modality is exactly this
+            report.add("warning", "examples_modality",
+                       f"examples for modality {modality!r}, which is not normalised (known: "
+                       f"{', '.join(KNOWN_MODALITIES)}, 'any'); they apply only to records "
+                       f"whose modality is exactly {modality!r}")
         for i, ex in enumerate(items if isinstance(items, list) else [items], start=1):
             where = f"examples.{modality}[{i}]"
             if not isinstance(ex, dict) or not ex.get("caption") or not ex.get("reply"):

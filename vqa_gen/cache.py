@@ -30,6 +30,15 @@ CREATE TABLE IF NOT EXISTS completions (
 """
 
 
+class CacheError(RuntimeError):
+    """The cache file is damaged or unusable mid-run; the message names it and the way out."""
+
+
+def _damaged(path: Path, err: sqlite3.Error) -> CacheError:
+    return CacheError(f"response cache {path} is damaged or unusable ({err}); pass --cache "
+                      "FILE to use another one, or --no-cache")
+
+
 def default_cache_path() -> Path:
     """`$VQA_GEN_CACHE`, else `$XDG_CACHE_HOME/vqa-gen/responses.sqlite` (~/.cache by default)."""
     env = os.environ.get("VQA_GEN_CACHE")
@@ -55,24 +64,33 @@ class ResponseCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Completion | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
-                (key,)).fetchone()
+        try:
+            with self._lock:
+                row = self._db.execute(
+                    "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
+                    (key,)).fetchone()
+        except sqlite3.Error as err:
+            raise _damaged(self.path, err) from None
         if row is None:
             return None
-        usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
+        try:
+            usage = Usage(*orjson.loads(row[2])) if row[2] else Usage()
+        except (orjson.JSONDecodeError, TypeError):
+            usage = Usage()
         return Completion(content=row[0], finish_reason=row[1], usage=usage, model=row[3],
                           attempts=0)
 
     def put(self, key: str, completion: Completion) -> None:
         usage = orjson.dumps([completion.usage.prompt_tokens, completion.usage.completion_tokens,
                               completion.usage.total_tokens])
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
-                (key, completion.content, completion.finish_reason, usage, completion.model,
-                 time.time()))
+        try:
+            with self._lock:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, completion.content, completion.finish_reason, usage,
+                     completion.model, time.time()))
+        except sqlite3.Error as err:
+            raise _damaged(self.path, err) from None
 
     def __len__(self) -> int:
         with self._lock:

@@ -27,7 +27,11 @@ ENDPOINT_DOWN_EXIT = 3
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a one-line error (no traceback) and return the Exit to raise."""
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    from rich.markup import escape
+
+    from .llm import redact
+
+    console.print(f"[bold red]error:[/] {escape(redact(message))}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -157,6 +161,21 @@ def run(
     retry_failed: Annotated[bool, typer.Option(help="Retry the records that failed in an "
                                                     "earlier run of this folder.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    delimiter: Annotated[str | None, typer.Option(
+        help="CSV field delimiter (one character; `tab` or `\\t` for a tab). Default: tab "
+             "for .tsv, comma otherwise.")] = None,
+    max_response_bytes: Annotated[int, typer.Option(
+        min=1024, help="Largest reply body read from the endpoint; a larger one is a "
+                       "malformed response (retried, then the record fails).")
+    ] = 8 * 1024 * 1024,
+    engine: Annotated[str, typer.Option(
+        help="`local` (this process) or `ray` (Ray Data actor pool; INPUT may then be a "
+             "folder of .jsonl/.csv files). Needs `pip install 'vqa-gen[ray]'`.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join, e.g. ray://head:10001 or auto (default: a local one).")
+    ] = None,
+    actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
+                                                    "and --concurrency calls.")] = 2,
     workers: Annotated[int | None, typer.Option(
         min=1, max=256, help="Processes that parse and ground replies (default: one per core; "
                              "1: in this process). Output is the same whatever the number.")
@@ -166,6 +185,9 @@ def run(
 
     Rerunning the same command on the same --out resumes an unfinished run.
     """
+    from rich.markup import escape
+
+    from .cache import CacheError
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
     from .records import FieldMap
@@ -178,15 +200,17 @@ def run(
                                       seed=seed, max_tokens=max_tokens),
         filter=_load_filter_config(strictness, filter_config),
         endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
-                           concurrency),
-        shard_size=shard_size, limit=limit,
+                           concurrency, max_response_bytes),
+        shard_size=shard_size, limit=limit, delimiter=delimiter,
         fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
                         modality=modality_field),
         overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
         workers=workers,
     )
+    if engine not in ("local", "ray"):
+        raise fail(f"--engine {engine}: choose local or ray")
     try:
-        job = Run(options)
+        job = Run(options) if engine == "local" else _ray_job(options, ray_address, actors)
         from .authoring import check_template_version, version_registry_path
 
         _warn(check_template_version(  # --no-cache: read the registry, never write it
@@ -194,17 +218,20 @@ def run(
             record=not no_cache))
         with _Progress(limit, quiet) as progress:
             manifest = job.run(on_result=progress.update)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         console.print(f"[yellow]interrupted:[/] work so far is kept in {out}; run the same "
                       "command again to resume.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(getattr(err, "exit_code", 130)) from None  # 143 for SIGTERM
     except EndpointDownError as err:
         raise fail(str(err), ENDPOINT_DOWN_EXIT) from None
-    except (RunError, TemplateError, EmbeddedModelError) as err:
+    except (RunError, TemplateError, EmbeddedModelError, CacheError) as err:
         raise fail(str(err)) from None
     except OSError as err:
-        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                   ) from None
+        where = getattr(err, "filename", None)
+        raise fail(f"{where}: {err.strerror or err}" if where else str(err)) from None
+    finally:
+        if "job" in locals():
+            _warn([escape(n) for n in job.notes])
     console.print(_summary_table(manifest, out))
     if manifest["counts"]["records_invalid"]:
         console.print(f"[yellow]{manifest['counts']['records_invalid']} invalid input "
@@ -212,6 +239,15 @@ def run(
     if manifest["counts"]["records_failed"]:
         console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
                       f"{out / 'failed.jsonl'}; retry them with --retry-failed")
+
+
+def _ray_job(options: Any, address: str | None, actors: int) -> Any:
+    try:
+        from .distributed import RayRun, RaySettings
+    except ImportError as err:
+        raise fail(f"--engine ray needs Ray Data ({err.msg}): pip install 'vqa-gen[ray]'"
+                   ) from None
+    return RayRun(options, RaySettings(address=address, actors=actors))
 
 
 @app.command()
@@ -229,13 +265,14 @@ def templates() -> None:
 
 # -- the prompt author's loop: render, lint, try, refilter, diff, report ---------------------
 def _endpoint(base_url: str | None, api_key: str | None, model: str | None,
-              model_path: Path | None, timeout: float, max_retries: int, concurrency: int
-              ) -> Any:
+              model_path: Path | None, timeout: float, max_retries: int, concurrency: int,
+              max_response_bytes: int | None = None) -> Any:
     from .runner import EndpointSettings
 
+    extra = {"max_response_bytes": max_response_bytes} if max_response_bytes else {}
     return EndpointSettings(base_url=base_url, api_key=api_key, model=model,
                             model_path=str(model_path) if model_path else None, timeout=timeout,
-                            max_retries=max_retries, concurrency=concurrency)
+                            max_retries=max_retries, concurrency=concurrency, **extra)
 
 
 def _warn(warnings: list[str]) -> None:
@@ -303,6 +340,8 @@ def lint(
 ) -> None:
     """Check a template: header, examples, undefined variables, the JSON instruction, wording
     that leaks "the caption" into questions, rendering on sample records. Exit 1 on errors."""
+    from rich.markup import escape
+
     from .authoring import lint_template
 
     path = input or _samples_path()
@@ -313,7 +352,7 @@ def lint(
                   title_justify="left")
     for i in report.issues:
         style = "red" if i.level == "error" else "yellow"
-        table.add_row(f"[{style}]{i.level}[/]", i.code, i.message)
+        table.add_row(f"[{style}]{i.level}[/]", escape(i.code), escape(i.message))
     out = Console(highlight=False)
     if report.issues:
         out.print(table)
@@ -326,6 +365,9 @@ def lint(
 def _samples_path() -> Path | None:
     from .templates import builtin_prompt_dirs
 
+    bundled = Path(__file__).resolve().parent / "_samples" / "captions.jsonl"
+    if bundled.is_file():  # an installed wheel (pyproject force-includes samples/)
+        return bundled
     for d in builtin_prompt_dirs():
         for p in (d.parent / "samples" / "captions.jsonl", d / "samples" / "captions.jsonl"):
             if p.is_file():
@@ -595,8 +637,10 @@ def check(
 
 def _print_audit(summary: Any, out: Path) -> None:
     """Pass rate, reasons by count and the worst rows of a `check` run."""
+    from rich.markup import escape
+
     show = Console(highlight=False)
-    table = Table(title=f"vqa-gen check · {out}", show_header=False)
+    table = Table(title=escape(f"vqa-gen check · {out}"), show_header=False)
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
     for name, value in (("rows", summary.rows), ("checked", summary.checked),
@@ -609,19 +653,262 @@ def _print_audit(summary: Any, out: Path) -> None:
     if summary.reason_counts:
         reasons = Table("reason", "QA pairs", title="reasons by count")
         for code, n in summary.reason_counts.most_common():
-            reasons.add_row(code, f"{n:,}")
+            reasons.add_row(escape(code), f"{n:,}")
         show.print(reasons)
     if summary.worst:
         worst = Table("line", "score", "reasons", "question", "answer",
                       title="lowest-scoring rows")
-        for w in summary.worst:
-            worst.add_row(str(w["line"]), f"{w['score']:.2f}", ", ".join(w["codes"]),
-                          w["question"][:60], w["answer"][:60])
+        for w in summary.worst:  # the text is data: `[/b]` in a question is not markup
+            worst.add_row(str(w["line"]), f"{w['score']:.2f}", escape(", ".join(w["codes"])),
+                          escape(w["question"][:60]), escape(w["answer"][:60]))
         show.print(worst)
     if summary.skipped:
         console.print(f"[yellow]{summary.skipped} row(s) skipped[/]: "
-                      + "; ".join(summary.reasons[:3])
+                      + escape("; ".join(summary.reasons[:3]))
                       + (" ..." if summary.skipped > 3 else ""), soft_wrap=True)
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run's output folder.")],
+    format: Annotated[str, typer.Option(
+        "--format", "-f", help="llava (JSON array), openai (chat fine-tuning JSONL), hf "
+                               "(Hugging Face datasets folder) or csv (PMC-VQA columns).")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output file (llava, openai, csv; with --split one file per split, "
+                            "STEM.SPLIT.EXT) or folder (hf).")],
+    group: Annotated[str, typer.Option(
+        help="llava/openai: `image` = all QA of one image in one conversation, `qa` = one "
+             "conversation per QA.")] = "image",
+    split: Annotated[str | None, typer.Option(
+        help="Splits by image, e.g. train=0.8,val=0.1,test=0.1 (default: all in train).")
+                     ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split assignment.")] = 0,
+    types: Annotated[str | None, typer.Option(
+        help="Only these QA types, comma-separated (e.g. diagnosis,morphology).")] = None,
+    min_score: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, help="Only QA with at least this grounding score.")] = None,
+    template: Annotated[str | None, typer.Option(help="Only QA of this template.")] = None,
+    include_rejected: Annotated[bool, typer.Option(
+        help="csv/hf: also the rejected QA, with the verdict in `passed` and `reasons`.")
+                                ] = False,
+    image_root: Annotated[Path | None, typer.Option(
+        help="Folder the run's `image` paths are relative to (hf: embed the image bytes; "
+             "openai: with --embed-images).")] = None,
+    image_base_url: Annotated[str | None, typer.Option(
+        help="openai: image URL = this + '/' + the image path.")] = None,
+    embed_images: Annotated[bool, typer.Option(
+        help="openai: images as data URLs read from --image-root.")] = False,
+    allow_partial: Annotated[bool, typer.Option(
+        help="Export an unfinished run (the records committed so far).")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Export a run's kept QA as a training set: LLaVA JSON, OpenAI chat JSONL, a Hugging Face
+    datasets folder or a PMC-VQA-style CSV, with splits by image. Streams any size; nothing
+    appears under the output name until the export is complete."""
+    from .export import ExportError, ExportOptions, export_run, parse_split
+
+    try:
+        opts = ExportOptions(
+            format=format, out=out, group=group,
+            split=parse_split(split) if split else (("train", 1.0),), seed=seed,
+            types=frozenset(t.strip() for t in types.split(",") if t.strip()) if types
+            else None,
+            min_score=min_score, template=template, include_rejected=include_rejected,
+            image_root=image_root, image_base_url=image_base_url, embed_images=embed_images,
+            allow_partial=allow_partial, overwrite=overwrite)
+        if format == "hf":
+            try:
+                import datasets  # noqa: F401
+                import pyarrow  # noqa: F401
+            except ImportError:
+                raise fail("the hf format needs `datasets` and `pyarrow`: pip install "
+                           "'vqa-gen[export]'") from None
+        summary = export_run(run_dir, opts, on_warning=lambda m: console.print(
+            f"[yellow]skipped:[/] {m}", soft_wrap=True, markup=False))
+    except ExportError as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                   ) from None
+    show = Console(highlight=False, soft_wrap=True)
+    table = Table("split", "QA", "items", "images", title=f"exported {run_dir} as {format}",
+                  title_justify="left")
+    for name, c in summary.splits.items():
+        table.add_row(name, f"{c.qa:,}", f"{c.items:,}", f"{c.images:,}")
+    show.print(table)
+    show.print(f"QA read {summary.read:,} · exported {summary.exported:,} · filtered out "
+               f"{summary.filtered:,} · missing image {summary.missing_image:,}")
+    for p in summary.outputs:
+        show.print(f"  {p}")
+
+
+# -- batch files: OpenAI Batch API and vLLM run_batch ---------------------------------------
+batch_app = typer.Typer(
+    help="Run a job as OpenAI Batch files (half the price, no rate limits) or with vLLM's "
+         "`run_batch`: prepare, submit, status, fetch, ingest.",
+    no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(batch_app, name="batch")
+
+
+def _batch_client(base_url: str | None, api_key: str | None) -> Any:
+    import openai
+
+    try:
+        return openai.OpenAI(base_url=base_url, api_key=api_key)
+    except openai.OpenAIError as err:
+        raise fail(f"{str(err).splitlines()[0]} (pass --api-key or set OPENAI_API_KEY)"
+                   ) from None
+
+
+@batch_app.command("prepare")
+def batch_prepare(
+    input: Annotated[Path, typer.Argument(help="Caption records: .jsonl or .csv.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Batch folder (empty or new).")],
+    template: Annotated[str, typer.Option(help="Template name or .j2 path.")] = "open_vqa",
+    model: Annotated[str, typer.Option(help="Model name written into every request.")
+                     ] = "gpt-4o-mini",
+    qa_per_caption: Annotated[int | None, typer.Option(min=1, max=50)] = None,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    seed: Annotated[int, typer.Option(help="Run seed (the per-record seed is derived).")] = 0,
+    max_tokens: Annotated[int, typer.Option(min=16)] = 1024,
+    limit: Annotated[int | None, typer.Option(min=1)] = None,
+    shard_size: Annotated[int, typer.Option(min=1, help="QA lines per output shard of the "
+                                                        "ingested run.")] = 10_000,
+    strictness: Annotated[str | None, typer.Option(help="lenient, default or strict.")] = None,
+    filter_config: Annotated[Path | None, typer.Option(help="Filter settings JSON.")] = None,
+    id_field: Annotated[str, typer.Option()] = "id",
+    image_field: Annotated[str, typer.Option()] = "image",
+    caption_field: Annotated[str, typer.Option()] = "caption",
+    modality_field: Annotated[str, typer.Option()] = "modality",
+    retry_failed: Annotated[bool, typer.Option(
+        help="Re-prepare only the records that failed in the ingested run (DIR/run).")] = False,
+    run_dir: Annotated[Path | None, typer.Option(
+        help="The ingested run folder for --retry-failed (default DIR/run).")] = None,
+    max_requests_per_file: Annotated[int, typer.Option(min=1)] = 50_000,
+    max_bytes_per_file: Annotated[int, typer.Option(min=1024)] = 200 * 1024 * 1024,
+) -> None:
+    """Write requests-NNNNN.jsonl in the OpenAI Batch format: the exact bodies `run` would send
+    (template, response_format, per-record seed), split at 50,000 requests or 200 MB."""
+    from .batch import BatchError, PrepareOptions, prepare
+    from .pipeline import GenerationSettings
+    from .records import FieldMap
+    from .templates import TemplateError
+
+    options = PrepareOptions(
+        input=input, out_dir=out, model=model, template=template,
+        generation=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
+                                      seed=seed, max_tokens=max_tokens),
+        filter=_load_filter_config(strictness, filter_config),
+        fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
+                        modality=modality_field),
+        limit=limit, shard_size=shard_size, retry_failed=retry_failed, run_dir=run_dir,
+        max_requests_per_file=max_requests_per_file, max_bytes_per_file=max_bytes_per_file)
+    try:
+        summary = prepare(options)
+    except (BatchError, TemplateError, OSError) as err:
+        raise fail(str(err)) from None
+    console.print(f"prepared {summary.requests} request(s) in {len(summary.files)} file(s) in "
+                  f"{out} ({summary.records_read} records read, {summary.invalid} invalid, "
+                  f"{summary.skipped} skipped by the template)", soft_wrap=True)
+
+
+def _batch_dir_call(action: str, batch_dir: Path, base_url: str | None, api_key: str | None,
+                    **kwargs: Any) -> Any:
+    from . import batch
+
+    client = _batch_client(base_url, api_key)
+    try:
+        return getattr(batch, action)(batch_dir, client, **kwargs)
+    except (batch.BatchError, OSError) as err:
+        raise fail(str(err)) from None
+
+
+@batch_app.command("submit")
+def batch_submit(
+    batch_dir: Annotated[Path, typer.Argument(help="A prepared batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL (or OPENAI_BASE_URL).")
+                        ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (or OPENAI_API_KEY).")] = None,
+    completion_window: Annotated[str, typer.Option()] = "24h",
+) -> None:
+    """Upload each requests file and start its batch. Batch ids are recorded in the folder, so
+    running it again never submits a file twice."""
+    started = _batch_dir_call("submit", batch_dir, base_url, api_key,
+                              completion_window=completion_window)
+    for row in started:
+        console.print(f"{row['file']}: batch {row['batch_id']} {row['status']}")
+    if not started:
+        console.print("nothing to submit: every requests file already has a batch")
+
+
+@batch_app.command("status")
+def batch_status(
+    batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+) -> None:
+    """Show (and record) the state of every batch of the folder."""
+    rows = _batch_dir_call("status", batch_dir, base_url, api_key)
+    table = Table("file", "requests", "batch", "status", "done", "failed",
+                  title=f"batches of {batch_dir}", title_justify="left")
+    for r in rows:
+        counts = r.get("request_counts") or {}
+        table.add_row(r["file"], str(r["requests"]), r.get("batch_id") or "-", r["status"],
+                      str(counts.get("completed", "")), str(counts.get("failed", "")))
+    Console(highlight=False).print(table)
+    for r in rows:
+        for e in r.get("errors") or []:
+            console.print(f"[red]{r['file']}[/]: {e}", soft_wrap=True)
+
+
+@batch_app.command("fetch")
+def batch_fetch(
+    batch_dir: Annotated[Path, typer.Argument(help="A submitted batch folder.")],
+    base_url: Annotated[str | None, typer.Option(help="API base URL.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key.")] = None,
+) -> None:
+    """Download the output and error files of finished batches into DIR/results/."""
+    paths = _batch_dir_call("fetch", batch_dir, base_url, api_key)
+    console.print(f"{len(paths)} result file(s) in {batch_dir / 'results'}")
+
+
+@batch_app.command("ingest")
+def batch_ingest(
+    batch_dir: Annotated[Path, typer.Argument(help="A prepared batch folder.")],
+    results: Annotated[list[Path] | None, typer.Option(
+        help="Result file(s) in the Batch output format (OpenAI or vLLM run_batch); default: "
+             "the files `fetch` downloaded.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Run folder (default "
+                                                                  "DIR/run).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Response cache file.")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Turn batch results into the run folder `run` would write (shards, rejected, failed,
+    manifest) and store the replies in the response cache, so a later `run` pays nothing."""
+    from .batch import BatchError, ingest
+    from .runner import RunError
+    from .templates import TemplateError
+
+    try:
+        with _Progress(None, quiet) as progress:
+            manifest, problems = ingest(batch_dir, results or None, out_dir=out,
+                                        cache_path=cache, use_cache=not no_cache,
+                                        on_result=progress.update)
+    except (BatchError, RunError, TemplateError) as err:
+        raise fail(str(err)) from None
+    except OSError as err:
+        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
+                   ) from None
+    for p in problems[:20]:
+        console.print(f"[yellow]warning:[/] {p}", soft_wrap=True)
+    run_dir = out or batch_dir / "run"
+    console.print(_summary_table(manifest, run_dir))
+    if manifest["counts"]["records_failed"]:
+        console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
+                      f"{run_dir / 'failed.jsonl'}; re-prepare them with `vqa-gen batch "
+                      f"prepare ... --retry-failed`")
 
 
 def main() -> None:

@@ -67,6 +67,8 @@ class Generator:
         cache: bool | str | Path = False,
         settings: GenerationSettings | None = None,
     ) -> None:
+        if concurrency < 1:  # a semaphore of 0 would wait forever
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.template = template if isinstance(template, Template) else load_template(template)
         self.settings = settings or GenerationSettings(
             qa_per_caption=qa_per_caption, temperature=temperature, seed=seed,

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +26,29 @@ import orjson
 DEFAULT_TIMEOUT = 120.0
 OPENAI_API_BASE = "https://api.openai.com/v1"
 MAX_RETRY_AFTER = 60.0
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+"""A reply body larger than this is cut off while being read (`malformed_response`): a chat
+completion of a few QA pairs is a few KB, and a 60 MB body must not cost 60 MB per call."""
+
+_SECRET_RE = re.compile(
+    r"(?i)(bearer\s+)[^\s\"',;]+|\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{8,}|"
+    r"((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)(?:bearer\s+)?[^\s\"',;]+")
+REDACTED = "[REDACTED]"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """`text` with API keys removed: the given secret values, `Bearer ...` tokens, `sk-...`-like
+    keys and `api_key=...` pairs. Applied to every message that is stored or printed (an
+    endpoint's error body may echo the request's Authorization header)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, REDACTED)
+
+    def sub(m: re.Match[str]) -> str:
+        prefix = m.group(1) or m.group(2) or ""
+        return prefix + REDACTED
+
+    return _SECRET_RE.sub(sub, text)
 
 
 class LLMError(Exception):
@@ -33,7 +58,7 @@ class LLMError(Exception):
 
     def __init__(self, kind: str, message: str, *, status: int | None = None,
                  retryable: bool = False, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        super().__init__(redact(message))
         self.kind = kind
         self.status = status
         self.retryable = retryable
@@ -88,6 +113,15 @@ class ClientConfig:
     backoff_max: float = 30.0
     concurrency: int = 16
     extra_headers: dict[str, str] = field(default_factory=dict)
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base URL {self.base_url!r} is not an http(s) URL; write it "
+                             "like http://host:8000/v1")
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the endpoint: host and model, never the key."""
@@ -104,6 +138,8 @@ def resolve_client_config(*, base_url: str | None, api_key: str | None, model: s
     package costs a third of a second of every run's start-up."""
     import os
 
+    if base_url and "://" not in base_url:
+        base_url = "http://" + base_url  # `localhost:8000/v1`: the usual local server
     url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE
     resolved_key = api_key if api_key is not None else _env_key()
     return ClientConfig(base_url=url.rstrip("/"), api_key=resolved_key, model=model, **kwargs)
@@ -167,35 +203,89 @@ def _status_error(status: int, body: bytes, headers: Any) -> LLMError:
     return LLMError("bad_request", message, status=status)
 
 
+_MAX_TOKEN_COUNT = 2**53
+"""Usage numbers above this are not token counts (a reply claiming 2^64 tokens is broken)."""
+
+
+def _malformed(reason: str) -> LLMError:
+    return LLMError("malformed_response", reason, retryable=True)
+
+
+def _content_text(content: Any) -> str | None:
+    """The text of a message's `content`: a string, or a list of text parts (joined)."""
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif (isinstance(part, dict) and part.get("type") in ("text", "output_text")
+                  and isinstance(part.get("text"), str)):
+                texts.append(part["text"])
+            else:
+                raise _malformed("the reply's content holds a part that is not text")
+        return "".join(texts)
+    raise _malformed(f"the reply's content is a {type(content).__name__}, not text")
+
+
+def _usage(raw: Any) -> Usage:
+    if raw is None:
+        return Usage()
+    if not isinstance(raw, dict):
+        raise _malformed(f"the reply's usage is a {type(raw).__name__}, not an object")
+    values = []
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        v = raw.get(key)
+        if v is None:
+            v = 0
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < _MAX_TOKEN_COUNT:
+            raise _malformed(f"the reply's usage.{key} is not a token count ({str(v)[:40]})")
+        values.append(v)
+    return Usage(*values)
+
+
 def parse_completion(body: bytes) -> Completion:
-    """Pick content, finish reason and usage out of a chat.completion body."""
+    """Pick content, finish reason and usage out of a chat.completion body. Every part is
+    checked for its type here, at the boundary: anything but the expected shape (HTML, an
+    empty body, a string where an object belongs, a 2^64 token count) is a retryable
+    `malformed_response`, never a crash further in."""
+    if not body.strip():
+        raise _malformed("the endpoint's response body is empty")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise LLMError("malformed_response", "the endpoint's response body is not JSON",
-                       retryable=True) from None
+        head = body[:60].decode("utf-8", errors="replace").strip().splitlines()
+        raise _malformed("the endpoint's response body is not JSON"
+                         + (f" (starts with {head[0][:40]!r})" if head else "")) from None
     if not isinstance(data, dict):
-        raise LLMError("malformed_response", "the endpoint's response is not a JSON object",
-                       retryable=True)
+        raise _malformed("the endpoint's response is not a JSON object")
     if "error" in data and not data.get("choices"):
         raise LLMError("server_error", _error_message(body), retryable=True)
     choices = data.get("choices")
-    if not choices or not isinstance(choices, list):
+    if choices is not None and not isinstance(choices, list):
+        raise _malformed(f"the reply's choices is a {type(choices).__name__}, not a list")
+    if not choices:
         raise LLMError("empty_choices", "the response has no choices", retryable=True)
-    choice = choices[0] or {}
-    message = choice.get("message") or {}
-    content = message.get("content")
+    choice = choices[0]
+    if not isinstance(choice, dict):
+        raise _malformed(f"the reply's first choice is a {type(choice).__name__}, not an object")
+    message = choice.get("message")
+    if message is None:
+        message = {}
+    if not isinstance(message, dict):
+        raise _malformed(f"the reply's message is a {type(message).__name__}, not an object")
+    content = _content_text(message.get("content"))
     refusal = message.get("refusal")
     if content is None and refusal:
         content = str(refusal)
-    raw_usage = data.get("usage") or {}
-    usage = Usage(
-        int(raw_usage.get("prompt_tokens") or 0),
-        int(raw_usage.get("completion_tokens") or 0),
-        int(raw_usage.get("total_tokens") or 0),
-    )
-    return Completion(content=content or "", finish_reason=choice.get("finish_reason"),
-                      usage=usage, model=data.get("model"), raw=body)
+    finish_reason = choice.get("finish_reason")
+    if finish_reason is not None and not isinstance(finish_reason, str):
+        raise _malformed("the reply's finish_reason is not a string")
+    model = data.get("model")
+    return Completion(content=content or "", finish_reason=finish_reason,
+                      usage=_usage(data.get("usage")),
+                      model=model if isinstance(model, str) else None, raw=body)
 
 
 class ChatClient:
@@ -214,6 +304,8 @@ class ChatClient:
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self.calls = 0
         self.retries = 0
+        self.on_call: Callable[[], None] | None = None
+        """Called before every HTTP call is sent (the runner counts calls durably with it)."""
 
     async def __aenter__(self) -> ChatClient:
         await self.open()
@@ -239,11 +331,15 @@ class ChatClient:
     async def _post_once(self, payload: bytes) -> Completion:
         assert self._session is not None, "use ChatClient as an async context manager"
         self.calls += 1
+        if self.on_call is not None:
+            self.on_call()
         try:
             async with self._session.post(self._url, data=payload, headers=self._headers) as resp:
-                body = await resp.read()
+                body = await self._read_capped(resp)
                 if resp.status >= 400:
-                    raise _status_error(resp.status, body, resp.headers)
+                    err = _status_error(resp.status, body, resp.headers)
+                    err.args = (redact(err.args[0], self.config.api_key),)
+                    raise err
                 return parse_completion(body)
         except TimeoutError:
             raise LLMError("timeout", f"no response within {self.config.timeout:g}s",
@@ -254,6 +350,27 @@ class ChatClient:
                 aiohttp.ClientConnectionError) as err:
             raise LLMError("connection", str(err) or type(err).__name__,
                            retryable=True) from None
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, read in chunks and abandoned past `max_response_bytes` (so a huge body
+        costs at most the cap in memory)."""
+        cap = self.config.max_response_bytes
+        error = resp.status >= 400  # an error keeps its status: its message is cut, not lost
+        too_big = _malformed(f"the response body is larger than {cap:,} bytes "
+                             "(--max-response-bytes)")
+        if not error and resp.content_length is not None and resp.content_length > cap:
+            raise too_big
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(1 << 16):
+            size += len(chunk)
+            if size > cap:
+                if error:
+                    chunks.append(chunk[: len(chunk) - (size - cap)])
+                    break
+                raise too_big
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _wait(self, attempt: int, exc: LLMError) -> float:
         """Backoff before attempt `attempt + 1`: exponential with full jitter, at least the

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
+import itertools
 import json
 from array import array
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 Modality = Literal["clinical", "dermoscopic", "pathology", "other"]
+"""The modalities the shipped templates know; a record's modality is free text (a radiology or
+endoscopy corpus is just as welcome): these and their aliases are normalised, any other value
+is kept as given, and few-shot examples fall back to `any`."""
 
 _MODALITY_ALIASES: dict[str, str] = {
     "clinical": "clinical", "clinic": "clinical", "photo": "clinical", "photograph": "clinical",
@@ -43,7 +47,7 @@ class CaptionRecord(BaseModel):
     id: str = Field(min_length=1, max_length=512)
     image: str | None = None
     caption: str = Field(min_length=1)
-    modality: Modality | None = None
+    modality: str | None = Field(default=None, max_length=100)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("caption")
@@ -63,6 +67,7 @@ class CaptionRecord(BaseModel):
             key = value.strip().lower()
             if key in _MODALITY_ALIASES:
                 return _MODALITY_ALIASES[key]
+            return value.strip() or None
         return value
 
 
@@ -173,6 +178,8 @@ def build_record(raw: Any, *, fields: FieldMap, max_caption_chars: int) -> Capti
     if len(caption) > max_caption_chars:
         return (f"field '{fields.caption}': {len(caption):,} characters, over the limit of "
                 f"{max_caption_chars:,}")
+    if "\x00" in caption:
+        return f"field '{fields.caption}': contains a NUL byte (binary data, not text)"
     rid = data.get("id")
     if rid is None or rid == "":
         data["id"] = derive_record_id(data.get("image"), caption)
@@ -245,67 +252,105 @@ def _iter_jsonl_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
             yield lineno, obj, None
 
 
-class _LineCountingReader(io.TextIOBase):
-    """Text stream over bytes that tracks the physical line number, for CSV rows that span
-    several lines (quoted newlines) and replaces undecodable bytes so one bad row does not
-    end the file."""
-
-    def __init__(self, fh: io.BufferedReader) -> None:
-        self._fh = fh
-        self.lines_read = 0
-        self.bad_lines: set[int] = set()
-
-    def __iter__(self) -> Iterator[str]:  # type: ignore[override]
-        for raw in self._fh:
-            self.lines_read += 1
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError:
-                self.bad_lines.add(self.lines_read)
-                yield raw.decode("utf-8", errors="replace")
+MAX_CSV_ROW_LINES = 1000
+"""A quoted CSV field may hold newlines, but a row running past this many physical lines (or
+past MAX_LINE_BYTES) is a stray quote swallowing the file: the row is reported as one invalid
+row and reading resumes at the physical line after the row's first line."""
 
 
-def _iter_csv_raw(path: Path) -> Iterator[tuple[int, Any, str | None]]:
-    # bounded like a JSONL line: a stray quote would otherwise read the rest of the file into
-    # one field; past the limit the row is reported and reading goes on after it
-    csv.field_size_limit(MAX_LINE_BYTES)
+class _RowTooLong(Exception):
+    pass
+
+
+def csv_delimiter(path: Path, delimiter: str | None = None) -> str:
+    """The field delimiter: the one given (`\\t` or `tab` for a tab), else tab for `.tsv`."""
+    if delimiter:
+        if delimiter in ("\\t", "tab", "TAB"):
+            return "\t"
+        if len(delimiter) != 1:
+            raise ValueError(f"a CSV delimiter is one character, got {delimiter!r}")
+        return delimiter
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _iter_csv_raw(path: Path, delimiter: str = ",") -> Iterator[tuple[int, Any, str | None]]:
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES + 1))
+    limit = MAX_LINE_BYTES
     with path.open("rb") as fh:
-        counter = _LineCountingReader(fh)
-        reader = csv.reader(iter(counter))
-        try:
-            header = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as err:
-            yield 1, None, f"unreadable CSV header ({err})"
-            return
-        if header and header[0].startswith("\ufeff"):
-            header[0] = header[0][1:]
-        header = [h.strip() for h in header]
-        start = counter.lines_read + 1
+        physical = _capped_lines(fh, limit)
+        numbers = itertools.count(1)
+        replay: deque[tuple[int, str | None, bool]] = deque()
+        row: list[tuple[int, str | None, bool]] = []  # the physical lines of the current row
+
+        def source() -> Iterator[str]:
+            size = 0
+            while True:
+                if replay:
+                    item = replay.popleft()
+                else:
+                    raw = next(physical, b"")
+                    if raw == b"":
+                        return
+                    if raw is None:
+                        item = (next(numbers), None, False)
+                    else:
+                        try:
+                            item = (next(numbers), raw.decode("utf-8"), False)
+                        except UnicodeDecodeError:
+                            item = (next(numbers), raw.decode("utf-8", errors="replace"), True)
+                if not row:
+                    size = 0
+                row.append(item)
+                if item[1] is None:
+                    raise _RowTooLong(f"line longer than {limit:,} bytes")
+                size += len(item[1])
+                if len(row) > MAX_CSV_ROW_LINES or size > limit:
+                    raise _RowTooLong(
+                        f"unreadable CSV row: a quoted field runs past "
+                        f"{min(len(row), MAX_CSV_ROW_LINES):,} lines or {limit:,} bytes (a stray "
+                        f"quote?); reading resumed at line {row[0][0] + 1}")
+                yield item[1]
+
+        reader = csv.reader(source(), delimiter=delimiter)
+        header: list[str] | None = None
         while True:
+            row.clear()
             try:
-                row = next(reader)
+                fields = next(reader)
             except StopIteration:
                 return
-            except csv.Error as err:
-                end = counter.lines_read
-                span = f", lines {start}-{end}" if end > start else ""
-                yield start, None, f"unreadable CSV row ({err}{span})"
-                start = end + 1
+            except (csv.Error, _RowTooLong) as err:
+                if not row:
+                    return
+                line = row[0][0]
+                if header is None:
+                    yield line, None, f"unreadable CSV header ({err})"
+                    return
+                reason = str(err) if isinstance(err, _RowTooLong) else (
+                    f"unreadable CSV row ({err})")
+                yield line, None, reason
+                replay.extendleft(reversed(row[1:]))  # resume at the next physical line
+                reader = csv.reader(source(), delimiter=delimiter)
                 continue
-            line = start
-            end = counter.lines_read
-            start = end + 1
-            if not row or all(not c.strip() for c in row):
+            if not row:
+                return
+            line = row[0][0]
+            if header is None:
+                if not fields:
+                    continue
+                if fields[0].startswith("\ufeff"):
+                    fields[0] = fields[0][1:]
+                header = [h.strip() for h in fields]
                 continue
-            if any(n in counter.bad_lines for n in range(line, end + 1)):
+            if not fields or all(not c.strip() for c in fields):
+                continue
+            if any(bad for _, _, bad in row):
                 yield line, None, "not valid UTF-8"
                 continue
-            if len(row) != len(header):
-                yield line, None, f"expected {len(header)} columns, got {len(row)}"
+            if len(fields) != len(header):
+                yield line, None, f"expected {len(header)} columns, got {len(fields)}"
                 continue
-            yield line, dict(zip(header, row, strict=False)), None
+            yield line, dict(zip(header, fields, strict=False)), None
 
 
 class _SeenIds:
@@ -355,6 +400,7 @@ def read_records(
     fields: FieldMap | None = None,
     max_caption_chars: int = DEFAULT_MAX_CAPTION_CHARS,
     input_format: Literal["auto", "jsonl", "csv"] = "auto",
+    delimiter: str | None = None,
 ) -> Iterator[InputItem]:
     """Stream records from a JSONL or CSV file, one `InputItem` per data line.
 
@@ -365,8 +411,9 @@ def read_records(
     fields = fields or FieldMap()
     fmt = input_format
     if fmt == "auto":
-        fmt = "csv" if path.suffix.lower() in {".csv", ".tsv"} else "jsonl"
-    raw_iter = _iter_csv_raw(path) if fmt == "csv" else _iter_jsonl_raw(path)
+        fmt = "csv" if path.suffix.lower() in {".csv", ".tsv"} or delimiter else "jsonl"
+    raw_iter = (_iter_csv_raw(path, csv_delimiter(path, delimiter)) if fmt == "csv"
+                else _iter_jsonl_raw(path))
     source = str(path)
     seen = _SeenIds()
     for lineno, raw, error in raw_iter:

@@ -13,6 +13,7 @@ manifest, which is written last and records the new filter settings and `refilte
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,8 @@ from .output import (
     STATE_DIR,
     STATE_FILE,
     Counts,
+    FolderLock,
+    OutputError,
     atomic_write_bytes,
     atomic_write_json,
     dumps_line,
@@ -84,7 +87,22 @@ def _template_for(manifest: dict[str, Any], state: dict[str, Any]) -> Template:
 
 def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> RefilterSummary:
     """Regrade a finished run in `out_dir` with `filter_config` (default: the run's own
-    settings, e.g. after the filter's code changed); see the module docstring."""
+    settings, e.g. after the filter's code changed); see the module docstring. Holds the
+    folder's lock, like a run: it rewrites the same files."""
+    if not (out_dir / STATE_DIR).is_dir():
+        return _refilter_locked(out_dir, filter_config)  # not a run: refused below
+    lock = FolderLock(out_dir)
+    try:
+        lock.acquire()
+    except OutputError as err:
+        raise RefilterError(str(err)) from None
+    try:
+        return _refilter_locked(out_dir, filter_config)
+    finally:
+        lock.release()
+
+
+def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> RefilterSummary:
     state_dir = out_dir / STATE_DIR
     manifest_path, state_path = out_dir / MANIFEST, state_dir / STATE_FILE
     if not manifest_path.is_file() or not state_path.is_file():
@@ -148,12 +166,16 @@ def refilter_run(out_dir: Path, filter_config: FilterConfig | None = None) -> Re
                 reparse_failures += 1
                 e.update(kept=0, rejected=0, status="failed")
                 e["refilter_error"] = err.reason
+                if "shards" in e:
+                    e["shards"] = [writers["data"].position(), writers["rejected"].position()]
                 new_progress.append(e)
                 continue
             kept, rejected = judge_pairs(record, pairs, ctx)
             writers["data"].add([dumps_line(s.to_dict()) for s in kept])
             writers["rejected"].add([dumps_line(s.to_dict()) for s in rejected])
             e.update(kept=len(kept), rejected=len(rejected))
+        if "shards" in e:  # where the shards stand now, for a later resume to verify
+            e["shards"] = [writers["data"].position(), writers["rejected"].position()]
         new_progress.append(e)
     counts = Counts()
     for e in new_progress:
@@ -208,6 +230,11 @@ class _ShardBuffer:
         self.index, self.lines = 0, 0
         self.tmp: list[Path] = []
         self._fh: Any = None
+        self._hash = hashlib.sha256()
+
+    def position(self) -> list[Any]:
+        """[shard, lines, running hash], as the runner's progress entries record it."""
+        return [self.index, self.lines, self._hash.hexdigest()[:16]]
 
     def _path(self, index: int) -> Path:
         return self.out_dir / f".{shard_name(self.prefix, index)}.refilter"
@@ -220,11 +247,14 @@ class _ShardBuffer:
             self._fh = None
             self.index += 1
             self.lines = 0
+            self._hash = hashlib.sha256()
         if self._fh is None:
             p = self._path(self.index)
             self.tmp.append(p)
             self._fh = p.open("wb")
         self._fh.writelines(lines)
+        for line in lines:
+            self._hash.update(line)
         self.lines += len(lines)
 
     def commit(self) -> list[str]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -26,9 +27,27 @@ import orjson
 from . import __version__
 from .embedded import EmbeddedServer
 from .grounding import FilterConfig
-from .llm import ChatClient, ClientConfig, resolve_client_config
+from .llm import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    ChatClient,
+    ClientConfig,
+    Completion,
+    Usage,
+    redact,
+    resolve_client_config,
+)
 from .ordered import ordered_map
-from .output import MANIFEST, STATE_DIR, STATE_FILE, RunWriter, atomic_write_json
+from .output import (
+    DEFAULT_FSYNC_INTERVAL,
+    LOCK_FILE,
+    MANIFEST,
+    STATE_DIR,
+    STATE_FILE,
+    FolderLock,
+    OutputError,
+    RunWriter,
+    atomic_write_json,
+)
 from .pipeline import (
     Failure,
     GenerationContext,
@@ -36,7 +55,7 @@ from .pipeline import (
     RecordResult,
     process_record,
 )
-from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
+from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, csv_delimiter, read_records
 from .templates import load_template
 from .workers import WorkerPool, WorkerSpec, default_workers
 
@@ -46,6 +65,16 @@ class RunError(RuntimeError):
     good). The message is meant for the user, one line."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT or SIGTERM); `exit_code` is 128 + its number,
+    the shell's convention (130, 143)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
 class EndpointDownError(RunError):
     """The circuit breaker tripped: the endpoint failed every call of several records in a row
     (after their retries). Everything committed so far is kept and the folder is resumable; the
@@ -53,7 +82,7 @@ class EndpointDownError(RunError):
 
 
 ENDPOINT_DOWN_KINDS = frozenset({"connection", "timeout", "server_error", "rate_limit", "auth",
-                                 "not_found"})
+                                 "not_found", "malformed_response"})
 """Failure kinds that say nothing about the record and everything about the endpoint."""
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 10
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -95,6 +124,7 @@ class EndpointSettings:
     max_retries: int = 6
     concurrency: int = 8
     embedded_parallel: int | None = None
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
 
     def use_embedded(self) -> bool:
         if self.model_path:
@@ -104,11 +134,17 @@ class EndpointSettings:
     def connect(self) -> tuple[ClientConfig, EmbeddedServer | None]:
         """The client settings for this endpoint. When that is the embedded model, its server
         is started here and returned for the caller to stop."""
+        if self.concurrency < 1:  # a semaphore of 0 would wait forever
+            raise RunError(f"concurrency must be at least 1, got {self.concurrency}")
         if not self.use_embedded():
-            return resolve_client_config(
-                base_url=self.base_url, api_key=self.api_key, model=self.model or DEFAULT_MODEL,
-                timeout=self.timeout, max_retries=self.max_retries,
-                concurrency=self.concurrency), None
+            try:
+                return resolve_client_config(
+                    base_url=self.base_url, api_key=self.api_key,
+                    model=self.model or DEFAULT_MODEL, timeout=self.timeout,
+                    max_retries=self.max_retries, concurrency=self.concurrency,
+                    max_response_bytes=self.max_response_bytes), None
+            except ValueError as err:
+                raise RunError(str(err)) from None
         server = EmbeddedServer(self.model_path,
                                 parallel=self.embedded_parallel or min(self.concurrency, 4))
         try:
@@ -118,7 +154,8 @@ class EndpointSettings:
             raise
         return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
                             timeout=self.timeout, max_retries=self.max_retries,
-                            concurrency=self.concurrency), server
+                            concurrency=self.concurrency,
+                            max_response_bytes=self.max_response_bytes), server
 
 
 @dataclass(slots=True)
@@ -144,22 +181,66 @@ class RunOptions:
     process, no pool). Output is byte-identical whatever the number."""
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     """Circuit breaker: stop the run when this many records in a row fail with connection,
-    timeout, 5xx, rate-limit, auth or not-found errors after their retries (0: never)."""
+    timeout, 5xx, rate-limit, auth, not-found or malformed-response errors after their retries
+    (0: never)."""
+    delimiter: str | None = None
+    """CSV field delimiter (default: tab for .tsv, comma otherwise)."""
+    fsync_interval: float = DEFAULT_FSYNC_INTERVAL
+    """Seconds between fsyncs of outputs and progress (0: at every commit)."""
 
 
 ProgressCallback = Callable[[RecordResult, RunWriter], None]
 
 
 def input_identity(path: Path) -> dict[str, Any]:
-    """Enough to notice that the input changed under a resumable run, without reading it all."""
+    """What must not change under a resumable run: path, size and a hash of the whole file.
+
+    The whole file, streamed, not mtime and a sample: an edit past any sample with the same size
+    would go unnoticed, and mtime is reset by `cp -p`, rsync and checkouts. SHA-256 streams at
+    roughly 1 GB/s: a second per GB at each start (`bench_reliability.py --only fsync`)."""
     stat = path.stat()
     with path.open("rb") as fh:
-        head = hashlib.sha256(fh.read(1 << 16)).hexdigest()[:16]
-    return {"path": str(path.resolve()), "size": stat.st_size, "head_sha256": head}
+        digest = hashlib.file_digest(fh, "sha256").hexdigest()[:32]
+    return {"path": str(path.resolve()), "size": stat.st_size, "sha256": digest}
 
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+class _StoredReplies:
+    """A completion source serving a record's stored replies in order (then the real one)."""
+
+    def __init__(self, replies: list[str], fallback: Any) -> None:
+        self.replies = list(replies)
+        self.fallback = fallback
+
+    async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion:
+        if self.replies:
+            return Completion(content=self.replies.pop(0), finish_reason=None, usage=Usage(),
+                              attempts=0)
+        return await self.fallback.complete(messages, **params)
+
+
+async def _replay(item: Any, ctx: GenerationContext, stored: dict[str, Any]) -> RecordResult:
+    """Commit a record done before again from its stored replies: the same QA, no call, and
+    its original calls, tokens and cache use (what the replies cost when they were paid)."""
+    source = _StoredReplies(stored["responses"], ctx.client)
+    result = await process_record(item, dataclasses.replace(ctx, client=source, cache=None))
+    e = stored["entry"]
+    result.calls = int(e.get("calls", 0))
+    result.cache_hits = int(e.get("cache_hits", 0))
+    result.cache_misses = int(e.get("cache_misses", 0))
+    result.usage = Usage(*e.get("usage", (0, 0, 0)))
+    return result
+
+
+def _one_line(err: BaseException) -> str:
+    """An exception as one line for the manifest (an OSError with its path)."""
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.filename}: {err.strerror or err}"
+    text = str(err)
+    return text.splitlines()[0][:500] if text.strip() else type(err).__name__
 
 
 def utc_now() -> str:
@@ -169,12 +250,23 @@ def utc_now() -> str:
 class Run:
     """One execution of a job over an output folder (fresh, resumed or already complete)."""
 
-    def __init__(self, options: RunOptions) -> None:
+    def __init__(self, options: RunOptions,
+                 client_factory: Callable[[ClientConfig], Any] | None = None) -> None:
         self.options = options
+        self.client_factory = client_factory or ChatClient
+        """What answers the calls: the HTTP client, or (`vqa_gen.batch` ingest) one that
+        replays the replies of a finished batch job."""
         self.template = load_template(options.template)
         if not options.input.is_file():
             raise RunError(f"input file not found: {options.input}")
-        self.writer = RunWriter(options.out_dir, options.shard_size)
+        try:
+            csv_delimiter(options.input, options.delimiter)
+        except ValueError as err:
+            raise RunError(f"--delimiter: {err}") from None
+        self.writer = RunWriter(options.out_dir, options.shard_size, options.fsync_interval)
+        self.lock = FolderLock(options.out_dir)
+        self.notes: list[str] = []
+        """Warnings for the user (a stale lock taken over, a repair made at resume)."""
         self.started_at = utc_now()
         self.status = "running"
         self.resumed = False
@@ -200,7 +292,7 @@ class Run:
             "limit": o.limit,
             "fields": o.fields.to_dict(),
             "max_caption_chars": o.max_caption_chars,
-        }
+        } | ({"delimiter": o.delimiter} if o.delimiter else {})
 
     def _prepare_out_dir(self) -> None:
         o = self.options
@@ -208,7 +300,14 @@ class Run:
         snapshot = self.settings_snapshot()
         fingerprint = settings_fingerprint(snapshot)
         if state_path.exists() and not o.overwrite:
-            previous = orjson.loads(state_path.read_bytes())
+            try:
+                previous = orjson.loads(state_path.read_bytes())
+                if not isinstance(previous, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, OSError) as err:
+                raise RunError(f"{state_path} is damaged ({str(err).splitlines()[0][:80]}): this "
+                               "folder's run cannot be identified to resume it; pass "
+                               "--overwrite to start again, or use another --out") from None
             if previous.get("fingerprint") != fingerprint:
                 changed = sorted(k for k in snapshot if previous.get("settings", {}).get(k)
                                  != orjson.loads(orjson.dumps(snapshot[k])))
@@ -216,19 +315,27 @@ class Run:
                     f"{o.out_dir} holds a run made with different settings "
                     f"({', '.join(changed) or 'unknown'} changed); use another --out or pass "
                     "--overwrite to start again")
-            self.writer.start_resume(retry_failed=o.retry_failed)
+            try:
+                self.writer.start_resume(retry_failed=o.retry_failed)
+            except OutputError as err:
+                raise RunError(str(err)) from None
+            self.notes.extend(self.writer.notes)
             self.resumed = True
             return
-        if o.out_dir.exists() and any(o.out_dir.iterdir()):
+        # the state folder alone (the lock, a start-up cut short) does not make a folder a run
+        if o.out_dir.exists() and any(p.name != STATE_DIR for p in o.out_dir.iterdir()):
             if not o.overwrite:
-                raise RunError(f"{o.out_dir} is not empty and holds no vqa-gen run; choose an "
-                               "empty folder or pass --overwrite")
+                raise RunError(self._foreign_folder_message())
             self._clear_out_dir()
         o.out_dir.mkdir(parents=True, exist_ok=True)
         (o.out_dir / STATE_DIR).mkdir(exist_ok=True)
         atomic_write_json(state_path, {"fingerprint": fingerprint, "settings": snapshot,
                                        "created_at": self.started_at})
         self.writer.start_fresh()
+
+    def _foreign_folder_message(self) -> str:
+        return (f"{self.options.out_dir} is not empty and holds no vqa-gen run; choose an empty "
+                "folder or pass --overwrite")
 
     def _clear_out_dir(self) -> None:
         out = self.options.out_dir
@@ -238,7 +345,7 @@ class Run:
         for p in out.iterdir():
             if p.name == STATE_DIR:
                 for q in p.iterdir():
-                    if q.is_file():
+                    if q.is_file() and q.name != LOCK_FILE:  # ours, held for this run
                         q.unlink()
             elif p.is_file() and (p.suffix in {".jsonl", ".json", ".partial", ".html"}):
                 p.unlink()
@@ -247,10 +354,12 @@ class Run:
     def manifest(self) -> dict[str, Any]:
         o = self.options
         counts = self.writer.counts
+        # every HTTP call sent for this folder, also those of records never committed
+        calls = {"llm_calls": max(counts.llm_calls, self.writer.calls_sent)}
         return {
             "vqa_gen_version": __version__,
             "status": self.status,
-            "counts": counts.to_dict(),
+            "counts": counts.to_dict() | calls,
             "input": str(o.input),
             "template": self.template.describe(),
             "model": self.model,
@@ -262,13 +371,26 @@ class Run:
             "usage": dict(self.writer.usage),
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
-            "error": self.error,
+            "error": redact(self.error, o.endpoint.api_key) if self.error else self.error,
+            "notes": [redact(n) for n in self.notes],
             "started_at": self.started_at,
             "ended_at": utc_now() if self.status != "running" else None,
         }
 
     def write_manifest(self) -> None:
-        atomic_write_json(self.options.out_dir / MANIFEST, self.manifest())
+        path = self.options.out_dir / MANIFEST
+        data = self.manifest()
+        try:
+            atomic_write_json(path, data)
+        except OSError:
+            if self.status == "running" or not path.exists():
+                raise
+            # disk full: a second file cannot be created, but the manifest's own blocks can be
+            # overwritten, so the final status still reaches it
+            blob = json.dumps(data, ensure_ascii=False).encode() + b"\n"
+            with path.open("r+b") as fh:
+                fh.write(blob)
+                fh.truncate(len(blob))
 
     # -- running -----------------------------------------------------------------------------
     def worker_count(self) -> int:
@@ -319,7 +441,8 @@ class Run:
                                f"usable ({err}); pass --cache FILE or --no-cache") from None
         breaker = CircuitBreaker(o.max_consecutive_failures)
         try:
-            async with ChatClient(client_config) as client:
+            async with self.client_factory(client_config) as client:
+                client.on_call = self.writer.note_call
                 shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache,
@@ -328,11 +451,16 @@ class Run:
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
                 retry_lines = self.writer.retry_lines
                 items = read_records(o.input, fields=o.fields,
-                                     max_caption_chars=o.max_caption_chars)
+                                     max_caption_chars=o.max_caption_chars,
+                                     delimiter=o.delimiter)
                 skip = self.writer.committed_lines
                 done_before = self.writer.counts.records_read
 
+                replays = self.writer.replay_rows()  # --retry-failed: see RunWriter
+                replay = next(replays, None)
+
                 def todo():
+                    nonlocal replay
                     budget = None if o.limit is None else o.limit - done_before
                     for item in items:
                         if budget is not None and budget <= 0:
@@ -341,12 +469,20 @@ class Run:
                             continue
                         if budget is not None:
                             budget -= 1
-                        yield item
+                        while replay is not None and replay["line"] < item.line:
+                            replay = next(replays, None)
+                        if replay is not None and replay["line"] == item.line:
+                            yield item, replay
+                        else:
+                            yield item, None
 
-                async def work(item):
+                async def work(job):
+                    item, stored = job
+                    if stored is not None and "entry" in stored:
+                        return await _replay(item, ctx, stored)
+                    retry = item.line in retry_lines or stored is not None
                     # a retried record must not be served the cached replies that failed
-                    return await process_record(item,
-                                                retry_ctx if item.line in retry_lines else ctx)
+                    return await process_record(item, retry_ctx if retry else ctx)
 
                 last_manifest = time.monotonic()
                 # the client bounds calls in flight; with a pool, records served from the cache
@@ -372,7 +508,24 @@ class Run:
                 cache.close()
 
     async def run_async(self, on_result: ProgressCallback | None = None) -> dict[str, Any]:
-        """Run to completion (or interruption); returns the manifest."""
+        """Run to completion (or interruption); returns the manifest. The output folder is
+        locked for the whole run: a second run on it stops before touching anything."""
+        o = self.options
+        if (not o.overwrite and o.out_dir.is_dir() and not (o.out_dir / STATE_DIR).exists()
+                and any(o.out_dir.iterdir())):
+            raise RunError(self._foreign_folder_message())  # before the lock file goes in it
+        try:
+            note = self.lock.acquire()
+        except OutputError as err:
+            raise RunError(str(err)) from None
+        if note:
+            self.notes.append(note)
+        try:
+            return await self._run_locked(on_result)
+        finally:
+            self.lock.release()
+
+    async def _run_locked(self, on_result: ProgressCallback | None) -> dict[str, Any]:
         o = self.options
         was_complete = self._was_complete()
         self._prepare_out_dir()
@@ -398,8 +551,9 @@ class Run:
             raise
         except BaseException as err:
             self.status = "failed"
-            self.error = str(err).splitlines()[0][:500] if str(err) else type(err).__name__
-            self.writer.close()
+            self.error = _one_line(err)
+            with contextlib.suppress(OSError):  # a full disk must not hide the first error
+                self.writer.close()
             raise
         finally:
             if self.pool is not None:
@@ -421,18 +575,18 @@ class Run:
 async def _run_interruptible(run: Run, on_result: ProgressCallback | None) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    interrupted = False
+    interrupted = 0
 
-    def _stop() -> None:
+    def _stop(signum: int) -> None:
         nonlocal interrupted
-        interrupted = True
+        interrupted = signum
         if task is not None:
             task.cancel()
 
     installed = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, _stop)
+            loop.add_signal_handler(sig, _stop, int(sig))
             installed.append(sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
@@ -440,7 +594,7 @@ async def _run_interruptible(run: Run, on_result: ProgressCallback | None) -> di
         return await run.run_async(on_result)
     except asyncio.CancelledError:
         if interrupted:
-            raise KeyboardInterrupt from None
+            raise Interrupted(interrupted) from None
         raise
     finally:
         for sig in installed:

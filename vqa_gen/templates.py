@@ -43,7 +43,7 @@ from typing import Any
 import jinja2
 import jinja2.meta
 
-from .answers import QAPair
+from .answers import QAPair, check_reply_limits
 from .formats import OUTPUT_FORMATS
 from .records import CaptionRecord
 
@@ -159,7 +159,7 @@ class Template:
 
     def parse(self, text: str) -> Any:
         """Parse a model reply with the parser of this template's declared answer format."""
-        return OUTPUT_FORMATS[self.output].parse(text)
+        return check_reply_limits(OUTPUT_FORMATS[self.output].parse(text))
 
     def qa_count(self, params: dict[str, Any]) -> int | None:
         """How many items a render with `params` asks for (None if the template says not)."""

@@ -71,6 +71,16 @@ ALL_FAULTS: tuple[str, ...] = (
     "refusal",
     "bad_request",
     "auth_error",
+    # endpoints that lie: HTTP 200 with something that is not a chat completion
+    "html_200",
+    "empty_body",
+    "non_utf8_body",
+    "content_parts",
+    "usage_string",
+    "choice_string",
+    "huge_usage",
+    "huge_body",
+    "key_echo",
 )
 
 #: Retryable transport faults plus recoverable content faults: what ``--fault-rate`` spreads over.
@@ -119,12 +129,23 @@ class FaultPlan:
     refusal: float = 0.0
     bad_request: float = 0.0
     auth_error: float = 0.0
+    html_200: float = 0.0
+    empty_body: float = 0.0
+    non_utf8_body: float = 0.0
+    content_parts: float = 0.0
+    usage_string: float = 0.0
+    choice_string: float = 0.0
+    huge_usage: float = 0.0
+    huge_body: float = 0.0
+    key_echo: float = 0.0
     script: list[str | None] = field(default_factory=list)
     seed: int | None = 0
     #: Seconds advertised by 429 ``Retry-After`` (fractional allowed) and ``retry-after-ms``.
     retry_after: float = 0.05
     #: How long a ``timeout`` fault stalls before answering (the client should give up first).
     hang_seconds: float = 30.0
+    #: Size of a ``huge_body`` reply (sent in chunks, without Content-Length).
+    huge_body_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in self.script:
@@ -406,10 +427,21 @@ _BAD_JSON_CONTENT = (
 )
 _WRONG_SHAPE = '{"questions": ["What does the image show?", "Where is the finding?"]}'
 _REFUSAL = "I'm sorry, I can't help with that."
+_HTML_200 = (b"<!DOCTYPE html><html><head><title>Sign in</title></head><body><h1>Please sign in"
+             b"</h1><p>Your session has expired.</p></body></html>")
+#: Faults that answer HTTP 200 with a body of the wrong shape, built from a normal completion.
+_SHAPE_FAULTS = ("content_parts", "usage_string", "choice_string", "huge_usage")
 
 
 def _error_body(message: str, etype: str, code: str | None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": etype, "param": None, "code": code}})
+
+
+def _dumps_big_ints(data: dict[str, Any]) -> bytes:
+    """JSON with integers beyond 64 bits (orjson refuses them; the stdlib does not)."""
+    import json
+
+    return json.dumps(data).encode()
 
 
 def _count_tokens(body: dict[str, Any]) -> int:
@@ -464,12 +496,24 @@ class FakeOpenAIServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop_event: asyncio.Event | None = None
+        #: Files and batches endpoints (``files.create``, ``batches.create/retrieve``,
+        #: ``files.content``): uploaded files, batches by id.
+        self.files: dict[str, dict[str, Any]] = {}
+        self._file_data: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        #: How many ``batches.retrieve`` calls see a new batch ``in_progress`` before it
+        #: completes (its requests are answered by the responder, faults applied per line).
+        self.batch_polls = 1
+        #: Make the next created batches fail validation (status ``failed``, no output file).
+        self.batch_fail = False
+        self._batch_polls_left: dict[str, int] = {}
 
     # ---- introspection -----------------------------------------------------------------------
 
     @staticmethod
     def _fresh_stats() -> dict[str, int]:
-        keys = ("requests", "ok", "models", "invalid", "unauthorized", "responder_error")
+        keys = ("requests", "ok", "models", "invalid", "unauthorized", "responder_error",
+                "files_uploaded", "batches_created", "batch_polls", "batch_lines")
         stats = dict.fromkeys(keys, 0)
         stats.update(dict.fromkeys(ALL_FAULTS, 0))
         stats["in_flight"] = stats["max_in_flight"] = 0
@@ -506,6 +550,12 @@ class FakeOpenAIServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         app.router.add_get("/health", self._health)
+        app.router.add_post("/v1/files", self._upload_file)
+        app.router.add_get("/v1/files/{file_id}", self._get_file)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches/{batch_id}", self._get_batch)
+        app.router.add_get("/v1/batches", self._list_batches)
         return app
 
     async def _health(self, request: web.Request) -> web.Response:
@@ -592,8 +642,159 @@ class FakeOpenAIServer:
                 return await self._drop(request)
             if fault == "malformed_body":
                 return web.Response(body=_MALFORMED_BODY, content_type=_JSON)
+            if fault == "html_200":
+                return web.Response(body=_HTML_200, content_type="text/html")
+            if fault == "empty_body":
+                return web.Response(body=b"", content_type=_JSON)
+            if fault == "non_utf8_body":
+                return web.Response(body=b'{"choices": [{"message": {"content": "\xff\xfe"}}]}',
+                                    content_type=_JSON)
+            if fault == "key_echo":  # an error page echoing the request's headers back
+                echo = request.headers.get("Authorization", "(none)")
+                return web.Response(status=400, body=_error_body(
+                    f"Bad request. Headers received: Authorization: {echo}",
+                    "invalid_request_error", None), content_type=_JSON)
+            if fault == "huge_body":
+                return await self._huge_body(request, plan.huge_body_bytes)
             return await self._complete(body, fault)
         return await self._complete(body, None)
+
+    # ---- files and batches (OpenAI Batch API) -----------------------------------------------
+
+    def _authorized(self, request: web.Request) -> bool:
+        return self.api_key is None or (
+            request.headers.get("Authorization") == f"Bearer {self.api_key}")
+
+    def _not_found(self, what: str) -> web.Response:
+        return web.Response(status=404, body=_error_body(
+            f"No such {what}.", "invalid_request_error", "not_found"), content_type=_JSON)
+
+    def _store_file(self, name: str, purpose: str, data: bytes) -> dict[str, Any]:
+        file_id = f"file-fake-{next(self._ids)}"
+        meta = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                "filename": name, "purpose": purpose, "status": "processed"}
+        self.files[file_id] = meta
+        self._file_data[file_id] = data
+        return meta
+
+    async def _upload_file(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            self.stats["unauthorized"] += 1
+            return self._error("auth_error")
+        form = await request.post()
+        upload, purpose = form.get("file"), str(form.get("purpose") or "")
+        if not isinstance(upload, web.FileField):
+            return web.Response(status=400, body=_error_body(
+                "multipart field 'file' missing", "invalid_request_error", None),
+                content_type=_JSON)
+        self.stats["files_uploaded"] += 1
+        meta = self._store_file(upload.filename, purpose, upload.file.read())
+        return web.Response(body=orjson.dumps(meta), content_type=_JSON)
+
+    async def _get_file(self, request: web.Request) -> web.Response:
+        meta = self.files.get(request.match_info["file_id"])
+        if meta is None:
+            return self._not_found("file")
+        return web.Response(body=orjson.dumps(meta), content_type=_JSON)
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        data = self._file_data.get(request.match_info["file_id"])
+        if data is None:
+            return self._not_found("file")
+        return web.Response(body=data, content_type="application/octet-stream")
+
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            self.stats["unauthorized"] += 1
+            return self._error("auth_error")
+        body = orjson.loads(await request.read())
+        file_id = body.get("input_file_id")
+        if file_id not in self._file_data:
+            return self._not_found("file")
+        self.stats["batches_created"] += 1
+        batch_id = f"batch_fake_{next(self._ids)}"
+        lines = [ln for ln in self._file_data[file_id].splitlines() if ln.strip()]
+        batch = {"id": batch_id, "object": "batch", "endpoint": body.get("endpoint"),
+                 "input_file_id": file_id, "completion_window": body.get("completion_window"),
+                 "status": "validating", "created_at": int(time.time()),
+                 "output_file_id": None, "error_file_id": None, "errors": None,
+                 "metadata": body.get("metadata"),
+                 "request_counts": {"total": len(lines), "completed": 0, "failed": 0}}
+        if self.batch_fail:
+            batch["status"] = "failed"
+            batch["errors"] = {"object": "list", "data": [{
+                "code": "invalid_request", "message": "Batch failed validation (injected).",
+                "param": None, "line": 1}]}
+        self.batches[batch_id] = batch
+        self._batch_polls_left[batch_id] = self.batch_polls
+        return web.Response(body=orjson.dumps(batch), content_type=_JSON)
+
+    async def _get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return self._not_found("batch")
+        self.stats["batch_polls"] += 1
+        if batch["status"] in ("validating", "in_progress"):
+            left = self._batch_polls_left[batch["id"]]
+            if left > 0:
+                self._batch_polls_left[batch["id"]] = left - 1
+                batch["status"] = "in_progress"
+            else:
+                await self._run_batch(batch)
+        return web.Response(body=orjson.dumps(batch), content_type=_JSON)
+
+    async def _list_batches(self, request: web.Request) -> web.Response:
+        """Newest first, paginated by ``after`` (a batch id) and ``limit``."""
+        batches = list(reversed(self.batches.values()))
+        after = request.query.get("after")
+        if after:
+            ids = [b["id"] for b in batches]
+            batches = batches[ids.index(after) + 1 :] if after in ids else []
+        limit = int(request.query.get("limit", 20))
+        page = batches[:limit]
+        data = {"object": "list", "data": page, "has_more": len(batches) > limit,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None}
+        return web.Response(body=orjson.dumps(data), content_type=_JSON)
+
+    async def _batch_answer(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """(status, response body) for one batch line: the chat handler's answer, with the
+        fault plan applied per line (transport faults become a 500 for that line)."""
+        fault = self.faults.pick()
+        if fault is not None:
+            self.stats[fault] += 1
+        if fault in _ERRORS:
+            status, message, etype, code = _ERRORS[fault]
+            return status, orjson.loads(_error_body(message, etype, code))
+        if fault in ("timeout", "drop", "malformed_body"):
+            status, message, etype, code = _ERRORS["server_error"]
+            return status, orjson.loads(_error_body(message, etype, code))
+        resp = await self._complete(body, fault)
+        return resp.status, orjson.loads(resp.body)  # type: ignore[arg-type]
+
+    async def _run_batch(self, batch: dict[str, Any]) -> None:
+        out: list[bytes] = []
+        errors: list[bytes] = []
+        counts = batch["request_counts"]
+        for n, raw in enumerate(self._file_data[batch["input_file_id"]].splitlines()):
+            if not raw.strip():
+                continue
+            self.stats["batch_lines"] += 1
+            line = orjson.loads(raw)
+            status, body = await self._batch_answer(line.get("body") or {})
+            row = {"id": f"batch_req_{n}", "custom_id": line.get("custom_id"),
+                   "response": {"status_code": status, "request_id": f"req_{n}", "body": body},
+                   "error": None}
+            (out if status == 200 else errors).append(orjson.dumps(row))
+            counts["completed" if status == 200 else "failed"] += 1
+        if out:
+            batch["output_file_id"] = self._store_file(
+                f"{batch['id']}_output.jsonl", "batch_output", b"\n".join(out) + b"\n")["id"]
+        if errors:
+            batch["error_file_id"] = self._store_file(
+                f"{batch['id']}_error.jsonl", "batch_output", b"\n".join(errors) + b"\n")["id"]
+        batch["status"] = "completed"
+        batch["completed_at"] = int(time.time())
 
     async def _drop(self, request: web.Request) -> web.StreamResponse:
         """Close the socket without answering: the client sees a disconnect/connection error."""
@@ -603,9 +804,24 @@ class FakeOpenAIServer:
         # Raising CancelledError makes aiohttp tear the handler down quietly.
         raise asyncio.CancelledError
 
+    async def _huge_body(self, request: web.Request, size: int) -> web.StreamResponse:
+        """A 200 completion whose content is `size` bytes, streamed (no Content-Length)."""
+        resp = web.StreamResponse(headers={"Content-Type": _JSON})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        chunk = b"x" * (1 << 16)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await resp.write(b'{"choices": [{"index": 0, "message": {"role": "assistant", '
+                             b'"content": "')
+            for _ in range(max(1, size // len(chunk))):
+                await resp.write(chunk)
+            await resp.write(b'"}, "finish_reason": "stop"}]}')
+            await resp.write_eof()
+        return resp
+
     async def _complete(self, body: dict[str, Any], fault: str | None) -> web.Response:
         finish_reason = "stop"
-        if fault is None or fault in ("truncated", "empty_choices"):
+        if fault is None or fault in ("truncated", "empty_choices", *_SHAPE_FAULTS):
             try:
                 result = self.responder(body)
                 if inspect.isawaitable(result):
@@ -658,6 +874,17 @@ class FakeOpenAIServer:
                 "total_tokens": prompt_tokens + completion_tokens,
             },
         }
+        if fault == "content_parts":  # content as a list of text parts (some APIs do this)
+            half = len(content) // 2
+            data["choices"][0]["message"]["content"] = [
+                {"type": "text", "text": content[:half]}, {"type": "text", "text": content[half:]}]
+        elif fault == "usage_string":
+            data["usage"] = "n/a"
+        elif fault == "choice_string":
+            data["choices"] = [content]
+        elif fault == "huge_usage":
+            data["usage"] = {"prompt_tokens": 2**70, "completion_tokens": 1, "total_tokens": 2**70}
+            return web.Response(body=_dumps_big_ints(data), content_type=_JSON)
         return web.Response(body=orjson.dumps(data), content_type=_JSON)
 
     # ---- lifecycle: in the current event loop --------------------------------------------------
