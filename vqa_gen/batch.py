@@ -485,6 +485,11 @@ def completion_from_result(where: str, row: dict[str, Any]) -> Completion:
     return completion
 
 
+# Ingested runs send nothing: the replies come from result files (the manifest's `engine` names
+# them). A reserved `.invalid` host (RFC 2606) stands in for the endpoint, so no real one is named.
+REPLAY_BASE_URL = "http://batch-results.invalid/v1"
+
+
 class ReplayClient:
     """Answers `complete()` from batch results: the result whose custom_id is this request's
     cache key. Used by `Run` in place of the HTTP client (same interface)."""
@@ -545,7 +550,7 @@ def ingest(batch_dir: Path, results: list[Path] | None = None, *, out_dir: Path 
     options = RunOptions(
         input=inp, out_dir=out, template=s["template"], generation=generation,
         filter=FilterConfig.model_validate(s["filter"]),
-        endpoint=EndpointSettings(base_url=batch_dir.resolve().as_uri(), api_key="unused",
+        endpoint=EndpointSettings(base_url=REPLAY_BASE_URL, api_key="unused",
                                   model=s["model"], max_retries=0),
         shard_size=s["shard_size"], limit=s["limit"], fields=FieldMap.from_dict(s["fields"]),
         max_caption_chars=s["max_caption_chars"], retry_failed=True, cache_path=cache_path,

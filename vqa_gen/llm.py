@@ -118,10 +118,6 @@ class ClientConfig:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-        parts = urlsplit(self.base_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"base URL {self.base_url!r} is not an http(s) URL; write it "
-                             "like http://host:8000/v1")
 
     def describe(self) -> dict[str, Any]:
         """What may be recorded about the endpoint: host and model, never the key."""
@@ -140,6 +136,11 @@ def resolve_client_config(*, base_url: str | None, api_key: str | None, model: s
 
     if base_url and "://" not in base_url:
         base_url = "http://" + base_url  # `localhost:8000/v1`: the usual local server
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"base URL {base_url!r} is not an http(s) URL; write it "
+                             "like http://host:8000/v1")
     url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_API_BASE
     resolved_key = api_key if api_key is not None else _env_key()
     return ClientConfig(base_url=url.rstrip("/"), api_key=resolved_key, model=model, **kwargs)
