@@ -485,11 +485,9 @@ class Run:
                     return await process_record(item, retry_ctx if retry else ctx)
 
                 last_manifest = time.monotonic()
-                # the client bounds calls in flight; with a pool, records served from the cache
-                # or waiting for a worker must not hold a call's slot (the workers would idle)
-                in_flight = client_config.concurrency + (
-                    self.pool.workers * self.pool.batch_max if self.pool is not None else 0)
-                results = ordered_map(work, todo(), concurrency=in_flight)
+                # records in flight stay bounded by --concurrency, pool or not: more would let
+                # calls finish far ahead of the commit cursor, and a kill would lose paid work
+                results = ordered_map(work, todo(), concurrency=client_config.concurrency)
                 async with contextlib.aclosing(results):
                     async for result in results:
                         self.writer.commit(result)
