@@ -24,9 +24,10 @@ def _read(path: Path) -> list[dict]:
 
 def test_jsonl_roundtrip(tmp_path):
     rows = [
-        {"caption": CAP, "question": "What color is it?", "answer": "Red.", "id": 1},
-        {"caption": CAP, "question": "What colour is it?", "answer": "Blue.", "id": 2},
-        {"caption": CAP, "question": "Is there ulceration?", "answer": "No.", "id": 3},
+        {"caption": CAP, "question": "What color is it?", "answer": "Red.", "id": 1, "rec": "a"},
+        {"caption": CAP, "question": "What colour is it?", "answer": "Blue.", "id": 2,
+         "rec": "a"},
+        {"caption": CAP, "question": "Is there ulceration?", "answer": "No.", "id": 3, "rec": "a"},
         {"question": "Where?", "answer": "Back.", "id": 4},
         "{not json",
         {"caption": "Brown macule on the back.", "question": "Where?", "answer": "On the chest.",
@@ -34,7 +35,7 @@ def test_jsonl_roundtrip(tmp_path):
     ]
     inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     _write_jsonl(inp, rows)
-    s = audit_file(inp, out)
+    s = audit_file(inp, out, record_field="rec")
     got = _read(out)
     assert len(got) == len(rows) == s.rows
     assert got[0]["id"] == 1 and got[0]["grounding"]["passed"] is True
@@ -152,3 +153,24 @@ def test_cli_check_reports_skipped_rows(tmp_path):
                        "{broken"])
     res = _cli(str(inp), "--out", str(out))
     assert res.exit_code == 0 and "1 row(s) skipped" in res.output
+
+
+def test_rows_are_independent_records_by_default_and_questions_optional(tmp_path):
+    """Without --record-field two rows sharing a caption are independent items (two answers to
+    one question are not duplicates), and a row without a question is graded on its answer."""
+    rows = [
+        {"caption": CAP, "question": "What colour is it?", "answer": "Red."},
+        {"caption": CAP, "question": "What colour is it?", "answer": "Red papule."},
+        {"caption": CAP, "answer": "An erythematous papule on the left forearm."},
+        {"caption": CAP, "question": "", "answer": "A blue nodule on the right cheek."},
+    ]
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_jsonl(inp, rows)
+    s = audit_file(inp, out)
+    got = _read(out)
+    assert s.skipped == 0 and s.checked == 4
+    assert [g["grounding"]["passed"] for g in got] == [True, True, True, False]
+    assert s.reason_counts["duplicate_question"] == 0
+    assert s.reason_counts["empty_question"] == 0
+    grouped = audit_file(inp, tmp_path / "g.jsonl", record_field="caption")
+    assert grouped.reason_counts["duplicate_question"] == 1

@@ -131,7 +131,7 @@ def test_try_specific_records_shows_reasons_and_skips(tmp_path):
     with FakeOpenAIServer(responder=format_aware) as srv:
         code, out = _cli("try", str(SAMPLES / "captions.jsonl"), "-n", "1", "--base-url",
                          srv.base_url, "--model", "m", "--strictness", "strict")
-    assert code == 0 and "rejected" in out and "unsupported_premise" in out
+    assert code == 0 and "rejected" in out and "text_leakage" in out
 
 
 def test_a_template_edited_under_the_same_version_is_warned_about(tmp_path):

@@ -180,8 +180,12 @@ def test_per_check_override_and_dump():
 
 
 def test_check_params_are_applied():
-    soft = GroundingFilter(FilterConfig(checks={"numbers": {"params": {"mismatch_penalty": 0.1}}}))
-    assert soft.check(CAP, "How large is the lesion?", "3 cm").passed
+    q, a = "How large is the lesion?", "3 cm"
+    assert not GroundingFilter(FilterConfig()).check(CAP, q, a).passed
+    soft = GroundingFilter(FilterConfig(checks={
+        "numbers": {"params": {"mismatch_penalty": 0.1}},
+        "content": {"params": {"number_weight": 0.0}}}))
+    assert soft.check(CAP, q, a).passed
 
 
 # ------------------------------------------------------------------------------- duplicates

@@ -90,4 +90,6 @@ def test_acronyms_from_caption():
     an = Analyser()
     cap = an.caption("Optical coherence tomography; central retinal artery occlusion; "
                      "fine-needle aspiration.")
-    assert {"oct", "crao", "fna"} <= an.acronyms_of(cap)
+    for abbr in ("oct", "crao", "fna"):
+        assert an.supported(abbr, an.norm.key(abbr), cap, 88.0), abbr
+    assert not an.supported("xyz", "xyz", cap, 88.0)

@@ -139,7 +139,7 @@ def test_diff_shows_rates_reasons_types_and_changed_records(finished_run, tmp_pa
     ma, mb = _manifest(a)["counts"], _manifest(b)["counts"]
     assert f"{ma['qa_kept'] / ma['qa_generated']:.1%}" in output
     assert f"{mb['qa_kept'] / mb['qa_generated']:.1%}" in output
-    assert "unsupported_premise" in output and "records whose kept/rejected QA changed" in output
+    assert "text_leakage" in output and "records whose kept/rejected QA changed" in output
     assert "+ kept" in output
     code, output = _cli("diff", str(a), str(b), "--json")
     assert code == 0

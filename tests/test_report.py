@@ -80,7 +80,7 @@ def test_report_renders_in_headless_chromium(tmp_path):
         assert f'id="{section}"' in dom
     for modality in ("clinical", "dermoscopic", "pathology"):
         assert f'data-modality="{modality}"' in dom
-    assert "unsupported_premise" in dom and "text_leakage" in dom
+    assert "duplicate_question" in dom and "text_leakage" in dom
     assert "&lt;script&gt;document.title='pwned'&lt;/script&gt;" in dom
     assert "<script" not in dom.lower() and "<img" not in dom.lower()
 

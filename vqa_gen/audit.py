@@ -1,7 +1,8 @@
 """Library side of `vqa-gen check INPUT --out OUTPUT`: run the grounding filter over an existing
 QA file (JSONL or CSV) and write every row back with a `grounding` verdict.
 
-Streams the input and holds only the current caption group (for the duplicate-question check),
+Streams the input and holds only the current record (rows sharing `--record-field`; by default
+each row is its own record) for the duplicate-question check,
 so memory stays bounded on large files. Bad rows are reported, never fatal.
 """
 
@@ -100,8 +101,10 @@ def audit_file(input_path: Path, output_path: Path, *, caption_field: str = "cap
     """Check every QA row of `input_path` and write it, plus a `grounding` verdict, to
     `output_path` (JSONL, written atomically via OUTPUT.tmp + os.replace).
 
-    Consecutive rows with the same caption (or the same `record_field` value) form one record
-    for the near-duplicate-question check.
+    Each row is its own record unless `record_field` is given: then consecutive rows with the
+    same value of that field form one record for the near-duplicate-question check (two answers
+    to one question in independent rows are not duplicates). A row without a question is graded
+    on its answer alone (descriptions, captions, dialogue openers).
     """
     input_path, output_path = Path(input_path), Path(output_path)
     filt = GroundingFilter(config or FilterConfig())
@@ -162,14 +165,14 @@ def audit_file(input_path: Path, output_path: Path, *, caption_field: str = "cap
                 missing = None
                 for fname in (caption_field, question_field, answer_field):
                     values[fname] = _field(row.data, fname)
-                    if values[fname] is None and missing is None:
+                    if values[fname] is None and missing is None and fname != question_field:
                         missing = fname
                 if missing is not None:
                     flush(out, group)
                     skip(out, row, f"missing field '{missing}'")
                     continue
                 caption = values[caption_field] or ""
-                key = row.data.get(record_field) if record_field else caption
+                key = row.data.get(record_field) if record_field else row.line
                 if group and key != group_key:
                     flush(out, group)
                 group_key = key

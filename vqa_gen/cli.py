@@ -612,8 +612,8 @@ def check(
                               ] = "question",
     answer_field: Annotated[str, typer.Option(help="Field holding the answer.")] = "answer",
     record_field: Annotated[str | None, typer.Option(
-        help="Field grouping rows into records for the duplicate-question check (default: "
-             "consecutive rows with the same caption).")] = None,
+        help="Field grouping consecutive rows into records for the duplicate-question check "
+             "(default: each row is its own record).")] = None,
     strictness: Annotated[str | None, typer.Option(
         help="Grounding filter preset: lenient, default or strict.")] = None,
     filter_config: Annotated[Path | None, typer.Option(

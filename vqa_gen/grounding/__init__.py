@@ -15,7 +15,10 @@ relevance, duplicates; plus the optional LLM judge (`judge.py`, off by default).
 Speed: the caption is analysed once per record (`check_record`); question and answer analyses
 are cached by text (bounded, `Analyser.clear_cache`), and word-level results are memoised.
 
-Score = product of (1 - penalty) over all reasons; passed = score >= threshold and no blocking
+Score = product of (1 - penalty) over all reasons. The content check's penalty is 1 - support,
+where support (`support.py`) is the graded, informativeness-weighted share of the answer's
+content the caption backs, so the score ranks rather than gates; contradictions (numbers, sex,
+age, side, site, negation) are strong multipliers; passed = score >= threshold and no blocking
 code (blocking codes depend on the preset; see `config.PRESETS`).
 
 Stable reason codes (see `CODES`).
@@ -35,10 +38,15 @@ CODES: dict[str, str] = {
                           "or repeats the answer (blocking)",
     "text_leakage": "question/answer refers to the caption, text, legend or a figure (blocking)",
     "refusal": "answer refuses or says it cannot tell (blocking)",
-    "unsupported_content": "answer words (or question terms a 'Yes' affirms) not in caption/meta",
+    "unsupported_content": "graded: the informativeness-weighted share of the answer's words, "
+                           "numbers and word pairs (or question terms a 'Yes' affirms) that "
+                           "caption/meta do not support",
+    "unsupported_diagnosis": "a diagnosis question answered with a specific term the caption "
+                             "does not name (another disease)",
     "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
     "unsupported_negative": "a 'No' denies something the caption never mentions (mild)",
-    "unsupported_premise": "question presupposes content not in the caption",
+    "unsupported_premise": "an answer with no content of its own ('3', 'at the top') relies on "
+                           "question terms not in the caption",
     "unsupported_number": "answer number/quantity not in caption or metadata",
     "number_mismatch": "caption gives a different value for the same kind of quantity",
     "age_mismatch": "answer age or age group contradicts the caption",
@@ -49,8 +57,9 @@ CODES: dict[str, str] = {
     "unanswerable_question": "question about treatment, prognosis, cause, contagion, "
                              "epidemiology, advice or history that the caption does not address",
     "general_knowledge": "answer recites textbook knowledge rather than the image",
-    "answer_mismatch": "the answer is not the kind of thing the question asks for (a colour, "
-                       "a place, an image type; a diagnosis answered with only the image type)",
+    "answer_mismatch": "the answer is not the kind of thing the question asks for (blocking): "
+                       "a colour, a place, an image type, an age/sex; a diagnosis answered with "
+                       "only the image type; a wh-question answered yes/no; the question restated",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",

@@ -21,6 +21,11 @@ _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
 _CLAUSE_END = frozenset(".;:!?()")
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
+# Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
+# image, and its numbers must not be read as measurements.
+_PROVENANCE_KEYS = frozenset({"source", "id", "uid", "url", "uri", "path", "file", "filename",
+                              "image", "image_path", "image_id", "figure", "fig", "doi", "pmid",
+                              "pmcid", "license", "licence", "split", "page"})
 _UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {
     "old", "times", "fold", "magnification", "magnified", "power"}
 
@@ -51,11 +56,15 @@ class CaptionFacts:
     support_tokens: list[str]
     prefixes: list[str]
     site_closure: set[str] = field(default_factory=set)
-    acronyms: set[str] | None = None  # computed on first use (see `Analyser.acronyms_of`)
+    prefix_keys: KeySet = field(default_factory=lambda: KeySet())
+    acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
     raw_tokens: set[str] = field(default_factory=set)
+    all_tokens: set[str] = field(default_factory=set)  # words and numbers, as written
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
     supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
+    key_positions: dict[str, tuple[int, ...]] = field(default_factory=dict)  # content order
+    position_memo: dict[str, tuple[int, ...]] = field(default_factory=dict)  # see support.py
 
 
 @dataclass(slots=True)
@@ -70,29 +79,45 @@ class QAFacts:
     question_content: list[tuple[int, str, str]]
 
 
+class KeySet(set):
+    """A set of keys that answers `key_in` through an index of 5-character prefixes (built on
+    first use; the set is not mutated after that), so a long caption costs O(1) per lookup."""
+
+    _index: dict[str, list[str]] | None = None
+
+    def family(self, key: str) -> list[str]:
+        idx = self._index
+        if idx is None:
+            idx = {}
+            for k in self:
+                if len(k) >= 5:
+                    idx.setdefault(k[:5], []).append(k)
+            self._index = idx
+        return idx.get(key[:5], [])
+
+
 def key_in(key: str, keys: set[str]) -> bool:
     """Key membership that tolerates derivational variants (shared long prefix)."""
     if key in keys:
         return True
-    return len(key) >= 5 and any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key)
-                                 for k in keys)
+    if len(key) < 5:
+        return False
+    if isinstance(keys, KeySet):  # shared_prefix_match needs the first 5 characters equal
+        return any(shared_prefix_match(k, key) for k in keys.family(key))
+    return any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key) for k in keys)
 
 
-def acronyms(tokens: list[str], stop: frozenset[str]) -> set[str]:
-    """Initialisms of 2-5 consecutive words (hyphen parts count as words), with and without
-    function words: "central retinal artery occlusion" -> crao, "fine-needle aspiration" -> fna."""
-    out: set[str] = set()
+def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
+    """Initials of each run of words (hyphen parts count as words), with and without function
+    words; an initialism of 2-5 consecutive words is a substring of one of them:
+    "central retinal artery occlusion" -> crao, "fine-needle aspiration" -> fna."""
+    out: list[str] = []
     for seq in _word_runs(tokens):
         parts = [p for t in seq for p in t.split("-") if p and p[0].isalpha()]
         for words in (parts, [p for p in parts if p not in stop]):
-            initials = "".join(x[0] for x in words)
-            n = len(initials)
-            for i in range(n - 1):
-                for w in range(2, 6):
-                    if i + w > n:
-                        break
-                    out.add(initials[i:i + w])
-    return out
+            if len(words) >= 2:
+                out.append("".join(x[0] for x in words))
+    return tuple(dict.fromkeys(out))
 
 
 def _word_runs(tokens: list[str]) -> list[list[str]]:
@@ -114,6 +139,8 @@ def meta_text(meta: Mapping[str, Any] | None) -> str:
         if v is None or isinstance(v, (dict, list)):
             continue
         kl = str(k).lower()
+        if kl in _PROVENANCE_KEYS:
+            continue
         if kl in {"age", "age_years", "patient_age"} and isinstance(v, (int, float, str)):
             parts.append(f"{v}-year-old")
         else:
@@ -307,16 +334,40 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
-        only_neg = {k for k in facts.negated_keys if not key_in(k, facts.affirmed_keys)}
-        only_aff = {k for k in facts.affirmed_keys if not key_in(k, facts.negated_keys)}
-        keys = set(view.key_set)
+        for t, neg in zip(view.tokens, facts.negated, strict=True):
+            implied = lx.IMPLIES.get(t)
+            if implied and not neg:
+                facts.affirmed_keys.update(self.norm.key(w) for w in implied)
+        facts.affirmed_keys = KeySet(facts.affirmed_keys)
+        facts.negated_keys = KeySet(facts.negated_keys)
+        only_neg = KeySet(k for k in facts.negated_keys if not key_in(k, facts.affirmed_keys))
+        only_aff = KeySet(k for k in facts.affirmed_keys if not key_in(k, facts.negated_keys))
+        keys = set(view.key_set) | {self.norm.key(w) for t in view.tokens
+                                    for w in lx.IMPLIES.get(t, ())}
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
+        positions: dict[str, list[int]] = {}
+        n = 0
+        stop = self.stop
+        for t, k in zip(view.tokens, view.keys, strict=True):
+            if not t[0].isalnum() or t in stop:
+                continue
+            positions.setdefault(k, []).append(n)
+            if t != k:
+                positions.setdefault(t, []).append(n)
+            if "-" in t:
+                for part in t.split("-"):
+                    if part:
+                        positions.setdefault(self.norm.key(part), []).append(n)
+            n += 1
         return CaptionFacts(facts=facts, support_keys=keys,
+                            key_positions={k: tuple(v) for k, v in positions.items()},
                             support_tokens=support_tokens,
                             prefixes=sorted({k for k in view.key_set if len(k) >= 5}),
+                            prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
                             site_closure=closure,
                             raw_tokens={t for t in view.tokens if t[0].isalpha()},
+                            all_tokens={t for t in view.tokens if t[0].isalnum()},
                             only_negated=only_neg, only_affirmed=only_aff)
 
     def is_content(self, token: str, key: str, next_token: str = "") -> bool:
@@ -353,7 +404,7 @@ class Analyser:
                                        or (open_question and t in lx.OPEN_QUESTION_FRAME)
                                        or (i and toks[i - 1] == "how")))]
 
-    def acronyms_of(self, cap: CaptionFacts) -> set[str]:
+    def acronyms_of(self, cap: CaptionFacts) -> tuple[str, ...]:
         """The caption's initialisms, computed the first time an answer needs them."""
         if cap.acronyms is None:
             cap.acronyms = acronyms(cap.facts.view.tokens, self.stop)
@@ -377,12 +428,12 @@ class Analyser:
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
                    for p in parts):
                 return True
-        if 2 <= len(token) <= 5 and token in self.acronyms_of(cap):
+        if 2 <= len(token) <= 5 and token.isalpha() and any(
+                token in s for s in self.acronyms_of(cap)):
             return True
         if len(key) >= 5:
-            for p in cap.prefixes:
-                if p[0] == key[0] and shared_prefix_match(p, key):
-                    return True
+            if key_in(key, cap.prefix_keys):
+                return True
             if len(key) >= 6:
                 for t in cap.support_tokens:
                     if len(t) > len(key) and key in t:
@@ -402,6 +453,9 @@ class Analyser:
         atok = [t for t in af.view.tokens if t[0].isalnum()]
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
         polarity: str | None = None
+        if atok and atok[0].isdigit() and len(atok) > 1 and (
+                atok[1] in lx.YES_WORDS or atok[1] in lx.NO_WORDS):
+            atok = atok[1:]  # list numbering: "1. Yes."
         if yes_no and atok:
             first = atok[0]
             if first in lx.YES_WORDS:

@@ -18,14 +18,14 @@ CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers"
                                 "judge")
 
 _BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",
-                  "text_leakage", "duplicate_question"]
+                  "text_leakage", "duplicate_question", "answer_mismatch"]
 _STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
                  "site_mismatch", "number_mismatch", "unanswerable_question"]
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "lenient": {"threshold": 0.35, "penalty_scale": 0.8, "blocking_codes": _BASE_BLOCKING,
+    "lenient": {"threshold": 0.3, "penalty_scale": 0.8, "blocking_codes": _BASE_BLOCKING,
                 "fuzzy_cutoff": 85.0, "duplicate_threshold": 95.0},
-    "default": {"threshold": 0.5, "penalty_scale": 1.0, "blocking_codes": _BASE_BLOCKING,
+    "default": {"threshold": 0.45, "penalty_scale": 1.0, "blocking_codes": _BASE_BLOCKING,
                 "fuzzy_cutoff": 88.0, "duplicate_threshold": 90.0},
     "strict": {"threshold": 0.65, "penalty_scale": 1.25,
                "blocking_codes": _BASE_BLOCKING + _STRICT_EXTRA,

@@ -89,7 +89,7 @@ NEG_POST: tuple[str, ...] = (
 # Words that end the scope of a negation cue.
 NEG_TERMINATORS: frozenset[str] = frozenset(_words("""
 but however although though yet except apart besides which who whereas while nevertheless
-still whose compared versus vs than
+still whose compared versus vs than as because since so that when where until after before
 """))
 
 YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
@@ -361,6 +361,13 @@ SITE_PARENTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     "buttock": (), "groin": (), "genital": (), "armpit": (), "hip": (),
 })
 
+# A caption term that states another: a melanoma is a malignancy, so "no evidence of
+# malignancy" contradicts it and "malignant" is supported by it.
+IMPLIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
+    w: ("malignant",) for w in _words("""melanoma melanomas carcinoma carcinomas sarcoma sarcomas
+    lymphoma lymphomas leukaemia leukemia myeloma metastasis metastases metastatic
+    adenocarcinoma mesothelioma glioblastoma""")})
+
 # Numbers written as words (counts and ages).
 NUMBER_WORDS: MappingProxyType[str, float] = MappingProxyType({
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -478,13 +485,17 @@ LEAKAGE_CUES: tuple[str, ...] = (
     r"\baccording to the (?:caption|text|description|legend|report|passage|context|figure|"
     r"information|provided|given|image description)\b", r"\bthe (?:image )?description\b",
     r"\b(?:described|mentioned|stated) (?:in|by) the\b", r"\bthe legend\b",
+    # meta-questions about how the source text is organised, not about the image
+    r"\bhow many (?:types|kinds|sorts|categories) of (?:diagnos[ie]s|conditions?|findings?|"
+    r"descriptions?|questions?|answers?|labels?)\b",
 )
 
 # Substrings at least one of which every LEAKAGE_CUES match contains: a cheap gate before the
 # regex (tests check every cue against it).
 LEAKAGE_TRIGGERS: tuple[str, ...] = (
     "caption", "text", "description", "legend", "fig", "panel", "described", "mentioned",
-    "stated", "noted", "indicated", "specified", "given", "provided", "according to")
+    "stated", "noted", "indicated", "specified", "given", "provided", "according to",
+    "how many")
 
 REFUSAL_CUES: tuple[str, ...] = (
     r"\bi (?:cannot|can ?not|can't|am unable to|am not able to|'m unable to|'m not able to) "

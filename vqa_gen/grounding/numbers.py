@@ -217,7 +217,10 @@ def supports(evidence: Quantity, claim: Quantity) -> bool:
                 evidence.clo <= claim.clo if claim.cmp == "<" else evidence.clo >= claim.clo)
         if claim.cmp:  # claim "less than 1 mm", evidence "0.8 mm"
             return evidence.chi < claim.clo if claim.cmp == "<" else evidence.clo > claim.chi
-        # evidence is a bound ("larger than 15 mm"), claim a value
+        # evidence is a bound ("larger than 15 mm"), claim a value; the bound's own value
+        # restates it less precisely ("over 300 songs" -> "300 songs")
+        if claim.clo == claim.chi and _close(claim.clo, evidence.clo, 1e-6):
+            return True
         return claim.clo > evidence.chi if evidence.cmp == ">" else claim.chi < evidence.clo
     if claim.dim == "percent" and evidence.dim == "" and evidence.hi <= 1:
         return _close(evidence.lo * 100, claim.lo, max(tol, 1e-6))

@@ -96,18 +96,25 @@ class Normaliser:
         # rewrite that can apply (most texts have none); only from there on do the regexes run.
         self._trigger_list = [(tr, i) for i, (trs, _, _) in enumerate(self._rewrites)
                               for tr in trs]
+        # "shiny" is not "shin": an adjective in -y never keys to a body site.
+        self._site_stems = frozenset(light_stem(w) for w in lx.SITE_PARENTS)
         syn: dict[str, str] = {}
         syn_stem: dict[str, str] = {}
         for group in lx.SYNONYM_GROUPS:
-            canon = light_stem(group[0])
+            canon = self._not_site(group[0], light_stem(group[0]))
             for w in group:
                 syn.setdefault(w, canon)
                 st = light_stem(w)
-                if len(st) >= 4 and st not in lx.STOPWORDS:
+                if len(st) >= 4 and st not in lx.STOPWORDS and self._not_site(w, st) == st:
                     syn_stem.setdefault(st, canon)
         self._syn = syn
         self._syn_stem = syn_stem
         self._key_cache: dict[str, str] = {}
+
+    def _not_site(self, token: str, key: str) -> str:
+        if token.endswith("y") and key in self._site_stems and token.rstrip("y") == key:
+            return token
+        return key
 
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
@@ -135,6 +142,7 @@ class Normaliser:
         if k is None:
             st = light_stem(lx.IRREGULAR_VERBS.get(token, token))
             k = self._syn.get(st) or self._syn_stem.get(st) or st
+            k = self._not_site(token, k)
         if len(self._key_cache) < 200_000:
             self._key_cache[token] = k
         return k

@@ -6,13 +6,12 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
+from ..numbers import Quantity
+from ..support import Support, coverage, informativeness, names_in, support, warm_up
 from ..verdict import Reason
 from .base import Check
-
-
-def _saturating(n: int, frac: float, per_word: float, frac_weight: float) -> float:
-    """Penalty grows with the number of unsupported words and their share of the answer."""
-    return min(0.97, frac_weight * frac + (1 - frac_weight) * (1 - (1 - per_word) ** n))
+from .numbers import number_supported
+from .relevance import _DIAGNOSIS_Q
 
 
 class ContentCheck(Check):
@@ -29,9 +28,16 @@ class ContentCheck(Check):
 
     name = "content"
     defaults: ClassVar[dict[str, Any]] = {
-        "per_word": 0.45,
-        "frac_weight": 0.5,
-        "negated_factor": 0.5,
+        "pair_weight": 0.6,
+        "number_weight": 6.0,
+        "name_boost": 1.5,
+        "coverage_weight": 0.3,
+        "pair_window": 2,
+        "specific_term": 3.5,
+        "diagnosis_penalty": 0.6,
+        "pair_ordered": False,
+        "echo_credit": 0.5,
+        "weakest_weight": 0.0,
         "premise_factor": 0.6,
         "negative_penalty": 0.3,
         "contradiction_penalty": 0.6,
@@ -40,6 +46,8 @@ class ContentCheck(Check):
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
+        self._ignore_numbers = {1.0}  # a bare "one": articles and "a single" say as much
+        warm_up()  # load the word-frequency table now, not inside the first record's check
         key = analyser.norm.key
         opp: dict[str, set[str]] = {}
         for a, b in lx.ANTONYMS:
@@ -69,12 +77,6 @@ class ContentCheck(Check):
                     break
         return out
 
-    def _unsupported(self, cap: CaptionFacts, content: list[tuple[int, str, str]]
-                     ) -> list[tuple[int, str, str]]:
-        sup = self.an.supported
-        return [c for c in content if not sup(c[1], c[2], cap, self.fuzzy_cutoff)
-                and not self._demographic_ok(c[1], cap)]
-
     @staticmethod
     def _demographic_ok(token: str, cap: CaptionFacts) -> bool:
         """Age-group and sex words are supported by a consistent caption age / sex
@@ -86,55 +88,87 @@ class ContentCheck(Check):
         sx = lx.SEX_WORDS.get(token)
         return sx is not None and sx in cap.facts.sexes
 
+    def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
+               tokens: list[str], numbers: list[Quantity] | None = None,
+               echo: set[str] | None = None, raw: str = "") -> Support:
+        nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
+                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)]
+        disc = None
+        if echo:
+            d = float(self.p["echo_credit"])
+            disc = [d if k in echo else 0.0 for _, _, k in units]
+        return support(self.an, cap, units, tokens, self.fuzzy_cutoff,
+                       pair_weight=float(self.p["pair_weight"]),
+                       weakest_weight=float(self.p["weakest_weight"]), numbers=nums,
+                       number_weight=float(self.p["number_weight"]), discount=disc,
+                       names=names_in(raw) if raw else frozenset(),
+                       name_boost=float(self.p["name_boost"]),
+                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]))
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         p = self.p
-        q_uns = self._unsupported(cap, qa.question_content)
-        q_uns_keys = {k for _, _, k in q_uns}
-        q_keys = {k for _, _, k in qa.question_content}
-        a_content = qa.answer_content
-        # Answer words repeated from the question are judged with the question.
-        a_uns = [c for c in self._unsupported(cap, a_content)
-                 if c[2] not in q_keys or c[2] in q_uns_keys]
+        a_units = [c for c in qa.answer_content if not self._demographic_ok(c[1], cap)]
+        # Words the answer echoes from an open question (the user's turn, the question's own
+        # terms) get part credit: the answer relies on the premise only that far.
+        echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
+        sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
+                          qa.answer.view.raw)
+        cov_w = float(p["coverage_weight"])
+        av = qa.answer.view
+        cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
+        score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
+        unsupported = list(sup.unsupported)
         neg = qa.answer.negated
-        affirmed = [c for c in a_uns if not neg[c[0]]]
-        negated = [c for c in a_uns if neg[c[0]]]
-        weight_n = len(affirmed) + p["negated_factor"] * len(negated)
-        denom = max(1, len(a_content))
-        if a_uns:
-            pen = _saturating(len(affirmed), weight_n / denom, p["per_word"], p["frac_weight"])
-            if not affirmed:
-                pen = p["negated_factor"] * _saturating(len(negated), len(negated) / denom,
-                                                        p["per_word"], p["frac_weight"])
-            words = ", ".join(dict.fromkeys(t for _, t, _ in a_uns))
-            out.append(self.reason("unsupported_content",
-                                   f"{len(a_uns)}/{denom} answer content word(s) not in caption",
-                                   pen, words))
+        affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
         contra_items = list(affirmed)
-        if q_uns:
-            words = ", ".join(dict.fromkeys(t for _, t, _ in q_uns))
-            qn = len(q_uns)
-            qfrac = qn / max(1, len(qa.question_content))
-            if qa.yes_no and qa.polarity == "yes":
-                already = {k for _, _, k in a_uns}
-                extra = [c for c in q_uns if c[2] not in already]
-                contra_items += extra
-                if extra:
-                    out.append(self.reason(
-                        "unsupported_content", "answer affirms question terms not in caption",
-                        _saturating(len(extra), qfrac, p["per_word"], p["frac_weight"]),
-                        ", ".join(dict.fromkeys(t for _, t, _ in extra))))
-            elif qa.yes_no and qa.polarity == "no":
-                # grows with the number of ungrounded terms the "No" is about
+        if qa.yes_no and qa.question_content:
+            q_units = [c for c in qa.question_content if not self._demographic_ok(c[1], cap)]
+            q_sup = self._score(cap, q_units, qa.question.view.tokens,
+                                qa.question.numbers if qa.polarity == "yes" else None)
+            if qa.polarity == "yes":
+                # "Yes" affirms the question's terms: they are the answer's claim.
+                score = ((score * weight + q_sup.score * q_sup.weight)
+                         / max(1e-9, weight + q_sup.weight)) if weight else q_sup.score
+                extra = [t for t in q_sup.unsupported if t not in unsupported]
+                unsupported += extra
+                contra_items += [c for c in q_units if c[1] in extra
+                                 and not qa.question.negated[c[0]]]
+            elif qa.polarity == "no" and q_sup.unsupported:
+                qn = len(q_sup.unsupported)
                 out.append(self.reason(
                     "unsupported_negative",
                     "answer denies something the caption does not mention",
-                    min(0.9, p["negative_penalty"] * (1 + 0.5 * (qn - 1))), words))
-            else:
+                    min(0.9, p["negative_penalty"] * (1 + 0.5 * (qn - 1))),
+                    ", ".join(q_sup.unsupported)))
+        elif not a_units and not qa.answer.numbers and qa.question_content:
+            # An answer with no content of its own ("3", "at the top") means nothing without
+            # its question: then the question's terms are what it relies on.
+            q_sup = self._score(cap, qa.question_content, qa.question.view.tokens)
+            if q_sup.unsupported:
                 out.append(self.reason(
-                    "unsupported_premise", "question presupposes content not in caption",
-                    p["premise_factor"] * _saturating(qn, qfrac, p["per_word"], p["frac_weight"]),
-                    words))
+                    "unsupported_premise", "the answer relies on question terms not in caption",
+                    p["premise_factor"] * (1 - q_sup.score), ", ".join(q_sup.unsupported)))
+        if score < 0.999:
+            ev = ", ".join(unsupported)
+            if sup.broken_pairs:
+                ev = "; ".join(x for x in (ev, "apart in caption: " + " / ".join(
+                    sup.broken_pairs[:4])) if x)
+            out.insert(0, self.reason(
+                "unsupported_content",
+                f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
+                f"(support {score:.2f})", 1 - score, ev or None))
+        if (not qa.yes_no and _DIAGNOSIS_Q.search(qa.question.view.text)
+                and any(informativeness(t) >= p["specific_term"] for t in sup.unsupported
+                        if not t[0].isdigit())):
+            # The answer to "What is the diagnosis?" is one claim, the disease: naming one the
+            # caption does not ("Verruca vulgaris (H&E, x100)" for molluscum) is wrong however
+            # much of the rest (stain, magnification) is copied.
+            out.append(self.reason(
+                "unsupported_diagnosis", "a diagnosis question answered with a term the caption "
+                "does not name", p["diagnosis_penalty"],
+                ", ".join(t for t in sup.unsupported
+                          if informativeness(t) >= p["specific_term"])))
         contra = self._contradicted(cap, contra_items)
         if contra:
             out.append(self.reason(

@@ -10,7 +10,8 @@ from .base import Check
 
 
 class EmptyCheck(Check):
-    """An answer (or question) with no word or number in it is not data."""
+    """An answer with no word or number in it is not data; nor is a question field holding
+    only punctuation (an absent question is fine: the answer is then graded alone)."""
 
     name = "empty"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 1.0}
@@ -20,7 +21,10 @@ class EmptyCheck(Check):
         if not any(t[0].isalnum() for t in qa.answer.view.tokens):
             out.append(self.reason("empty_answer", "answer has no words", self.p["penalty"],
                                    qa.answer.view.raw[:40]))
-        if not any(t[0].isalnum() for t in qa.question.view.tokens):
+        q_raw = qa.question.view.raw
+        # No question at all (a description, a caption, a dialogue opener): the answer is
+        # graded on its own. A question field with only punctuation is a broken question.
+        if q_raw.strip() and not any(t[0].isalnum() for t in qa.question.view.tokens):
             out.append(self.reason("empty_question", "question has no words", self.p["penalty"],
                                    qa.question.view.raw[:40]))
         return out

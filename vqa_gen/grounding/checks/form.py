@@ -11,6 +11,10 @@ from ..verdict import Reason
 from .base import Check
 
 _PUNCT = re.compile(r"[^\w]+")
+# A statement in the first or second person is a conversational turn (the user's message in
+# knowledge-grounded dialogue), which the answer replies to: context, not a malformed question.
+_CHAT = frozenset({"hi", "hello", "hey", "yeah", "ok", "okay", "wow", "cool", "thanks"})
+_PERSONAL = frozenset({"i", "i'm", "i've", "me", "my", "we", "us", "our", "you", "your"})
 
 
 def _plain(text: str) -> str:
@@ -22,10 +26,13 @@ class FormCheck(Check):
     and the same text as the answer. A question must end in '?' or open (within its first few
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
-    `malformed_question` is blocking by default."""
+    A sentence of 8+ words, in the first/second person, with "!" or a greeting is context (a
+    dialogue turn, a prompt), not a label, unless it is copied from the caption. The reason
+    blocks but does not lower the score: the score says how well the answer is supported."""
 
     name = "form"
-    defaults: ClassVar[dict[str, Any]] = {"penalty": 1.0, "opener_window": 6}
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
+                                          "context_words": 8}
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         q_raw = qa.question.view.raw.strip()
@@ -38,6 +45,10 @@ class FormCheck(Check):
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
             return []
+        copied = sum(w in cap.all_tokens for w in words) >= 0.9 * len(words)
+        if not copied and (len(words) >= int(self.p["context_words"]) or "!" in q_raw
+                           or any(w in _PERSONAL or w in _CHAT for w in words)):
+            return []  # a sentence (a dialogue turn, a prompt) given as context, not a label
         window = words[: int(self.p["opener_window"])]
         if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):
             return []

@@ -11,6 +11,27 @@ from ..verdict import Reason
 from .base import Check
 
 
+def _year_like(q: Quantity) -> bool:
+    return q.dim == "" and q.lo == q.hi and q.lo.is_integer() and 1000 <= q.lo <= 2100
+
+
+def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
+    """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
+    the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
+    the "2" of "2 September" when the caption says "four days"."""
+    pool = [e for e in evidence if claim.dim and (e.dim == claim.dim or
+                                                  {e.dim, claim.dim} == {"age", "time"})]
+    return any(supports(e, claim) for e in (pool or evidence))
+
+
+def number_claims(qa: QAFacts, ignore: set[float]) -> list[Quantity]:
+    """The quantities an answer asserts (a "Yes" also asserts the question's)."""
+    claims = list(qa.answer.numbers)
+    if qa.yes_no and qa.polarity == "yes":
+        claims += qa.question.numbers
+    return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
+
+
 class NumberCheck(Check):
     """Invented numbers are the commonest hallucination in caption-derived VQA (sizes, ages,
     counts). A number whose dimension the caption also quantifies but with another value is a
@@ -19,34 +40,24 @@ class NumberCheck(Check):
 
     name = "numbers"
     defaults: ClassVar[dict[str, Any]] = {
-        "unsupported_penalty": 0.6,
+        "unsupported_penalty": 0.3,
         "mismatch_penalty": 0.8,
         "ignore_values": [1.0],
     }
 
-    def _claims(self, qa: QAFacts) -> list[Quantity]:
-        claims = list(qa.answer.numbers)
-        if qa.yes_no and qa.polarity == "yes":
-            claims += qa.question.numbers
-        ignore = set(self.p["ignore_values"])
-        return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
-
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
-        claims = self._claims(qa)
+        claims = number_claims(qa, set(self.p["ignore_values"]))
         if not claims:
             return []
         evidence = cap.facts.numbers
         out: list[Reason] = []
         for c in claims:
-            # A quantity with a unit is judged against the caption's quantities of the same
-            # kind when there are any: "two weeks" is not backed by the "2" of "2 September"
-            # when the caption says "four days".
-            pool = [e for e in evidence if c.dim and (e.dim == c.dim or
-                                                      {e.dim, c.dim} == {"age", "time"})]
-            if any(supports(e, c) for e in (pool or evidence)):
+            if number_supported(c, evidence):
                 continue
-            same_dim = [e for e in evidence if e.dim == c.dim or
-                        (c.dim == "" and e.dim == "") or {e.dim, c.dim} == {"age", "time"}]
+            # A mismatch needs the same kind of quantity: a bare count against a year ("two"
+            # vs "2014") is only unsupported.
+            same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
+                _year_like(e) or _year_like(c)))) or {e.dim, c.dim} == {"age", "time"}]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]

@@ -4,8 +4,9 @@ Small models answer "What colour is it?" with "Black" fine, but also "Where is i
 "What type of image is this?" with the diagnosis, and "What is the condition?" with the stain.
 Each word of such an answer may be in the caption, so the content checks pass it; this check
 looks at the question's kind instead. It only judges open questions of three kinds it can
-recognise reliably (colour, location, image type) and a diagnosis answered with only an image
-type; anything else passes untouched.
+recognise reliably (colour, location, image type, age/sex), a diagnosis answered with only an
+image type, and answers that carry nothing for an open question (a bare yes/no, the question's
+words restated); anything else passes untouched.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar
 
+from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
@@ -26,7 +28,9 @@ _MODALITY_Q = re.compile(
     r"examination|exam)|modality|imaging (?:technique|method)|how was (?:this|the) (?:image|"
     r"picture|photo\w*) (?:taken|obtained|acquired|made))\b")
 _WORD = re.compile(r"[a-z][a-z-]*")
-_DIAGNOSIS_Q = re.compile(r"\b(?:diagnosis|condition|disease|disorder)\b")
+_WH = frozenset({"what", "which", "where", "who", "whom", "whose", "when", "why", "how"})
+_DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age)\b")
+_DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 
 _COLOUR_A = re.compile(
     r"\b(?:red\w*|pink\w*|brown\w*|white\w*|black\w*|purpl\w*|violac\w*|viol\w*|yellow\w*|"
@@ -64,6 +68,23 @@ class RelevanceCheck(Check):
     name = "relevance"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.6}
 
+    def _useless(self, qa: QAFacts) -> str | None:
+        """Answers that carry nothing for an open question: a bare yes/no ("What is the
+        diagnosis?" / "No"), or the question's own words restated ("What is the most likely
+        location?" / "The most likely location of the lesions.")."""
+        qtok = [t for t in qa.question.view.tokens if t[0].isalnum()]
+        atok = [t for t in qa.answer.view.tokens if t[0].isalnum()]
+        if not qtok or not atok or qtok[0] not in _WH:
+            return None
+        if all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]) and len(atok) <= 2:
+            return "a wh-question answered with yes/no"
+        a_keys = {k for _, _, k in qa.answer_content}
+        q_keys = {k for _, _, k in self.an.content(qa.question)}
+        if (not qa.answer.numbers and not (qa.answer.sites or qa.answer.laterality)
+                and a_keys <= q_keys and (set(atok) & set(qtok)) - self.an.stop):
+            return "the answer restates the question"
+        return None
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         if qa.yes_no:
             return []
@@ -71,6 +92,10 @@ class RelevanceCheck(Check):
         a = qa.answer.view.raw.casefold()
         if not a.strip():
             return []
+        useless = self._useless(qa)
+        if useless:
+            return [self.reason("answer_mismatch", useless, self.p["penalty"],
+                                qa.answer.view.raw[:60])]
         kind = None
         if _MODALITY_Q.search(q):
             if not _MODALITY_A.search(a):
@@ -78,6 +103,11 @@ class RelevanceCheck(Check):
         elif _COLOUR_Q.search(q):
             if not _COLOUR_A.search(a):
                 kind = "colour"
+        elif _DEMOGRAPHIC_Q.search(q):
+            a_f = qa.answer
+            if not (a_f.sexes or a_f.age_ranges or a_f.numbers
+                    or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
+                kind = "age or sex"
         elif _LOCATION_Q.search(q):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
             # an answer that is nothing but colour words, the common small-model slip.

@@ -1,0 +1,131 @@
+"""Regression tests from issue 8: every false positive the issue names is kept, every miss is
+rejected, and the score ranks partial support between full support and none."""
+
+from __future__ import annotations
+
+import pytest
+
+from vqa_gen.grounding import FilterConfig, GroundingFilter
+
+URT = "Urticaria. Multiple transient erythematous wheals on the trunk of a 30-year-old woman."
+PYO = "Pyogenic granuloma. A friable red nodule on the finger of a 25-year-old man."
+BCC = "Basal cell carcinoma on the nose of an 82-year-old woman."
+MEL = "Melanoma. An asymmetric pigmented lesion with irregular borders on the back."
+EAR = "A shiny papule on the left earlobe."
+
+
+@pytest.fixture(scope="module")
+def f() -> GroundingFilter:
+    return GroundingFilter(FilterConfig())
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code"), [
+    (URT, "What is the diagnosis?", "Pityriasis rosea", "unsupported_content"),
+    (PYO, "What is the diagnosis?", "No", "answer_mismatch"),
+    (PYO, "What is the location?", "Yes", "answer_mismatch"),
+    (BCC, "Is the patient male?", "1.yes.", "sex_mismatch"),
+    (MEL, "Describe the lesion.",
+     "An asymmetric pigmented lesion on the back. No evidence of malignancy.",
+     "negation_conflict"),
+    (EAR, "Where is the lesion?", "On the shin.", "unsupported_content"),
+    (EAR, "Where is the lesion?", "On the trunk.", "unsupported_content"),
+    (PYO, "What is the most likely location?", "The most likely location of the lesions.",
+     "answer_mismatch"),
+    (PYO, "How many types of diagnosis are there?", "1", "text_leakage"),
+    (PYO, "What is the demographics?", "H&E", "answer_mismatch"),
+])
+def test_misses_are_rejected(f, caption, question, answer, code):
+    v = f.check(caption, question, answer)
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "meta"), [
+    ("The band recorded over 300 songs.", "How many songs did they record?", "300 songs.", None),
+    ("He was a cast member of Saturday Night Live for four seasons.", "What show was he on?",
+     "Saturday Night Live.", None),
+    ("Joel and Ethan Coen are American filmmakers.",
+     "What profession do Joel and Ethan have in common?", "Filmmaker.", None),
+    (EAR, "Where is the lesion?", "On the left earlobe.", None),
+    (PYO, "What is the demographics?", "A 25-year-old man.", None),
+    (PYO, "How many nodules are there?", "One red nodule on the finger.", {"source":
+                                                                              "fig 3.9"}),
+    (MEL, "Is it malignant?", "Yes.", None),
+])
+def test_false_positives_are_kept(f, caption, question, answer, meta):
+    v = f.check(caption, question, answer, meta=meta)
+    assert v.passed and v.score > 0.9, v.to_dict()
+    assert not {"number_mismatch", "negation_conflict", "site_mismatch",
+                "unsupported_premise"} & set(v.codes)
+
+
+def test_provenance_metadata_is_not_evidence(f):
+    v = f.check(PYO, "How large is the nodule?", "3.9 cm.", meta={"source": "fig 3.9"})
+    assert not v.passed and "number_mismatch" not in v.codes
+    assert "3.9" in (v.reasons[0].evidence or ""), v.to_dict()
+
+
+def test_score_ranks_partial_support(f):
+    """All supported > one invented detail > mostly invented > wholly invented: the score
+    ranks, it does not collapse every unsupported word to ~0."""
+    q = "Describe the lesion."
+    full = f.check(MEL, q, "An asymmetric pigmented lesion with irregular borders.").score
+    one = f.check(MEL, q, "An asymmetric pigmented lesion with irregular borders and "
+                          "satellite papules.").score
+    most = f.check(MEL, q, "A symmetric keratotic plaque with satellite papules.").score
+    none = f.check(MEL, q, "Crusted vesicles with umbilication.").score
+    assert full > one > most > none
+    assert 0.3 < one < 0.95 and none < 0.1
+
+
+def test_rare_terms_weigh_more_than_common_words(f):
+    """An invented specific term costs more than an invented common word."""
+    q = "Describe the lesion."
+    common = f.check(MEL, q, "A large asymmetric pigmented lesion with irregular borders.")
+    specific = f.check(MEL, q, "An asymmetric pigmented lesion with irregular borders, "
+                               "lentiginous.")
+    assert common.score > specific.score
+
+
+def test_a_row_without_question_is_graded_on_its_answer(f):
+    ok = f.check(MEL, "", "An asymmetric pigmented lesion on the back.")
+    bad = f.check(MEL, "", "A red scaly plaque on the scalp.")
+    assert ok.passed and ok.score > 0.8, ok.to_dict()
+    assert not bad.passed and "empty_question" not in bad.codes
+
+
+def test_dialogue_turn_is_context_not_a_malformed_question(f):
+    v = f.check(PYO, "I saw one of these on my friend's finger last week",
+                "it is a pyogenic granuloma , a red nodule on the finger .")
+    assert v.passed and "malformed_question" not in v.codes, v.to_dict()
+    assert "malformed_question" in f.check(PYO, "Red nodule", "Yes.").codes
+
+
+def test_negation_scope_ends_at_a_subordinate_clause(f):
+    """"not ideal as it degrades the quality" does not deny "quality"."""
+    cap = "The method is not ideal as it degrades the quality of the generated text."
+    v = f.check(cap, "", "The method degrades the quality of the generated text.")
+    assert v.passed and "negation_conflict" not in v.codes, v.to_dict()
+    assert "negation_conflict" in f.check(cap, "", "The method is ideal.").codes
+
+
+def test_diagnosis_answered_with_another_disease_despite_copied_stain(f):
+    cap = ("Molluscum contagiosum (H&E, x100): endophytic lobules of keratinocytes containing "
+           "large eosinophilic intracytoplasmic inclusions.")
+    v = f.check(cap, "What is the diagnosis?", "Verruca vulgaris (H&E, x100)")
+    assert not v.passed and "unsupported_diagnosis" in v.codes, v.to_dict()
+    ok = f.check(cap, "What is the diagnosis?", "Molluscum contagiosum (H&E, x100).")
+    assert ok.passed and "unsupported_diagnosis" not in ok.codes
+
+
+def test_a_statement_with_a_verb_is_still_a_malformed_question(f):
+    v = f.check("Dermoscopy of a Spitz naevus showing a starburst pattern.",
+                "The morphology is a starburst pattern.", "A starburst pattern.")
+    assert not v.passed and "malformed_question" in v.codes
+
+
+def test_a_caption_sentence_as_question_is_malformed_however_long(f):
+    cap = ("Pyogenic granuloma. A 6 mm friable, bright red, pedunculated papule on the right "
+           "index finger of a 23-year-old man.")
+    v = f.check(cap, "A 6 mm friable, bright red, pedunculated papule on the right index finger "
+                     "of a 2", "Pyogenic granuloma.")
+    assert not v.passed and "malformed_question" in v.codes

@@ -1,0 +1,208 @@
+"""Graded support: how much of the answer's informative content the evidence backs.
+
+The core of the grounding score. Each content word of the answer is a unit weighted by how
+informative it is (`informativeness`: a rare term, a name or a number says more than "shows"
+or "patient"); a unit is supported when the caption (plus metadata) has it, with all the
+normalisation the analyser knows (inflections, synonyms, abbreviations, stems, spelling). On
+top of single words, each pair of neighbouring answer content words must also sit close
+together in the evidence: a minimal edit that swaps an entity, a number or a role for a word
+that occurs elsewhere in the evidence keeps every word "supported" but breaks a pair.
+Hallucination is local, so the weakest sentence of the answer counts as well as the mean.
+
+Pure functions of (caption facts, answer facts); everything per caption is memoised on the
+`CaptionFacts` object, everything per word in module-level tables.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from . import lexicon as lx
+from .analysis import Analyser, CaptionFacts
+from .text import shared_prefix_match
+
+try:  # word frequencies ship with the package: no download at run time
+    from wordfreq import zipf_frequency as _zipf
+except ImportError:  # pragma: no cover - declared dependency; fall back to word length
+    _zipf = None
+
+_SENTENCE_END = frozenset(".;!?")
+_NAME_RE = re.compile(r"(?<=[a-z0-9,;:] )([A-Z][a-z]+(?:[-'][A-Za-z]+)?)")
+_NAMES: dict[str, frozenset[str]] = {}
+
+
+def names_in(text: str) -> frozenset[str]:
+    """Lower-cased words written capitalised after a lower-case word (not sentence-initial):
+    proper names, the units a minimal-edit hallucination most often swaps. Memoised per text
+    (bounded)."""
+    hit = _NAMES.get(text)
+    if hit is None:
+        hit = frozenset(m.lower() for m in _NAME_RE.findall(text))
+        if len(_NAMES) > 4096:
+            _NAMES.clear()
+        _NAMES[text] = hit
+    return hit
+_PAIR_WINDOW = 5  # evidence content words between two words of one answer pair
+_MAX_ZIPF = 7.0
+_MIN_WEIGHT = 0.5
+_WEIGHTS: dict[str, float] = {}
+
+
+def informativeness(token: str) -> float:
+    """IDF-like weight of one word: 7 minus its Zipf frequency (log10 per billion words),
+    floored at 0.5, so "the" ~0.5, "shows" ~1.8, "patient" ~2.2, "psoriasis" ~4.1 and an
+    unknown name or coined term 7. Memoised per word."""
+    w = _WEIGHTS.get(token)
+    if w is None:
+        z = _zipf(token, "en") if _zipf is not None else max(0.0, 8.0 - len(token))
+        w = max(_MIN_WEIGHT, _MAX_ZIPF - z)
+        if len(_WEIGHTS) < 500_000:
+            _WEIGHTS[token] = w
+    return w
+
+
+# A short generic stop list for plain word coverage (the content units use the analyser's
+# longer list and informativeness weights instead).
+COVERAGE_STOP = frozenset(lx.words(
+    "a an the and or but if of to in on at by for with from as is are was were be been being "
+    "it its this that these those he she they his her their we you i not no do does did has "
+    "have had"))
+
+
+def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
+             evidence_keys: set[str]) -> float:
+    """Plain share of the answer's words (minus a few stop words) found in the evidence, as
+    written or by key (inflection, synonym): the chit-chat and function-ish words the content
+    units skip still say how much of the answer was taken from the evidence (1.0 when there
+    are none)."""
+    n = hit = 0
+    for t, k in zip(tokens, keys, strict=True):
+        if t[0].isalnum() and t not in COVERAGE_STOP:
+            n += 1
+            hit += t in evidence_tokens or k in evidence_keys
+    return hit / n if n else 1.0
+
+
+def warm_up() -> None:
+    """Load the frequency table (about 0.2 s, once per process) before any record is checked,
+    so the first check of a run does not stall its pipeline."""
+    informativeness("the")
+
+
+@dataclass(frozen=True, slots=True)
+class Support:
+    """`score` in [0, 1]: the weighted share of answer content the evidence supports (mixed
+    with pair support and the weakest sentence); `unsupported` the words that lack support,
+    `broken_pairs` neighbouring supported words the evidence never puts together."""
+
+    score: float
+    unigram: float
+    pairs: float | None
+    weakest: float
+    unsupported: tuple[str, ...]
+    broken_pairs: tuple[str, ...]
+    weight: float  # total informativeness of the answer's content
+
+
+def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
+               fuzzy_cutoff: float) -> tuple[int, ...]:
+    """Positions of the evidence words a supported answer word matches (empty: unsupported).
+    Memoised per caption and token."""
+    memo = cap.position_memo
+    hit = memo.get(token)
+    if hit is not None:
+        return hit
+    index = cap.key_positions
+    pos: tuple[int, ...] = ()
+    if key in index:
+        pos = index[key]
+    elif token in index:
+        pos = index[token]
+    elif an.supported(token, key, cap, fuzzy_cutoff):
+        found: list[int] = []
+        if "-" in token:
+            for p in token.split("-"):
+                found.extend(index.get(an.norm.key(p), ()))
+        if not found and len(key) >= 5:
+            for k in cap.prefix_keys.family(key):
+                if shared_prefix_match(k, key):
+                    found.extend(index.get(k, ()))
+        pos = tuple(sorted(found)) if found else (-1,)  # -1: supported, place unknown
+    memo[token] = pos
+    return pos
+
+
+def _near(a: tuple[int, ...], b: tuple[int, ...], window: int, ordered: bool = False) -> bool:
+    if a == (-1,) or b == (-1,):
+        return True  # supported by fuzzy/acronym match: no place to compare
+    if len(a) * len(b) > 400:
+        return True  # very common words: every pair is plausible
+    if ordered:
+        return any(0 < y - x <= window for x in a for y in b)
+    return any(abs(x - y) <= window for x in a for y in b)
+
+
+def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
+            tokens: list[str], fuzzy_cutoff: float, *, pair_weight: float = 0.3,
+            weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
+            number_weight: float = 6.0, discount: Sequence[float] | None = None,
+            names: frozenset[str] = frozenset(), name_boost: float = 1.0,
+            window: int = _PAIR_WINDOW, ordered: bool = False) -> Support:
+    """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
+    its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
+    (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
+    question); `names` (words written capitalised inside a sentence: names, places, brands)
+    weigh `name_boost` times more."""
+    if not units and not numbers:
+        return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
+    weights = [informativeness(t) * (name_boost if t in names else 1.0) for _, t, _ in units]
+    pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]
+    ok = [bool(p) for p in pos]
+    total = sum(weights) + number_weight * len(numbers)
+    credit = sum(w for w, s in zip(weights, ok, strict=True) if s)
+    if discount is not None:
+        credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
+    uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total if total else 1.0
+    # sentences of the answer: weakest one
+    sent_of: list[int] = []
+    s_id, j = 0, 0
+    for i, t in enumerate(tokens):
+        if j < len(units) and units[j][0] == i:
+            sent_of.append(s_id)
+            j += 1
+        if t in _SENTENCE_END:
+            s_id += 1
+    per_sent: dict[int, list[float]] = {}
+    for sid, w, s in zip(sent_of, weights, ok, strict=True):
+        acc = per_sent.setdefault(sid, [0.0, 0.0])
+        acc[0] += w
+        acc[1] += w if s else 0.0
+    weakest = min(uni, min(b / a for a, b in per_sent.values())) if per_sent else uni
+    # neighbouring pairs (within one sentence) of supported words
+    pw_total = pw_ok = 0.0
+    broken: list[str] = []
+    for i in range(len(units) - 1):
+        if sent_of[i] != sent_of[i + 1] or not (ok[i] and ok[i + 1]):
+            continue
+        if units[i][2] == units[i + 1][2]:
+            continue
+        w = min(weights[i], weights[i + 1])
+        pw_total += w
+        if _near(pos[i], pos[i + 1], window, ordered):
+            pw_ok += w
+        else:
+            broken.append(f"{units[i][1]} {units[i + 1][1]}")
+    pairs = pw_ok / pw_total if pw_total else None
+    if pairs is None:
+        score = (uni + weakest_weight * weakest) / (1 + weakest_weight)
+    else:
+        score = (uni + pair_weight * pairs * uni + weakest_weight * weakest) / (
+            1 + pair_weight + weakest_weight)
+    unsupported = tuple(dict.fromkeys([*(t for (_, t, _), s in zip(units, ok, strict=True)
+                                         if not s), *(t for t, s in numbers if not s)]))
+    return Support(score=min(1.0, max(0.0, score)), unigram=uni, pairs=pairs, weakest=weakest,
+                   unsupported=unsupported, broken_pairs=tuple(broken),
+                   weight=total)
+
