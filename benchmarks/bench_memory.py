@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--shard-size", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, default=None, help="default: one per core")
+    ap.add_argument("--workers", type=int, default=os.cpu_count(), help="default: one per core")
     args = ap.parse_args()
     captions = [i.record for i in read_records(ROOT / "samples" / "captions.jsonl") if i.record]
     with tempfile.TemporaryDirectory() as tmp:

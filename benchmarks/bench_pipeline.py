@@ -371,7 +371,8 @@ def main() -> None:
     ap.add_argument("--latency-ms", type=float, nargs="+", default=[100.0, 500.0])
     ap.add_argument("--jitter-ms", type=float, default=20.0,
                     help="± around the first latency only (the 500 ms run has none)")
-    ap.add_argument("--workers", type=int, default=None, help="default: one per core")
+    ap.add_argument("--workers", type=int, default=default_workers(),
+                    help="default: one per core")
     ap.add_argument("--calls", type=int, default=2000, help="calls for the client CPU figure")
     ap.add_argument("--only", choices=["stages", "throughput", "grounding", "fixed", "baseline"],
                     nargs="+", default=None)
