@@ -152,9 +152,11 @@ class EndpointSettings:
         except BaseException:
             server.stop()
             raise
+        # No more calls in flight than the server has slots: a call queued inside llama.cpp
+        # would spend its --timeout waiting, and on a busy machine whole records would fail.
         return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
                             timeout=self.timeout, max_retries=self.max_retries,
-                            concurrency=self.concurrency,
+                            concurrency=min(self.concurrency, server.parallel),
                             max_response_bytes=self.max_response_bytes), server
 
 
@@ -206,6 +208,16 @@ def input_identity(path: Path) -> dict[str, Any]:
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def filter_for_manifest(config: FilterConfig) -> dict[str, Any]:
+    """The filter settings as the manifest shows them: `checks.judge.enabled` follows the
+    `judge` switch (which alone decides whether the judge runs), so the two never disagree."""
+    data = config.model_dump()
+    judge = (data.get("checks") or {}).get("judge")
+    if isinstance(judge, dict):
+        judge["enabled"] = bool(data.get("judge"))
+    return data
 
 
 class _StoredReplies:
@@ -274,6 +286,7 @@ class Run:
         self.model = options.endpoint.model or ""
         self.client_calls = 0
         self.client_retries = 0
+        self._client: ChatClient | None = None
         self.error: str | None = None
         self.pool: WorkerPool | None = None
         self.last_pool_graded = 0
@@ -365,10 +378,11 @@ class Run:
             "model": self.model,
             "endpoint": self.endpoint_info,
             "generation": o.generation.model_dump(),
-            "filter": o.filter.model_dump(),
+            "filter": filter_for_manifest(o.filter),
             "shard_size": o.shard_size,
             "limit": o.limit,
             "usage": dict(self.writer.usage),
+            "http_retries": self._client.retries if self._client is not None else 0,
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
             "error": redact(self.error, o.endpoint.api_key) if self.error else self.error,
@@ -445,6 +459,7 @@ class Run:
         try:
             async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
+                self._client = client
                 shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache,
@@ -548,6 +563,7 @@ class Run:
             self.status = "endpoint_down"
             self.error = str(err)
             self.writer.close()
+            self.writer.seal_side_files()
             raise
         except BaseException as err:
             self.status = "failed"

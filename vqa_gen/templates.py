@@ -65,6 +65,13 @@ def builtin_prompt_dirs() -> list[Path]:
     return [p for p in candidates if p.is_dir()]
 
 
+KNOWN_MODALITIES = frozenset({"clinical", "dermoscopic", "pathology", "other"})
+"""The modalities a template's `modalities` list names (records.Modality)."""
+DEFAULT_QA_PER_CAPTION = 3
+"""`qa_per_caption` for a template whose `[defaults]` does not set it (it is a known variable,
+so such a template renders instead of failing on an undefined variable)."""
+
+
 @dataclass(frozen=True)
 class Template:
     """A compiled prompt template and its metadata."""
@@ -83,6 +90,13 @@ class Template:
     @property
     def modalities(self) -> list[str]:
         return [str(m) for m in self.header.get("modalities", [])]
+
+    @property
+    def needs_capable_model(self) -> bool:
+        """The header's `needs_capable_model`: the tiny embedded default model cannot produce
+        this answer format, so a run on it is refused up front instead of failing every
+        record."""
+        return bool(self.header.get("needs_capable_model", False))
 
     @property
     def qa_types(self) -> list[str]:
@@ -109,7 +123,7 @@ class Template:
         the grounding filter's caption facts) lets the filter's own cached analysis serve
         `demographics`, so a record's caption is analysed once; it runs only if the template
         actually reads `demographics`."""
-        variables = {**self.defaults, **params}
+        variables = {"qa_per_caption": DEFAULT_QA_PER_CAPTION, **self.defaults, **params}
         variables.update(
             record=record,
             id=record.id,
@@ -124,8 +138,14 @@ class Template:
 
     def skip_reason(self, record: CaptionRecord, *, analyse: CaptionAnalyser | None = None,
                     **params: Any) -> str | None:
-        """Why this template produces nothing for `record` (its `when` condition is false), or
-        None when it applies."""
+        """Why this template produces nothing for `record` (the record's modality is not among
+        the template's `modalities`, or its `when` condition is false), or None when it
+        applies. A record without a modality is not skipped for it: nothing says it is off."""
+        mods = self.modalities
+        # a free-text modality (e.g. "Radiology") counts as "other"
+        kind = record.modality if record.modality in KNOWN_MODALITIES else "other"
+        if mods and record.modality is not None and kind not in mods:
+            return f"modality {record.modality!r} not among the template's modalities"
         if self._when is None:
             return None
         try:
