@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, get_args
 
@@ -20,7 +21,7 @@ import jinja2.nodes
 from .answers import AnswerFormatError
 from .errors import InputError
 from .formats import OUTPUT_FORMATS
-from .grounding import FilterConfig
+from .grounding import FilterConfig, GroundingFilter
 from .output import MANIFEST, atomic_write_json
 from .pipeline import GenerationSettings, RecordResult, request_params, template_vars
 from .records import (
@@ -31,7 +32,7 @@ from .records import (
     Modality,
     read_records,
 )
-from .templates import Template, TemplateError, load_template
+from .templates import CaptionAnalyser, Template, TemplateError, load_template
 
 KNOWN_MODALITIES: tuple[str, ...] = get_args(Modality)
 HEADER_KEYS = {"name", "version", "description", "output", "modalities", "qa_types", "defaults",
@@ -92,16 +93,24 @@ class RenderedRequest:
                 **self.params}
 
 
+@lru_cache(maxsize=1)
+def caption_analyser() -> CaptionAnalyser:
+    """The filter's caption analysis for renders outside a run (render, lint, batch prepare),
+    so what a template's `demographics` sees is what the filter accepts, as in a run."""
+    return GroundingFilter().caption_facts
+
+
 def render_request(template: Template, record: CaptionRecord,
                    settings: GenerationSettings | None = None) -> RenderedRequest:
     """Exactly what `run` would send for `record` (messages and request parameters, including
     `response_format` and the per-record seed), without calling anything."""
     settings = settings or GenerationSettings()
     tvars = template_vars(settings)
-    skipped = template.skip_reason(record, **tvars)
+    analyse = caption_analyser()
+    skipped = template.skip_reason(record, analyse=analyse, **tvars)
     if skipped is not None:
         return RenderedRequest(record.id, skipped, [], {})
-    return RenderedRequest(record.id, None, template.render(record, **tvars),
+    return RenderedRequest(record.id, None, template.render(record, analyse=analyse, **tvars),
                            request_params(template, settings, record))
 
 
@@ -329,8 +338,9 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
         # nothing rendered (an undefined variable, a broken 'when'): still check the prompt's
         # wording, rendered with the undefined names blank, ignoring 'when'
         try:
-            messages = t.render(first, **template_vars(settings or GenerationSettings()),
-                                **dict.fromkeys(undefined, ""))
+            blanks: dict[str, Any] = dict.fromkeys(undefined, "")
+            messages = t.render(first, analyse=caption_analyser(),
+                                **template_vars(settings or GenerationSettings()), **blanks)
             _lint_prompt_text(messages, first.caption, fmt.key, report)
         except (TemplateError, ValueError):
             pass

@@ -320,6 +320,10 @@ def run(
     ] = None,
     actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
                                                     "and --concurrency calls.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=256, help="Processes that parse and ground replies (default 1: in this "
+                             "process). Output is the same whatever the number.")
+    ] = None,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
@@ -348,7 +352,7 @@ def run(
                                       seed=seed, max_tokens=max_tokens),
         filter=filter_settings, endpoint=endpoint, shard_size=shard_size, limit=limit,
         delimiter=delimiter, fields=fields, overwrite=overwrite, retry_failed=retry_failed,
-        cache_path=cache, use_cache=not no_cache,
+        cache_path=cache, use_cache=not no_cache, workers=workers,
     )
     if engine not in ("local", "ray"):
         raise fail(f"--engine {engine}: choose local or ray")

@@ -815,8 +815,9 @@ class RunWriter:
         if result.raw_responses:
             self.responses.write({"line": result.line, "record_id": result.record_id,
                                   "responses": result.raw_responses})
-        self.data.write_group([dumps_line(s.to_dict()) for s in result.kept])
-        self.rejected.write_group([dumps_line(s.to_dict()) for s in result.rejected])
+        # to_line: QA serialised where they were graded (possibly a worker process)
+        self.data.write_group([s.to_line() for s in result.kept])
+        self.rejected.write_group([s.to_line() for s in result.rejected])
         for f in self._files:
             f.flush()
         u = result.usage

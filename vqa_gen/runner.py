@@ -57,6 +57,7 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, csv_delimiter, read_records
 from .templates import load_template
+from .workers import WorkerPool, WorkerSpec
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,9 @@ class RunOptions:
     retry_failed: bool = False
     cache_path: Path | None = None
     use_cache: bool = True
+    workers: int | None = None
+    """Processes that parse, ground and serialise replies (None or 1: in this process, no
+    pool). Output is byte-identical whatever the number."""
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     """Circuit breaker: stop the run when this many records in a row fail with connection,
     timeout, 5xx, rate-limit, auth, not-found or malformed-response errors after their retries
@@ -244,6 +248,9 @@ class Run:
         self.model = options.endpoint.model or ""
         self._client: ChatClient | None = None
         self.error: str | None = None
+        self.pool: WorkerPool | None = None
+        self.last_pool_graded = 0
+        """Replies the worker pool graded in the last run (0: graded in this process)."""
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -360,6 +367,34 @@ class Run:
                 fh.truncate(len(blob))
 
     # -- running -----------------------------------------------------------------------------
+    def worker_count(self) -> int:
+        """Grading processes for this run: 1 (in-process) when asked, or with the LLM judge
+        (it needs the verdicts in this process)."""
+        o = self.options
+        # default 1: with a pool the kill/resume tests failed on the loaded machine after the
+        # final merge (runs killed early committed nothing); until that is understood, opt in
+        n = o.workers if o.workers is not None else 1
+        return 1 if o.filter.judge else max(1, n)
+
+    def _was_complete(self) -> bool:
+        """The folder holds a complete run (read before this run rewrites the manifest)."""
+        try:
+            previous = orjson.loads((self.options.out_dir / MANIFEST).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        return isinstance(previous, dict) and previous.get("status") == "complete"
+
+    def _start_pool(self, was_complete: bool) -> None:
+        # a rerun of a complete run on the same input (the settings fingerprint checked it)
+        # grades nothing: no pool for it
+        nothing_left = self.resumed and was_complete and not self.options.retry_failed
+        n = self.worker_count()
+        if n > 1 and not nothing_left:
+            # started before the client opens its connections (workers fork this process)
+            spec = WorkerSpec(self.template.path, self.options.generation, self.options.filter,
+                              self.model)
+            self.pool = WorkerPool(spec, n).start()
+
     def _endpoint_down_message(self, breaker: CircuitBreaker) -> str:
         last = breaker.last.message if breaker.last else "unknown error"
         c = self.writer.counts
@@ -385,8 +420,11 @@ class Run:
             async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
                 self._client = client
+                shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
-                                              o.filter, cache=cache)
+                                              o.filter, cache=cache,
+                                              grounding=shared["grounding"] if shared else None)
+                ctx.grader = self.pool
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
                 retry_lines = self.writer.retry_lines
                 items = read_records(o.input, fields=o.fields,
@@ -424,6 +462,8 @@ class Run:
                     return await process_record(item, retry_ctx if retry else ctx)
 
                 last_manifest = time.monotonic()
+                # records in flight stay bounded by --concurrency, pool or not: more would let
+                # calls finish far ahead of the commit cursor, and a kill would lose paid work
                 results = ordered_map(work, todo(), concurrency=client_config.concurrency)
                 async with contextlib.aclosing(results):
                     async for result in results:
@@ -460,6 +500,7 @@ class Run:
 
     async def _run_locked(self, on_result: ProgressCallback | None) -> dict[str, Any]:
         o = self.options
+        was_complete = self._was_complete()
         self._prepare_out_dir()
         log.info("%s %s", "resuming the run in" if self.resumed else "starting a run in",
                  o.out_dir)
@@ -470,6 +511,7 @@ class Run:
             self.endpoint_info = client_config.describe() | (
                 embedded.describe() if embedded is not None else {"embedded": False})
             self.write_manifest()
+            self._start_pool(was_complete)
             await self._run_with_client(client_config, on_result)
             self.status = "complete"
             self.writer.finish()
@@ -490,6 +532,10 @@ class Run:
                 self.writer.close()
             raise
         finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.last_pool_graded = self.pool.graded
+                self.pool = None
             if embedded is not None:
                 embedded.stop()
             self.writer.counts.check()
