@@ -114,4 +114,4 @@ def test_cli_engine_ray(fake_server, tmp_path):
     bad = CliRunner().invoke(__import__("vqa_gen.cli", fromlist=["app"]).app, [
         "run", str(tmp_path / "missing"), "--engine", "ray", "--model", "m",
         "--base-url", fake_server.base_url])
-    assert bad.exit_code == 2 and "input not found" in bad.output
+    assert bad.exit_code == 2 and "not found" in bad.output

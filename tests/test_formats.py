@@ -139,7 +139,9 @@ def test_description_pairs_a_seeded_instruction_with_the_grounded_description():
 
 def test_demographics_skips_records_without_age_or_sex_cleanly():
     with FakeOpenAIServer(responder=format_aware) as srv:
-        skipped = asyncio.run(_process(srv, "demographics", record=NO_DEMOGRAPHICS))
+        # a clinical record (demographics suits clinical/other): skipped for its 'when'
+        no_age = NO_DEMOGRAPHICS.model_copy(update={"modality": "clinical"})
+        skipped = asyncio.run(_process(srv, "demographics", record=no_age))
         assert srv.stats["requests"] == 0
         done = asyncio.run(_process(srv, "demographics"))
         prompt = srv.requests[-1].body["messages"][-1]["content"]

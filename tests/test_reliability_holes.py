@@ -43,7 +43,7 @@ def _cli_proc(args: list[str], **env: str) -> subprocess.Popen:
                             env=dict(os.environ, PYTHONPATH=str(ROOT), **env))
 
 
-def _wait_for(cond, timeout: float = 30.0) -> None:
+def _wait_for(cond, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
@@ -81,13 +81,17 @@ def test_the_same_run_started_twice_runs_once(tmp_path):
     rows = _rows(40)
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / "out"
-    with FakeOpenAIServer(latency_ms=300) as srv:
+    # The first run's calls are held by the server until the second run has been turned away,
+    # so the two overlap however slowly a loaded machine starts them.
+    with FakeOpenAIServer() as srv:
         args = [str(path), "--out", str(out), "--base-url", srv.base_url, "--model", "m",
-                "--no-cache", "--concurrency", "2"]
+                "--no-cache", "--concurrency", "2", "--timeout", "600"]
+        srv.hold()
         first = _cli_proc(args)
-        _wait_for(lambda: srv.stats["requests"] >= 3)
+        _wait_for(lambda: srv.stats["requests"] >= 2)
         second = _cli_proc(args)
-        _, err2 = second.communicate(timeout=60)
+        _, err2 = second.communicate(timeout=120)
+        srv.release()
         _, err1 = first.communicate(timeout=120)
         assert first.returncode == 0, err1
         assert second.returncode == 2 and "in use by another vqa-gen run" in err2, err2

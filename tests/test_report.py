@@ -30,6 +30,8 @@ def _cli(*args: str) -> tuple[int, str]:
 def _run(tmp_path: Path, template: str = "open_vqa") -> Path:
     rows = [json.loads(line) for line in (SAMPLES / "captions.jsonl").read_text().splitlines()]
     rows[0]["caption"] = f"Psoriasis vulgaris {EVIL} on both elbows."
+    for row in rows[1:]:  # examples are a random sample: any record may be the one shown
+        row["caption"] = f"{row['caption']} {EVIL}"
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     out = tmp_path / f"out-{template}"
     with FakeOpenAIServer(responder=format_aware) as srv:

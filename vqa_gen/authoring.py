@@ -34,14 +34,16 @@ from .templates import Template, TemplateError, load_template
 
 KNOWN_MODALITIES: tuple[str, ...] = get_args(Modality)
 HEADER_KEYS = {"name", "version", "description", "output", "modalities", "qa_types", "defaults",
-               "examples", "when", "skip_reason"}
+               "examples", "when", "skip_reason", "needs_capable_model"}
 TEMPLATE_VARIABLES = {"record", "id", "caption", "modality", "meta", "image", "examples",
                       "demographics", "qa_per_caption"}
 """Variables every template may use (plus the keys of its own `[defaults]`)."""
 
 _LEAK_RE = re.compile(
-    r"\b(?:ask\w*|question\w*|quiz\w*)\b[^.\n]{0,40}\b(?:about|on|from|regarding)\s+(?:the|this)\s+"
-    r"(?:caption|legend|text|figure\s+legend)\b"
+    r"\b(?:ask\w*|question\w*|quiz\w*)\b[^.\n]{0,40}\b(?:about|on|from|regarding)\s+"
+    r"(?:(?:what|how)\s+)?(?:the|this)\s+(?:caption|legend|text|figure\s+legend)\b"
+    r"|\bwhat\s+(?:the|this)\s+(?:caption|legend|text)\s+"
+    r"(?:says|said|states|describes|mentions|reports|shows|tells)\b"
     r"|\baccording\s+to\s+(?:the|this)\s+(?:caption|legend|text)\b"
     r"|\b(?:as\s+)?(?:described|stated|mentioned|shown)\s+in\s+(?:the|this)\s+(?:caption|legend|text)\b"
     r"|\bwhat\s+(?:does|did)\s+(?:the|this)\s+(?:caption|legend|text)\b"
@@ -276,6 +278,7 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
     # undefined variables, statically (branches the samples never take included)
     assert t._jinja is not None
     env = t._jinja.environment
+    undefined: list[str] = []
     try:
         ast = env.parse(t.path.read_text(encoding="utf-8"))
         known = TEMPLATE_VARIABLES | set(t.defaults)
@@ -289,7 +292,8 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
                 known.add(node.name)
             else:
                 known.update(n.name for n in node.target.find_all(jinja2.nodes.Name))
-        for name in sorted(jinja2.meta.find_undeclared_variables(ast) - known):
+        undefined = sorted(jinja2.meta.find_undeclared_variables(ast) - known)
+        for name in undefined:
             report.add("error", "undefined_variable",
                        f"{{{{ {name} }}}} is not a template variable (known: "
                        f"{', '.join(sorted(known))})")
@@ -298,9 +302,11 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
     fmt = OUTPUT_FORMATS[t.output]
     checked_text = False
     per_record: dict[tuple[str, str], list[str]] = {}  # (code, message) → record ids
+    first: CaptionRecord | None = None
     for item in select_records(input, n=limit, fields=fields):
         if item.record is None:
             continue
+        first = first or item.record
         try:
             req = render_request(t, item.record, settings)
         except (TemplateError, ValueError) as err:
@@ -317,28 +323,45 @@ def lint_template(name_or_path: str | Path, input: Path, *, limit: int = 100,
         if checked_text:
             continue
         checked_text = True
-        own_text = "\n".join(m["content"] for m in req.messages).replace(item.record.caption, "")
-        if "json" not in own_text.lower():
-            report.add("error", "no_json_instruction",
-                       "the prompt never asks for JSON (use {{ common.json_form(...) }})")
-        if f'"{fmt.key}"' not in own_text:
-            report.add("warning", "schema_not_shown",
-                       f"the prompt does not show the reply's shape (\"{fmt.key}\" never "
-                       "appears); endpoints without response_format will guess")
-        for leak in _leaks(own_text):
-            report.add("error", "caption_leak",
-                       f"the prompt steers questions or answers toward the caption: {leak!r} "
-                       "(the model must write as if looking at the image)")
+        _lint_prompt_text(req.messages, item.record.caption, fmt.key, report)
+    if not checked_text and first is not None:
+        # nothing rendered (an undefined variable, a broken 'when'): still check the prompt's
+        # wording, rendered with the undefined names blank, ignoring 'when'
+        try:
+            messages = t.render(first, **template_vars(settings or GenerationSettings()),
+                                **dict.fromkeys(undefined, ""))
+            _lint_prompt_text(messages, first.caption, fmt.key, report)
+        except (TemplateError, ValueError):
+            pass
     for (code, message), ids in per_record.items():
         report.add("error", code, f"{message} ({len(ids)} record(s), e.g. {ids[0]!r})")
     if report.rendered == 0 and report.skipped == 0 and not per_record:
         report.add("error", "no_records", f"no valid record in {input} to render against")
-    elif report.rendered == 0:
+    elif report.rendered == 0 and report.skipped and not per_record:
         report.add("warning", "all_skipped",
-                   f"the template's 'when' condition skips every record of {input}")
+                   f"the template skips every record of {input} (its 'when' condition or "
+                   "its 'modalities')")
     for w in check_template_version(t, registry=registry):
         report.add("warning", "version_unchanged", w)
     return report
+
+
+def _lint_prompt_text(messages: list[dict[str, str]], caption: str, key: str,
+                      report: LintReport) -> None:
+    """Checks on the template's own words (the caption taken out): a JSON instruction, the
+    reply's shape, no steering toward "the caption"."""
+    own_text = "\n".join(m["content"] for m in messages).replace(caption, "")
+    if "json" not in own_text.lower():
+        report.add("error", "no_json_instruction",
+                   "the prompt never asks for JSON (use {{ common.json_form(...) }})")
+    if f'"{key}"' not in own_text:
+        report.add("warning", "schema_not_shown",
+                   f"the prompt does not show the reply's shape (\"{key}\" never appears); "
+                   "endpoints without response_format will guess")
+    for leak in _leaks(own_text):
+        report.add("error", "caption_leak",
+                   f"the prompt steers questions or answers toward the caption: {leak!r} "
+                   "(the model must write as if looking at the image)")
 
 
 # -- try -----------------------------------------------------------------------------------

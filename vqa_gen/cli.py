@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,61 +37,103 @@ def fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _load_filter_config(strictness: str | None, filter_config: Path | None) -> Any:
-    from .grounding import FilterConfig
+    from .preflight import PreflightError, load_filter_config
 
-    data: dict[str, Any] = {}
-    if filter_config is not None:
-        try:
-            data = json.loads(filter_config.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            raise fail(f"{filter_config}: cannot read filter settings ({err})") from None
-    if strictness:
-        data["strictness"] = strictness
     try:
-        return FilterConfig.model_validate(data)
-    except ValueError as err:
-        raise fail(f"filter settings: {str(err).splitlines()[0]}") from None
+        return load_filter_config(strictness, filter_config)
+    except PreflightError as err:
+        raise fail(str(err)) from None
+
+
+NO_RECORD_SUCCEEDED_EXIT = 4
+"""Exit code of a run that finished but in which no record produced QA (all failed, invalid or
+skipped): the folder is complete, but there is nothing to train on."""
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        Console(highlight=False).print(f"vqa-gen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version_callback, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Turn image captions into grounded visual question answering (VQA) data with an LLM."""
 
 
 class _Progress:
-    """A one-line live status: records/s, kept rate, failures."""
+    """A one-line live status: records done of the total (counted or estimated from the input
+    size), time left, records/s, kept rate, failures. Drawn from the first result on, so an
+    error before any record (endpoint, model start) is never printed under a bar."""
 
     def __init__(self, total: int | None, quiet: bool) -> None:
+        self.quiet = quiet
+        self.total = total
+        self.start = time.monotonic()
+        self.progress: Any = None
+        self.task: Any = None
+        self.seen = 0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+    def _open(self, already: int) -> None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
             Progress,
             TextColumn,
-            TimeElapsedColumn,
+            TimeRemainingColumn,
         )
 
-        self.quiet = quiet
-        self.start = time.monotonic()
+        # fits 80 columns with the total, the rates and the time left (a narrow bar)
         self.progress = Progress(
-            TextColumn("[bold]generating"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
-            console=console, disable=quiet, transient=False,
+            TextColumn("[bold]generating"), BarColumn(bar_width=15), MofNCompleteColumn(),
+            TextColumn("{task.fields[stats]}"), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
         )
-        self.task = self.progress.add_task("run", total=total, stats="")
-        self.seen = 0
-
-    def __enter__(self) -> _Progress:
         self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+        total = self.total
+        if total is not None:
+            total = max(total, already)
+        self.task = self.progress.add_task("run", total=total, completed=already, stats="")
 
     def update(self, result: Any, writer: Any) -> None:
         self.seen += 1
         if self.quiet:
             return
         c = writer.counts
+        if self.progress is None:
+            self._open(c.records_read - 1)
         elapsed = max(1e-6, time.monotonic() - self.start)
         kept_rate = c.qa_kept / c.qa_generated if c.qa_generated else 0.0
-        stats = (f"{self.seen / elapsed:.1f} rec/s · kept {c.qa_kept}/{c.qa_generated} "
-                 f"({kept_rate:.0%}) · failed {c.records_failed} · invalid {c.records_invalid}")
-        self.progress.update(self.task, completed=self.seen, stats=stats)
+        stats = (f"{self.seen / elapsed:.2f} rec/s · kept {kept_rate:.0%} · failed "
+                 f"{c.records_failed}" + (f" · invalid {c.records_invalid}"
+                                          if c.records_invalid else ""))
+        task = self.progress.tasks[0]
+        if task.total is not None and c.records_read > task.total:  # an estimate ran short
+            self.progress.update(self.task, total=c.records_read)
+        self.progress.update(self.task, completed=c.records_read, stats=stats)
+
+
+def _progress_total(input: Path, limit: int | None, delimiter: str | None = None
+                    ) -> int | None:
+    """The run's record total for the progress bar (None when the input cannot be sized)."""
+    from .preflight import estimate_records
+
+    try:
+        total, _exact = estimate_records(input, delimiter=delimiter)
+    except (OSError, ValueError):
+        return limit
+    return min(total, limit) if limit is not None else total
 
 
 def _summary_table(manifest: dict[str, Any], out_dir: Path) -> Table:
@@ -99,18 +142,47 @@ def _summary_table(manifest: dict[str, Any], out_dir: Path) -> Table:
                   title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("count", justify="right")
-    rows = [
-        ("records read", c["records_read"]), ("records done", c["records_done"]),
-        ("records failed", c["records_failed"]), ("records invalid", c["records_invalid"]),
-        ("QA generated", c["qa_generated"]), ("QA kept", c["qa_kept"]),
-        ("QA rejected", c["qa_rejected"]), ("LLM calls", c["llm_calls"]),
-        ("cache hits", c["cache_hits"]), ("tokens", manifest["usage"]["total_tokens"]),
+    from .output import failure_kinds, skip_reasons
+
+    skipped = c.get("records_skipped", 0)
+    rows: list[tuple[str, int, str]] = [
+        ("records read", c["records_read"], ""),
+        ("records done", c["records_done"] - skipped, "with QA generated"),
+        ("records skipped", skipped, _breakdown(skip_reasons(out_dir)) if skipped else ""),
+        ("records failed", c["records_failed"],
+         _breakdown(failure_kinds(out_dir)) if c["records_failed"] else ""),
+        ("records invalid", c["records_invalid"],
+         "see invalid.jsonl" if c["records_invalid"] else ""),
+        ("QA generated", c["qa_generated"], ""), ("QA kept", c["qa_kept"], ""),
+        ("QA rejected", c["qa_rejected"], ""),
+        ("LLM calls", c["llm_calls"], _calls_note(c, manifest.get("http_retries", 0))),
+        ("cache hits", c["cache_hits"], ""), ("tokens", manifest["usage"]["total_tokens"], ""),
     ]
-    for name, value in rows:
-        table.add_row(name, f"{value:,}")
+    table.add_column("note", style="dim")
+    for name, value, note in rows:
+        table.add_row(name, f"{value:,}", note)
     if c["qa_generated"]:
-        table.add_row("kept rate", f"{c['qa_kept'] / c['qa_generated']:.1%}")
+        table.add_row("kept rate", f"{c['qa_kept'] / c['qa_generated']:.1%}", "")
     return table
+
+
+def _breakdown(counts: dict[str, int], top: int = 4) -> str:
+    """`wrong_shape 10, timeout 2`: the largest few of a count table."""
+    parts = [f"{k} {v:,}" for k, v in list(counts.items())[:top]]
+    if len(counts) > top:
+        parts.append(f"+{len(counts) - top} more")
+    return ", ".join(parts)
+
+
+def _calls_note(c: dict[str, Any], http_retries: int) -> str:
+    """Why LLM calls exceed the cache misses: re-asks after unusable replies and HTTP
+    retries after 429/5xx/timeouts (each attempt is a call)."""
+    parts = []
+    if c.get("reasks"):
+        parts.append(f"{c['reasks']:,} re-ask{'' if c['reasks'] == 1 else 's'}")
+    if http_retries:
+        parts.append(f"{http_retries:,} HTTP retr{'y' if http_retries == 1 else 'ies'}")
+    return "incl. " + ", ".join(parts) if parts else ""
 
 
 @app.command()
@@ -176,6 +248,10 @@ def run(
     ] = None,
     actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
                                                     "and --concurrency calls.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        min=1, max=256, help="Processes that parse and ground replies (default 1: in this "
+                             "process). Output is the same whatever the number.")
+    ] = None,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.
 
@@ -186,21 +262,30 @@ def run(
     from .cache import CacheError
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
+    from .preflight import PreflightError, check_input, check_model_fit, check_out_dir
     from .records import FieldMap
     from .runner import EndpointDownError, Run, RunError, RunOptions
-    from .templates import TemplateError
+    from .templates import TemplateError, load_template
 
+    # everything a newcomer can get wrong is checked here, before the model or endpoint starts
+    fields = FieldMap(id=id_field, image=image_field, caption=caption_field,
+                      modality=modality_field)
+    endpoint = _endpoint(base_url, api_key, model, model_path, timeout, max_retries, concurrency,
+                         max_response_bytes)
+    filter_settings = _load_filter_config(strictness, filter_config)
+    try:
+        check_input(input, fields, delimiter=delimiter)
+        check_model_fit(load_template(template), endpoint)
+        check_out_dir(out)
+    except (PreflightError, TemplateError) as err:
+        raise fail(str(err)) from None
     options = RunOptions(
         input=input, out_dir=out, template=template,
         generation=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
                                       seed=seed, max_tokens=max_tokens),
-        filter=_load_filter_config(strictness, filter_config),
-        endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
-                           concurrency, max_response_bytes),
-        shard_size=shard_size, limit=limit, delimiter=delimiter,
-        fields=FieldMap(id=id_field, image=image_field, caption=caption_field,
-                        modality=modality_field),
-        overwrite=overwrite, retry_failed=retry_failed, cache_path=cache, use_cache=not no_cache,
+        filter=filter_settings, endpoint=endpoint, shard_size=shard_size, limit=limit,
+        delimiter=delimiter, fields=fields, overwrite=overwrite, retry_failed=retry_failed,
+        cache_path=cache, use_cache=not no_cache, workers=workers,
     )
     if engine not in ("local", "ray"):
         raise fail(f"--engine {engine}: choose local or ray")
@@ -211,7 +296,8 @@ def run(
         _warn(check_template_version(  # --no-cache: read the registry, never write it
             job.template, out, registry=version_registry_path(cache) if cache else None,
             record=not no_cache))
-        with _Progress(limit, quiet) as progress:
+        with _Progress(None if quiet else _progress_total(input, limit, delimiter),
+                       quiet) as progress:
             manifest = job.run(on_result=progress.update)
     except KeyboardInterrupt as err:
         console.print(f"[yellow]interrupted:[/] work so far is kept in {out}; run the same "
@@ -222,18 +308,35 @@ def run(
     except (RunError, TemplateError, EmbeddedModelError, CacheError) as err:
         raise fail(str(err)) from None
     except OSError as err:
-        where = getattr(err, "filename", None)
-        raise fail(f"{where}: {err.strerror or err}" if where else str(err)) from None
+        raise fail(_os_error(err, out)) from None
     finally:
         if "job" in locals():
             _warn([escape(n) for n in job.notes])
     console.print(_summary_table(manifest, out))
-    if manifest["counts"]["records_invalid"]:
-        console.print(f"[yellow]{manifest['counts']['records_invalid']} invalid input "
-                      f"record(s)[/]: see {out / 'invalid.jsonl'}")
-    if manifest["counts"]["records_failed"]:
-        console.print(f"[yellow]{manifest['counts']['records_failed']} record(s) failed[/]: see "
-                      f"{out / 'failed.jsonl'}; retry them with --retry-failed")
+    c = manifest["counts"]
+    if c["records_invalid"]:
+        _warn([f"{c['records_invalid']} invalid input record(s): see {out / 'invalid.jsonl'}"])
+    if c["records_failed"]:
+        _warn([f"{c['records_failed']} record(s) failed: see {out / 'failed.jsonl'}; retry "
+               "them with --retry-failed"])
+    if c["records_read"] and c["records_done"] - c.get("records_skipped", 0) == 0:
+        raise fail(f"no record produced QA ({c['records_failed']} failed, "
+                   f"{c.get('records_skipped', 0)} skipped, {c['records_invalid']} invalid of "
+                   f"{c['records_read']} read)", NO_RECORD_SUCCEEDED_EXIT)
+
+
+def _os_error(err: OSError, out: Path | None) -> str:
+    """An OSError as `cannot write to PATH: reason` (under the folder `out` written to) or
+    `cannot read PATH: reason`."""
+    from .preflight import os_error_message
+
+    name = str(getattr(err, "filename", "") or "")
+    if not name:
+        return os_error_message(err, "write to" if out is not None else "use", out or "")
+    # absolute, not resolved: a file under the folder stays under it even if it is a link
+    inside = out is not None and Path(os.path.abspath(name)).is_relative_to(
+        os.path.abspath(out))
+    return os_error_message(err, "write to" if inside else "read", name)
 
 
 def _ray_job(options: Any, address: str | None, actors: int) -> Any:
@@ -302,7 +405,9 @@ def render(
         settings = GenerationSettings(qa_per_caption=qa_per_caption, seed=seed,
                                       temperature=temperature, max_tokens=max_tokens)
         requests = [render_request(t, i.record, settings) for i in items if i.record]
-    except (TemplateError, ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, None)) from None
+    except (TemplateError, ValueError) as err:
         raise fail(str(err)) from None
     if not requests:
         raise fail(f"no valid record in {input}")
@@ -371,7 +476,7 @@ def _samples_path() -> Path | None:
 
 
 def _verdict_cell(g: Any) -> str:
-    return (f"[green]kept[/] {g.score:.2f}" if g.passed else f"[red]rejected[/] {g.score:.2f}")
+    return (f"[green]kept[/]\n{g.score:.2f}" if g.passed else f"[red]rejected[/]\n{g.score:.2f}")
 
 
 def _reasons_cell(reasons: Any) -> str:
@@ -413,18 +518,25 @@ def try_(
     from .authoring import try_template
     from .embedded import EmbeddedModelError
     from .pipeline import GenerationSettings
-    from .templates import TemplateError
+    from .preflight import PreflightError, check_input, check_model_fit
+    from .templates import TemplateError, load_template
 
+    endpoint = _endpoint(base_url, api_key, model, model_path, timeout, max_retries, concurrency)
+    try:
+        check_input(input)
+        check_model_fit(load_template(template), endpoint)
+    except (PreflightError, TemplateError) as err:
+        raise fail(str(err)) from None
     try:
         outcome = try_template(
             input, template, n=n, record_ids=record or (),
             settings=GenerationSettings(qa_per_caption=qa_per_caption, temperature=temperature,
                                         seed=seed, max_tokens=max_tokens),
-            filter=_load_filter_config(strictness, filter_config),
-            endpoint=_endpoint(base_url, api_key, model, model_path, timeout, max_retries,
-                               concurrency),
+            filter=_load_filter_config(strictness, filter_config), endpoint=endpoint,
             cache_path=cache, use_cache=not no_cache)
-    except (TemplateError, EmbeddedModelError, ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, cache.parent if cache else None)) from None
+    except (TemplateError, EmbeddedModelError, ValueError) as err:
         raise fail(str(err)) from None
     _warn(outcome.warnings)
     out = Console(highlight=False)
@@ -443,15 +555,20 @@ def try_(
             out.print(f"[red]{escape(title)}: failed[/] {escape(r.failure.kind)}: "
                       f"{escape(r.failure.message)}")
             continue
-        table = Table(title=escape(title), caption=escape(r.record.caption),
-                      title_justify="left", show_lines=True)
-        table.add_column("#", no_wrap=True)
+        # the caption goes above its record's table: below, it reads as the next record's
+        out.print(f"[bold]{escape(title)}[/]")
+        out.print(f"[dim]caption:[/] {escape(r.record.caption)}", soft_wrap=False)
+        samples = sorted(r.kept + r.rejected, key=lambda s: s.index)
+        table = Table(show_lines=True)
+        table.add_column("#", no_wrap=True)  # 1-based, like "near-duplicate of question 2"
         table.add_column("type", no_wrap=True)
-        table.add_column("question", ratio=3)
-        table.add_column("answer", ratio=3)
+        table.add_column("question", ratio=3, overflow="fold")
+        table.add_column("answer", ratio=3, overflow="fold")
         table.add_column("verdict", no_wrap=True)
-        table.add_column("reasons", ratio=3, overflow="fold")
-        for s in sorted(r.kept + r.rejected, key=lambda s: s.index):
+        # wide enough for the longest reason code, so codes wrap between words, never inside
+        table.add_column("reasons", ratio=3, width=max(  # with a ratio: the minimum width
+            (len(x.code) for q in samples for x in q.grounding.reasons), default=7))
+        for s in samples:
             total += 1
             kept += s.grounding.passed
             answer = escape(s.answer)
@@ -470,7 +587,7 @@ def try_(
                     escape(f"{i + 1}. {t['answer']}")
                     + ("" if t["grounding"]["passed"] else " [red]✗[/]")
                     for i, t in enumerate(turns))
-            table.add_row(str(s.index), escape(s.type), question, answer,
+            table.add_row(str(s.index + 1), escape(s.type), question, answer,
                           _verdict_cell(s.grounding), _reasons_cell(s.grounding.reasons))
         out.print(table)
     rate = f" ({kept / total:.0%})" if total else ""
@@ -591,7 +708,9 @@ def report(
 
     try:
         path = write_report(out_dir, output)
-    except (ValueError, OSError) as err:
+    except OSError as err:
+        raise fail(_os_error(err, (output or out_dir / "report.html").parent)) from None
+    except ValueError as err:
         raise fail(str(err)) from None
     Console(highlight=False, soft_wrap=True).print(f"report written to {path}")
 
@@ -625,8 +744,7 @@ def check(
                              question_field=question_field, answer_field=answer_field,
                              config=cfg, record_field=record_field)
     except OSError as err:
-        raise fail(f"{getattr(err, 'filename', '') or ''} {err.strerror or err}".strip()
-                   ) from None
+        raise fail(_os_error(err, out.parent)) from None
     _print_audit(summary, out)
 
 

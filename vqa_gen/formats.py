@@ -157,26 +157,45 @@ def multiple_choice_schema(n: int | None = None) -> dict[str, Any]:
                     "type": _string(40, 0)}, n, "questions")
 
 
+def _distinct_options(correct: str, distractors: list[str]) -> list[str]:
+    """The correct answer and the first three distractors that differ from it and from each
+    other (case and a final full stop ignored): small models repeat options."""
+    seen = {correct.casefold().rstrip(".")}
+    options = [correct]
+    for d in distractors:
+        key = d.casefold().rstrip(".")
+        if key not in seen:
+            seen.add(key)
+            options.append(d)
+    return options[:4]
+
+
 def parse_multiple_choice(text: str) -> list[QAPair]:
-    """Questions with one correct answer and three distinct distractors. The options are left
-    in model order (correct first) here; `finalize_multiple_choice` shuffles them."""
+    """Questions with one correct answer and three distinct distractors. Repeated distractors
+    are dropped (spares beyond three fill in); a question left with fewer than four distinct
+    options is dropped, and the reply is unusable only if every question is. The options are
+    left in model order (correct first) here; `finalize_multiple_choice` shuffles them."""
     data = _wrap(extract_json(text), "questions", ("multiple_choice", "mcq"))
     raw = data.get("questions")
     if not isinstance(raw, list) or not raw:
         raise AnswerFormatError("no_pairs", "the 'questions' list was missing or empty")
     out = []
+    collided: list[int] = []
     for i, item in enumerate(raw, start=1):
         try:
             mc = _MCItem.model_validate(item)
         except ValidationError as err:
             e = _first_error(err)
             raise AnswerFormatError(e.code, f"question {i}: {e.reason}") from None
-        options = [mc.correct_answer, *mc.distractors[:3]]
-        if len({o.casefold().rstrip(".") for o in options}) < 4:
-            raise AnswerFormatError("wrong_shape", f"question {i}: the four options must all "
-                                                   "be different")
+        options = _distinct_options(mc.correct_answer, mc.distractors)
+        if len(options) < 4:
+            collided.append(i)
+            continue
         out.append(QAPair(question=mc.question, answer=mc.correct_answer, type=mc.type,
                           extra={"options": options, "answer_index": 0}))
+    if not out:
+        raise AnswerFormatError("wrong_shape", f"question {collided[0]}: the four options must "
+                                               "all be different")
     return out
 
 

@@ -774,8 +774,9 @@ class RunWriter:
         if result.raw_responses:
             self.responses.write({"line": result.line, "record_id": result.record_id,
                                   "responses": result.raw_responses})
-        self.data.write_group([dumps_line(s.to_dict()) for s in result.kept])
-        self.rejected.write_group([dumps_line(s.to_dict()) for s in result.rejected])
+        # to_line: QA serialised where they were graded (possibly a worker process)
+        self.data.write_group([s.to_line() for s in result.kept])
+        self.rejected.write_group([s.to_line() for s in result.rejected])
         for f in self._files:
             f.flush()
         u = result.usage
@@ -815,6 +816,13 @@ class RunWriter:
         self.close()
         self.replay_path.unlink(missing_ok=True)
 
+    def seal_side_files(self) -> None:
+        """Give invalid.jsonl and failed.jsonl their final names although the run stopped early
+        (endpoint down), so the failures are where the message says; a resume moves them back
+        to `.partial` (see start_resume)."""
+        for f in (self.invalid, self.failed):
+            f.seal()
+
     def close(self) -> None:
         """Flush and close without sealing (interrupted run: partial files stay partial).
         Outputs are fsynced before the progress log, so the log never claims more than a power
@@ -847,3 +855,28 @@ class RunWriter:
 
     def outputs(self) -> dict[str, list[str]]:
         return {"data": list(self.data.sealed), "rejected": list(self.rejected.sealed)}
+
+
+def side_file_rows(out_dir: Path, name: str) -> Iterator[dict[str, Any]]:
+    """Rows of a side file under its final name, else its `.partial` (a stopped run)."""
+    path = out_dir / name
+    yield from read_jsonl(path if path.exists() else out_dir / (name + PARTIAL))
+
+
+def failure_kinds(out_dir: Path) -> dict[str, int]:
+    """Failed records per failure kind (`rate_limit`, `wrong_shape`, …), most frequent first."""
+    kinds: dict[str, int] = {}
+    for row in side_file_rows(out_dir, "failed.jsonl"):
+        kind = str((row.get("error") or {}).get("kind") or "unknown")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def skip_reasons(out_dir: Path) -> dict[str, int]:
+    """Skipped records per reason (a template's `when` condition or its `modalities`), from the
+    progress log."""
+    reasons: dict[str, int] = {}
+    for e in _read_jsonl_lenient(out_dir / STATE_DIR / PROGRESS_FILE):
+        if e.get("skipped"):
+            reasons[str(e["skipped"])] = reasons.get(str(e["skipped"]), 0) + 1
+    return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from .answers import AnswerFormatError, QAPair, response_format_for
 from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
 from .llm import Completion, LLMError, Usage
+from .output import dumps_line
 from .records import CaptionRecord, InputItem, InvalidRecord
 from .templates import Template
 
@@ -58,6 +59,10 @@ class QASample:
     index: int
     extra: dict[str, Any] = field(default_factory=dict)
     """Format-specific fields (`options`, `answer_index`, `conversation`, …; see formats.py)."""
+
+    def to_line(self) -> bytes:
+        """The output line (JSON + newline)."""
+        return dumps_line(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "record_id": self.record_id, "image": self.image,
@@ -124,6 +129,15 @@ class CompletionSource(Protocol):
     async def complete(self, messages: list[dict[str, str]], **params: Any) -> Completion: ...
 
 
+class ReplyGrader(Protocol):
+    """Grades replies somewhere else (worker processes): the same (kept, rejected) split as
+    `grade_reply`, each QA possibly already serialised (`workers.QALine`: its output line and
+    index, all the run writer needs); raises AnswerFormatError for an unusable reply."""
+
+    async def grade(self, record: CaptionRecord, content: str
+                    ) -> tuple[list[Any], list[Any]]: ...
+
+
 @dataclass(slots=True)
 class GenerationContext:
     """What `process_record` needs, built once per run (or per worker)."""
@@ -139,16 +153,34 @@ class GenerationContext:
     `--retry-failed`, whose cached replies are the ones that failed."""
     judge: GroundingJudge | None = None
     """The optional LLM judge (`FilterConfig.judge`), asked about every lexically kept pair."""
+    grader: ReplyGrader | None = None
+    """Where parse + ground + serialise run (a worker pool, vqa_gen.workers); None: in this
+    process. Not used with the LLM judge, which needs the verdicts here."""
+    _static_params: dict[str, Any] | None = field(default=None, init=False, repr=False)
+
+    def request_params(self, record: CaptionRecord) -> dict[str, Any]:
+        """`request_params` for this run's template and settings; the parts that are the same
+        for every record (the JSON schema above all) are built once per context."""
+        static = self._static_params
+        if static is None:
+            static = self._static_params = request_params(self.template, self.settings, None)
+        params = {"temperature": static["temperature"], "max_tokens": static["max_tokens"],
+                  "seed": record_seed(self.settings.seed, record.id)}
+        params.update(static)  # same key order as `request_params` (the request body's)
+        return params
 
     @classmethod
     def build(cls, template: Template, settings: GenerationSettings, client: CompletionSource,
               model: str, filter_config: FilterConfig | None = None,
-              cache: CompletionCache | None = None) -> GenerationContext:
+              cache: CompletionCache | None = None,
+              grounding: GroundingFilter | None = None) -> GenerationContext:
+        """`grounding`: a filter already built for `filter_config` (built here otherwise)."""
         cfg = filter_config or FilterConfig()
         judge = (GroundingJudge(client, model=model, cache=cache, config=cfg) if cfg.judge
                  else None)
         return cls(template=template, settings=settings, client=client,
-                   grounding=GroundingFilter(cfg), model=model, cache=cache, judge=judge)
+                   grounding=grounding or GroundingFilter(cfg), model=model, cache=cache,
+                   judge=judge)
 
 
 def record_seed(seed: int, record_id: str) -> int:
@@ -162,12 +194,14 @@ def qa_id(record_id: str, template: str, index: int) -> str:
     return f"{record_id}/{template}/{index}"
 
 
-def request_params(template: Template, s: GenerationSettings, record: CaptionRecord
+def request_params(template: Template, s: GenerationSettings, record: CaptionRecord | None
                    ) -> dict[str, Any]:
-    """Generation parameters sent with every call for this record."""
+    """Generation parameters sent with every call for this record (without `seed` when no
+    record is given)."""
     n = template.qa_count(template_vars(s))
-    params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens,
-                              "seed": record_seed(s.seed, record.id)}
+    params: dict[str, Any] = {"temperature": s.temperature, "max_tokens": s.max_tokens}
+    if record is not None:
+        params["seed"] = record_seed(s.seed, record.id)
     if s.top_p is not None:
         params["top_p"] = s.top_p
     if s.response_format:
@@ -297,6 +331,16 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], ctx: GenerationConte
     return kept, rejected
 
 
+def grade_reply(record: CaptionRecord, content: str, ctx: GenerationContext
+                ) -> tuple[list[QASample], list[QASample]]:
+    """Parse one reply and ground its pairs: (kept, rejected). Raises AnswerFormatError when
+    the reply is unusable (the caller re-asks). Pure CPU work on picklable inputs and outputs,
+    so a worker process can run it (see vqa_gen.workers)."""
+    pairs = ctx.template.finalize(ctx.template.parse(content),
+                                  record_seed(ctx.settings.seed, record.id))
+    return judge_pairs(record, pairs, ctx)
+
+
 async def apply_llm_judge(record: CaptionRecord, result: RecordResult,
                           ctx: GenerationContext) -> None:
     """Ask the optional LLM judge about the kept pairs; those it flags below threshold (or with
@@ -328,14 +372,17 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
     result = RecordResult(line=item.line, record=record)
     try:
         tvars = template_vars(ctx.settings)
-        result.skipped = ctx.template.skip_reason(record, **tvars)
+        # the caption is analysed once per record: if the template reads `demographics`, it
+        # gets the filter's analysis, which the filter reuses when grading in this process
+        analyse = ctx.grounding.caption_facts if ctx.grader is None else None
+        result.skipped = ctx.template.skip_reason(record, analyse=analyse, **tvars)
         if result.skipped is not None:
             return result
-        messages = ctx.template.render(record, **tvars)
+        messages = ctx.template.render(record, analyse=analyse, **tvars)
     except ValueError as err:
         result.failure = Failure("template_error", str(err))
         return result
-    params = request_params(ctx.template, ctx.settings, record)
+    params = ctx.request_params(record)
     last_error: AnswerFormatError | None = None
     for attempt in range(ctx.settings.max_reasks + 1):
         try:
@@ -346,8 +393,10 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
             return result
         result.raw_responses.append(completion.content)
         try:
-            pairs = ctx.template.finalize(ctx.template.parse(completion.content),
-                                          record_seed(ctx.settings.seed, record.id))
+            if ctx.grader is not None and ctx.judge is None:
+                graded = await ctx.grader.grade(record, completion.content)
+            else:
+                graded = grade_reply(record, completion.content, ctx)
         except AnswerFormatError as err:
             last_error = err
             if attempt == ctx.settings.max_reasks:
@@ -357,7 +406,7 @@ async def process_record(item: InputItem, ctx: GenerationContext) -> RecordResul
                         {"role": "assistant", "content": completion.content[:MAX_REASK_ECHO]},
                         {"role": "user", "content": _reask_message(err, completion.finish_reason)}]
             continue
-        result.kept, result.rejected = judge_pairs(record, pairs, ctx)
+        result.kept, result.rejected = graded
         if ctx.judge is not None and result.kept:
             try:
                 await apply_llm_judge(record, result, ctx)

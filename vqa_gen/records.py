@@ -441,3 +441,23 @@ def coerce_record(value: CaptionRecord | dict[str, Any], *, index: int = 0) -> C
     if isinstance(result, str):
         raise ValueError(f"record {index}: {result}")
     return result
+
+
+def read_csv_header(path: str | Path, delimiter: str | None = None) -> list[str] | None:
+    """The column names of a CSV file's header row (its first non-blank line; BOM and spaces
+    stripped), None when there is none. For the up-front check that the caption column is
+    there."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        for raw in _capped_lines(fh, MAX_LINE_BYTES):
+            if raw is None:
+                return None
+            text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                header = next(csv.reader([text], delimiter=csv_delimiter(path, delimiter)))
+            except (csv.Error, StopIteration):
+                return None
+            return [h.strip() for h in header]
+    return None

@@ -40,7 +40,7 @@ from .output import (
 )
 from .pipeline import GenerationContext, GenerationSettings, judge_pairs, record_seed
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, read_records
-from .runner import input_identity, settings_fingerprint, utc_now
+from .runner import filter_for_manifest, input_identity, settings_fingerprint, utc_now
 from .templates import OUTPUT_FORMATS, Template, TemplateError, load_template
 
 
@@ -201,7 +201,7 @@ def _refilter_locked(out_dir: Path, filter_config: FilterConfig | None) -> Refil
     manifest.update(counts=counts.to_dict() | {k: before_counts[k] for k in
                                                ("llm_calls", "reasks", "cache_hits",
                                                 "cache_misses") if k in before_counts},
-                    filter=new_filter, outputs=outputs, refiltered=now,
+                    filter=filter_for_manifest(filter_config), outputs=outputs, refiltered=now,
                     refiltered_history=history)
     atomic_write_json(manifest_path, manifest)
     return RefilterSummary(before_counts, manifest["counts"], len(done_lines),

@@ -1,5 +1,6 @@
-"""A self-contained HTML report of a run: counts, QA types and modalities, rejection reasons,
-and examples of kept and rejected QA per modality.
+"""A self-contained HTML report of a run: counts (skipped, failed by kind, retries), QA types
+and modalities, rejection reasons, failures, and a seeded random sample of examples per
+modality: kept, kept but flagged, rejected, and failed records.
 
 One file, no scripts, no external resources (charts are CSS bars), so it opens from disk in any
 browser and can be mailed around. Every piece of dataset text (captions, questions, answers,
@@ -9,6 +10,7 @@ reasons) is HTML-escaped: captions come from the wild and may contain markup.
 from __future__ import annotations
 
 import html
+import random
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -16,11 +18,14 @@ from typing import Any
 import orjson
 
 from .grounding import CODES
-from .output import STATE_DIR, STATE_FILE
+from .output import STATE_DIR, STATE_FILE, failure_kinds, side_file_rows, skip_reasons
 from .records import FieldMap, read_records
 from .rundiff import RunData, load_run
 
 EXAMPLES_PER_MODALITY = 3
+"""Records sampled per modality and kind of example (kept, kept but flagged, rejected)."""
+FAILED_EXAMPLES = 5
+CATEGORIES = (("kept", "kept"), ("flagged", "kept but flagged"), ("rejected", "rejected"))
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
@@ -32,6 +37,8 @@ vertical-align:top}th{background:#f3f4f7}.num{text-align:right;font-variant-nume
 .bar span{display:block;height:100%}.kept{background:#2e9b5f}.rej{background:#d1495b}
 .reason{background:#e08a2b}.qa{border:1px solid #e1e3ea;border-radius:6px;padding:.5rem .8rem;
 margin:.5rem 0}.qa.k{border-left:4px solid #2e9b5f}.qa.r{border-left:4px solid #d1495b}
+.qa.f{border-left:4px solid #e0b02b}.qa.x{border-left:4px solid #777}
+.alert{background:#fbe9eb;border:1px solid #d1495b;border-radius:6px;padding:.5rem .8rem}
 .caption{color:#555;font-style:italic}.codes code{background:#f6e3e5;padding:0 .3rem;
 margin-right:.3rem;border-radius:3px}.legend span{display:inline-block;width:10px;height:10px;
 margin:0 .3rem 0 1rem}ol.opts{margin:.2rem 0}.correct{font-weight:600}
@@ -84,14 +91,48 @@ def _captions(run: RunData, record_ids: set[str]) -> dict[str, str]:
         return {}
 
 
+def _score(value: Any) -> str:
+    """Scores as 0.16 / 1.00, not 0.1554 / 1.0."""
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _category(row: dict[str, Any]) -> str:
+    """kept (no reason raised), flagged (kept although a check raised a reason), rejected."""
+    g = row.get("grounding") or {}
+    if not g.get("passed"):
+        return "rejected"
+    return "flagged" if g.get("reasons") else "kept"
+
+
+def sample_examples(rows: list[dict[str, Any]], seed: int, per_group: int = EXAMPLES_PER_MODALITY
+                    ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """A seeded random sample per modality and category: at most `per_group` QA, each from a
+    different record, so the examples show different captions and not always the first (and
+    often best) records. The same run and seed give the same sample."""
+    groups: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = defaultdict(dict)
+    for row in rows:
+        key = (str(row.get("modality") or "unknown"), _category(row))
+        groups[key].setdefault(str(row.get("record_id")), []).append(row)
+    out: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(
+        lambda: {c: [] for c, _ in CATEGORIES})
+    for (modality, category), by_record in sorted(groups.items()):
+        rng = random.Random(f"{seed}/{modality}/{category}")
+        ids = rng.sample(sorted(by_record), min(per_group, len(by_record)))
+        out[modality][category] = [rng.choice(by_record[i]) for i in ids]
+    return out
+
+
 def _qa_html(row: dict[str, Any], caption: str | None) -> str:
     g = row.get("grounding", {})
-    cls = "k" if g.get("passed") else "r"
+    cls = {"kept": "k", "flagged": "f", "rejected": "r"}[_category(row)]
     parts = [f'<div class="qa {cls}">']
     if caption:
         parts.append(f'<div class="caption">{_e(caption)}</div>')
     parts.append(f'<div class="meta">{_e(row.get("id"))} · {_e(row.get("type"))} · score '
-                 f'{_e(g.get("score"))}</div>')
+                 f'<span class="score">{_score(g.get("score"))}</span></div>')
     if row.get("conversation"):
         for turn in row["conversation"]:
             ok = turn.get("grounding", {}).get("passed")
@@ -124,17 +165,14 @@ def render_report(out_dir: Path) -> str:
     t = m.get("template") or {}
     f = m.get("filter") or {}
 
-    examples: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: {"kept": [],
-                                                                                "rejected": []})
-    for which, rows in (("kept", kept_rows), ("rejected", rej_rows)):
-        for row in rows:
-            bucket = examples[str(row.get("modality") or "unknown")][which]
-            # one example per record, so the examples show different captions
-            if len(bucket) < EXAMPLES_PER_MODALITY and all(
-                    r.get("record_id") != row.get("record_id") for r in bucket):
-                bucket.append(row)
+    seed = int((m.get("generation") or {}).get("seed") or 0)
+    examples = sample_examples(kept_rows + rej_rows, seed)
+    failed_rows = list(side_file_rows(out_dir, "failed.jsonl"))
+    failed_sample = random.Random(f"{seed}/failed").sample(
+        failed_rows, min(FAILED_EXAMPLES, len(failed_rows)))
+    failed_sample.sort(key=lambda r: r.get("line", 0))
     wanted = {str(r.get("record_id")) for e in examples.values() for rows in e.values()
-              for r in rows}
+              for r in rows} | {str(r.get("record_id")) for r in failed_sample}
     captions = _captions(run, wanted)
 
     out = ['<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
@@ -148,15 +186,34 @@ def render_report(out_dir: Path) -> str:
            f'{_e(f.get("strictness"))} (threshold {_e(f.get("threshold"))})'
            + (f' · refiltered {_e(m["refiltered"])}' if m.get("refiltered") else "")
            + "</p>"]
+    produced = c.get("records_done", 0) - c.get("records_skipped", 0)
+    if c.get("records_read") and produced <= 0:
+        out.append(f'<p class="alert" id="no-output"><b>No record produced QA</b>: '
+                   f'{_e(c.get("records_failed", 0))} failed, {_e(c.get("records_skipped", 0))} '
+                   f'skipped, {_e(c.get("records_invalid", 0))} invalid of '
+                   f'{_e(c.get("records_read"))} read. See <a href="#failures">failures</a>.</p>')
+    elif m.get("error"):
+        out.append(f'<p class="alert" id="error">{_e(m.get("status"))}: {_e(m["error"])}</p>')
     rate = run.kept_rate or 0.0
     out.append(f'<h2 id="counts">Counts</h2><p>Kept <b id="kept-rate">{rate:.1%}</b> of {n_qa} '
                f'QA {_bar([("kept", len(kept_rows)), ("rej", len(rej_rows))], n_qa)}</p><table>')
+    kinds = failure_kinds(out_dir)
+    skips = skip_reasons(out_dir)
+    notes = {
+        "records_done": "of which skipped below" if c.get("records_skipped") else "",
+        "records_skipped": "; ".join(f"{k}: {v}" for k, v in skips.items()),
+        "records_failed": ", ".join(f"{k} {v}" for k, v in kinds.items()),
+        "llm_calls": "every attempt counts: first asks, re-asks and HTTP retries",
+    }
+    counts = dict(c)
+    counts["http_retries"] = m.get("http_retries", 0)
     for key in ("records_read", "records_done", "records_skipped", "records_failed",
                 "records_invalid", "qa_generated", "qa_kept", "qa_rejected", "llm_calls",
-                "cache_hits"):
-        if key in c:
-            out.append(f'<tr><td>{_e(key.replace("_", " "))}</td><td class="num" '
-                       f'id="count-{_e(key)}">{_e(c[key])}</td></tr>')
+                "reasks", "http_retries", "cache_hits"):
+        if key in counts:
+            out.append(f'<tr><td>{_e(key.replace("_", " ").replace("reasks", "re-asks"))}</td>'
+                       f'<td class="num" id="count-{_e(key)}">{_e(counts[key])}</td>'
+                       f'<td class="meta">{_e(notes.get(key, ""))}</td></tr>')
     out.append("</table>")
     out.append(_split_chart("QA types", "type", run.type_counts("kept"),
                             run.type_counts("rejected"), "types"))
@@ -176,13 +233,39 @@ def render_report(out_dir: Path) -> str:
         out.append('<tr><td colspan="4">no rejections</td></tr>')
     out.append("</table>")
 
-    out.append('<h2 id="examples">Examples per modality</h2>')
+    out.append('<h2 id="failures">Failed records</h2>')
+    if kinds:
+        out.append('<table><tr><th>kind</th><th>records</th><th>example message</th></tr>')
+        first_message = {}
+        for r in failed_rows:
+            first_message.setdefault((r.get("error") or {}).get("kind"),
+                                     (r.get("error") or {}).get("message", ""))
+        for kind, n in kinds.items():
+            out.append(f'<tr><td><code>{_e(kind)}</code></td><td class="num" '
+                       f'id="failed-{_e(kind)}">{n}</td><td>{_e(first_message.get(kind, ""))}'
+                       "</td></tr>")
+        out.append(f"</table><h4>failed (sample of {len(failed_sample)})</h4>")
+        for r in failed_sample:
+            err = r.get("error") or {}
+            caption = captions.get(str(r.get("record_id")))
+            out.append('<div class="qa x">'
+                       + (f'<div class="caption">{_e(caption)}</div>' if caption else "")
+                       + f'<div class="meta">{_e(r.get("record_id"))} · line {_e(r.get("line"))}'
+                       f' · {_e(err.get("attempts", 0))} attempt(s)</div><div><code>'
+                       f'{_e(err.get("kind"))}</code> {_e(err.get("message"))}</div></div>')
+    else:
+        out.append("<p>no failed records</p>")
+
+    out.append('<h2 id="examples">Examples per modality</h2><p class="meta">A random sample '
+               f"(seed {seed}) of up to {EXAMPLES_PER_MODALITY} records per modality and kind; "
+               "<i>kept but flagged</i> are kept QA for which a check raised a reason below the "
+               "threshold.</p>")
     for modality in sorted(examples):
         out.append(f'<section class="modality" data-modality="{_e(modality)}"><h3>'
                    f"{_e(modality)}</h3>")
-        for which in ("kept", "rejected"):
+        for which, label in CATEGORIES:
             rows = examples[modality][which]
-            out.append(f"<h4>{which} ({len(rows)} shown)</h4>")
+            out.append(f'<h4 data-kind="{which}">{label} ({len(rows)} shown)</h4>')
             out.extend(_qa_html(r, captions.get(str(r.get("record_id")))) for r in rows)
         out.append("</section>")
     out.append("</body></html>\n")

@@ -57,6 +57,7 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, csv_delimiter, read_records
 from .templates import load_template
+from .workers import WorkerPool, WorkerSpec
 
 
 class RunError(RuntimeError):
@@ -151,9 +152,11 @@ class EndpointSettings:
         except BaseException:
             server.stop()
             raise
+        # No more calls in flight than the server has slots: a call queued inside llama.cpp
+        # would spend its --timeout waiting, and on a busy machine whole records would fail.
         return ClientConfig(base_url=base_url, model=server.model_name, api_key=None,
                             timeout=self.timeout, max_retries=self.max_retries,
-                            concurrency=self.concurrency,
+                            concurrency=min(self.concurrency, server.parallel),
                             max_response_bytes=self.max_response_bytes), server
 
 
@@ -175,6 +178,9 @@ class RunOptions:
     retry_failed: bool = False
     cache_path: Path | None = None
     use_cache: bool = True
+    workers: int | None = None
+    """Processes that parse, ground and serialise replies (None or 1: in this process, no
+    pool). Output is byte-identical whatever the number."""
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     """Circuit breaker: stop the run when this many records in a row fail with connection,
     timeout, 5xx, rate-limit, auth, not-found or malformed-response errors after their retries
@@ -202,6 +208,16 @@ def input_identity(path: Path) -> dict[str, Any]:
 
 def settings_fingerprint(settings: dict[str, Any]) -> str:
     return hashlib.sha256(orjson.dumps(settings, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def filter_for_manifest(config: FilterConfig) -> dict[str, Any]:
+    """The filter settings as the manifest shows them: `checks.judge.enabled` follows the
+    `judge` switch (which alone decides whether the judge runs), so the two never disagree."""
+    data = config.model_dump()
+    judge = (data.get("checks") or {}).get("judge")
+    if isinstance(judge, dict):
+        judge["enabled"] = bool(data.get("judge"))
+    return data
 
 
 class _StoredReplies:
@@ -270,7 +286,11 @@ class Run:
         self.model = options.endpoint.model or ""
         self.client_calls = 0
         self.client_retries = 0
+        self._client: ChatClient | None = None
         self.error: str | None = None
+        self.pool: WorkerPool | None = None
+        self.last_pool_graded = 0
+        """Replies the worker pool graded in the last run (0: graded in this process)."""
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -358,10 +378,11 @@ class Run:
             "model": self.model,
             "endpoint": self.endpoint_info,
             "generation": o.generation.model_dump(),
-            "filter": o.filter.model_dump(),
+            "filter": filter_for_manifest(o.filter),
             "shard_size": o.shard_size,
             "limit": o.limit,
             "usage": dict(self.writer.usage),
+            "http_retries": self._client.retries if self._client is not None else 0,
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
             "error": redact(self.error, o.endpoint.api_key) if self.error else self.error,
@@ -386,6 +407,34 @@ class Run:
                 fh.truncate(len(blob))
 
     # -- running -----------------------------------------------------------------------------
+    def worker_count(self) -> int:
+        """Grading processes for this run: 1 (in-process) when asked, or with the LLM judge
+        (it needs the verdicts in this process)."""
+        o = self.options
+        # default 1: with a pool the kill/resume tests failed on the loaded machine after the
+        # final merge (runs killed early committed nothing); until that is understood, opt in
+        n = o.workers if o.workers is not None else 1
+        return 1 if o.filter.judge else max(1, n)
+
+    def _was_complete(self) -> bool:
+        """The folder holds a complete run (read before this run rewrites the manifest)."""
+        try:
+            previous = orjson.loads((self.options.out_dir / MANIFEST).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return False
+        return isinstance(previous, dict) and previous.get("status") == "complete"
+
+    def _start_pool(self, was_complete: bool) -> None:
+        # a rerun of a complete run on the same input (the settings fingerprint checked it)
+        # grades nothing: no pool for it
+        nothing_left = self.resumed and was_complete and not self.options.retry_failed
+        n = self.worker_count()
+        if n > 1 and not nothing_left:
+            # started before the client opens its connections (workers fork this process)
+            spec = WorkerSpec(self.template.path, self.options.generation, self.options.filter,
+                              self.model)
+            self.pool = WorkerPool(spec, n).start()
+
     def _endpoint_down_message(self, breaker: CircuitBreaker) -> str:
         last = breaker.last.message if breaker.last else "unknown error"
         c = self.writer.counts
@@ -410,8 +459,12 @@ class Run:
         try:
             async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
+                self._client = client
+                shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
-                                              o.filter, cache=cache)
+                                              o.filter, cache=cache,
+                                              grounding=shared.grounding if shared else None)
+                ctx.grader = self.pool
                 retry_ctx = dataclasses.replace(ctx, refresh_cache=True)
                 retry_lines = self.writer.retry_lines
                 items = read_records(o.input, fields=o.fields,
@@ -449,6 +502,8 @@ class Run:
                     return await process_record(item, retry_ctx if retry else ctx)
 
                 last_manifest = time.monotonic()
+                # records in flight stay bounded by --concurrency, pool or not: more would let
+                # calls finish far ahead of the commit cursor, and a kill would lose paid work
                 results = ordered_map(work, todo(), concurrency=client_config.concurrency)
                 async with contextlib.aclosing(results):
                     async for result in results:
@@ -487,6 +542,7 @@ class Run:
 
     async def _run_locked(self, on_result: ProgressCallback | None) -> dict[str, Any]:
         o = self.options
+        was_complete = self._was_complete()
         self._prepare_out_dir()
         embedded: EmbeddedServer | None = None
         try:
@@ -495,6 +551,7 @@ class Run:
             self.endpoint_info = client_config.describe() | (
                 embedded.describe() if embedded is not None else {"embedded": False})
             self.write_manifest()
+            self._start_pool(was_complete)
             await self._run_with_client(client_config, on_result)
             self.status = "complete"
             self.writer.finish()
@@ -506,6 +563,7 @@ class Run:
             self.status = "endpoint_down"
             self.error = str(err)
             self.writer.close()
+            self.writer.seal_side_files()
             raise
         except BaseException as err:
             self.status = "failed"
@@ -514,6 +572,10 @@ class Run:
                 self.writer.close()
             raise
         finally:
+            if self.pool is not None:
+                self.pool.close()
+                self.last_pool_graded = self.pool.graded
+                self.pool = None
             if embedded is not None:
                 embedded.stop()
             self.writer.counts.check()

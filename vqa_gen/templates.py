@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import random
 import tomllib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +48,8 @@ from .formats import OUTPUT_FORMATS
 from .records import CaptionRecord
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".jinja2")
+CaptionAnalyser = Callable[[str], Any]
+"""caption -> the grounding filter's CaptionFacts (see `GroundingFilter.caption_facts`)."""
 _HEADER_START = "{#---"
 _HEADER_END = "---#}"
 
@@ -60,6 +63,13 @@ def builtin_prompt_dirs() -> list[Path]:
     here = Path(__file__).resolve().parent
     candidates = [here / "_prompts", here.parent / "prompts"]
     return [p for p in candidates if p.is_dir()]
+
+
+KNOWN_MODALITIES = frozenset({"clinical", "dermoscopic", "pathology", "other"})
+"""The modalities a template's `modalities` list names (records.Modality)."""
+DEFAULT_QA_PER_CAPTION = 3
+"""`qa_per_caption` for a template whose `[defaults]` does not set it (it is a known variable,
+so such a template renders instead of failing on an undefined variable)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,13 @@ class Template:
         return [str(m) for m in self.header.get("modalities", [])]
 
     @property
+    def needs_capable_model(self) -> bool:
+        """The header's `needs_capable_model`: the tiny embedded default model cannot produce
+        this answer format, so a run on it is refused up front instead of failing every
+        record."""
+        return bool(self.header.get("needs_capable_model", False))
+
+    @property
     def qa_types(self) -> list[str]:
         return [str(t) for t in self.header.get("qa_types", [])]
 
@@ -100,9 +117,13 @@ class Template:
             out.append({"caption": str(ex.get("caption", "")), "reply": reply.strip()})
         return out
 
-    def variables(self, record: CaptionRecord, **params: Any) -> dict[str, Any]:
-        """Everything the template sees when rendered for `record`."""
-        variables = {**self.defaults, **params}
+    def variables(self, record: CaptionRecord, *, analyse: CaptionAnalyser | None = None,
+                  **params: Any) -> dict[str, Any]:
+        """Everything the template sees when rendered for `record`. `analyse` (caption ->
+        the grounding filter's caption facts) lets the filter's own cached analysis serve
+        `demographics`, so a record's caption is analysed once; it runs only if the template
+        actually reads `demographics`."""
+        variables = {"qa_per_caption": DEFAULT_QA_PER_CAPTION, **self.defaults, **params}
         variables.update(
             record=record,
             id=record.id,
@@ -111,17 +132,24 @@ class Template:
             meta=record.meta,
             image=record.image,
             examples=self.examples_for(record.modality),
-            demographics=demographics(record),
+            demographics=Demographics(record, analyse),
         )
         return variables
 
-    def skip_reason(self, record: CaptionRecord, **params: Any) -> str | None:
-        """Why this template produces nothing for `record` (its `when` condition is false), or
-        None when it applies."""
+    def skip_reason(self, record: CaptionRecord, *, analyse: CaptionAnalyser | None = None,
+                    **params: Any) -> str | None:
+        """Why this template produces nothing for `record` (the record's modality is not among
+        the template's `modalities`, or its `when` condition is false), or None when it
+        applies. A record without a modality is not skipped for it: nothing says it is off."""
+        mods = self.modalities
+        # a free-text modality (e.g. "Radiology") counts as "other"
+        kind = record.modality if record.modality in KNOWN_MODALITIES else "other"
+        if mods and record.modality is not None and kind not in mods:
+            return f"modality {record.modality!r} not among the template's modalities"
         if self._when is None:
             return None
         try:
-            ok = self._when(**self.variables(record, **params))
+            ok = self._when(**self.variables(record, analyse=analyse, **params))
         except jinja2.UndefinedError as err:
             raise TemplateError(f"template {self.name!r}: 'when' uses an undefined variable "
                                 f"({err})") from None
@@ -158,11 +186,12 @@ class Template:
         value = params.get("qa_per_caption", self.defaults.get("qa_per_caption"))
         return int(value) if value is not None else None
 
-    def render(self, record: CaptionRecord, **params: Any) -> list[dict[str, str]]:
+    def render(self, record: CaptionRecord, *, analyse: CaptionAnalyser | None = None,
+               **params: Any) -> list[dict[str, str]]:
         """The chat messages for one record: a system message (if the template has one) and a
         user message."""
         assert self._jinja is not None
-        variables = self.variables(record, **params)
+        variables = self.variables(record, analyse=analyse, **params)
         try:
             ctx = self._jinja.new_context(variables)
             # Run the top level once so `{% import %}` and `{% set %}` outside blocks are seen
@@ -211,6 +240,9 @@ def _environment(search_dirs: tuple[Path, ...]) -> jinja2.Environment:
         keep_trailing_newline=False,
         trim_blocks=True,
         lstrip_blocks=True,
+        # imports (`_common.j2`) are not stat()ed again on every render: a run uses the
+        # template as it was when loaded (and hashed)
+        auto_reload=False,
     )
 
 
@@ -312,11 +344,42 @@ _META_SEX = {"m": "male", "male": "male", "man": "male", "boy": "male", "f": "fe
              "female": "female", "woman": "female", "girl": "female"}
 
 
-def demographics(record: CaptionRecord) -> dict[str, str | None]:
+class Demographics(Mapping[str, str | None]):
+    """The `demographics` template variable ({"age", "sex"}), worked out on first access:
+    templates that never read it cost no caption analysis at render time."""
+
+    __slots__ = ("_analyse", "_data", "_record")
+
+    def __init__(self, record: CaptionRecord, analyse: CaptionAnalyser | None = None) -> None:
+        self._record = record
+        self._analyse = analyse
+        self._data: dict[str, str | None] | None = None
+
+    def _get(self) -> dict[str, str | None]:
+        if self._data is None:
+            self._data = demographics(self._record, self._analyse)
+        return self._data
+
+    def __getitem__(self, key: str) -> str | None:
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("age", "sex"))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __repr__(self) -> str:
+        return repr(self._get())
+
+
+def demographics(record: CaptionRecord, analyse: CaptionAnalyser | None = None
+                 ) -> dict[str, str | None]:
     """Age and sex as the caption (or the record's meta) states them, else None: what a
-    demographics template may ask about. Uses the grounding filter's own analyser, so what counts
-    as stated here is what the filter will accept."""
-    facts = _caption_facts(record.caption)
+    demographics template may ask about. Uses the grounding filter's own analyser (`analyse`,
+    e.g. `GroundingFilter.caption_facts`, whose cache the filter then reuses for the same
+    record), so what counts as stated here is what the filter will accept."""
+    facts = (analyse or _caption_facts)(record.caption).facts
     meta = {str(k).lower(): v for k, v in (record.meta or {}).items()}
     age: str | None = None
     if facts.age_ranges:
@@ -333,9 +396,10 @@ def demographics(record: CaptionRecord) -> dict[str, str | None]:
 
 @lru_cache(maxsize=1)
 def _caption_facts(caption: str) -> Any:
-    """The analyser's facts of a caption. Remembers the last caption: a record is rendered
-    right after its `when` condition is evaluated, and both see `demographics`."""
-    return _analyser().caption(caption, None).facts
+    """The analyser's caption facts, when no filter's analysis is shared (`render` without
+    `analyse`, e.g. `vqa-gen render`). Remembers the last caption: a record is rendered right
+    after its `when` condition is evaluated, and both see `demographics`."""
+    return _analyser().caption(caption, None)
 
 
 @lru_cache(maxsize=1)

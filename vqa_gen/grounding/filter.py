@@ -104,7 +104,7 @@ class GroundingFilter:
                      qa_types: Sequence[str | None] | None = None) -> list[Verdict]:
         """Verdicts for all pairs of one record (caption analysed once), plus the within-record
         near-duplicate-question check: the worse of two near-duplicates fails."""
-        cap = self.analyser.caption(caption or "", meta)
+        cap = self.caption_facts(caption, meta)  # shared with the template's demographics
         types = list(qa_types) if qa_types is not None else [None] * len(pairs)
         verdicts = [self._check_facts(cap, str(q or ""), str(a or ""),
                                       types[i] if i < len(types) else None)

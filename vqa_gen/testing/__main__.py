@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import orjson
 
 from vqa_gen.testing.formats import format_aware
+from vqa_gen.testing.realistic import realistic_responder
 from vqa_gen.testing.server import (
     ALL_FAULTS,
     DEFAULT_FAULT_MIX,
@@ -64,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--canned", action="append", default=[], help="fixed reply content (repeatable: cycles)"
     )
     p.add_argument("--no-record", action="store_true", help="do not keep received requests")
+    p.add_argument(
+        "--realistic",
+        action="store_true",
+        help="serve realistic replies (vqa_gen.testing.realistic: answers of 3-40 words mixing "
+        "caption phrases, paraphrases and invented content) instead of caption spans",
+    )
     return p
 
 
@@ -101,7 +108,8 @@ async def serve(args: argparse.Namespace) -> FakeOpenAIServer:
     server = FakeOpenAIServer(
         # format_aware answers qa_pairs like qa_from_caption, and every other answer format
         # (yes_no, multiple_choice, conversation, description) in its own shape
-        responder=canned(*args.canned) if args.canned else format_aware,
+        responder=(canned(*args.canned) if args.canned
+                   else realistic_responder if args.realistic else format_aware),
         faults=plan_from_args(args),
         latency_ms=args.latency_ms,
         jitter_ms=args.jitter_ms,

@@ -507,6 +507,18 @@ class FakeOpenAIServer:
         #: Make the next created batches fail validation (status ``failed``, no output file).
         self.batch_fail = False
         self._batch_polls_left: dict[str, int] = {}
+        #: Cleared by :meth:`hold`: chat requests wait (counted in ``stats``) until
+        #: :meth:`release`, so a test can keep a run busy for as long as it needs.
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        """Make chat requests wait, from now on, until :meth:`release`."""
+        self._open.clear()
+
+    def release(self) -> None:
+        """Let held and later chat requests go on."""
+        self._open.set()
 
     # ---- introspection -----------------------------------------------------------------------
 
@@ -619,6 +631,8 @@ class FakeOpenAIServer:
             stats["unauthorized"] += 1
             return self._error("auth_error")
 
+        while not self._open.is_set():
+            await asyncio.sleep(0.01)
         delay = self.latency_ms
         if self.jitter_ms:
             delay += self._jitter_rng.uniform(-self.jitter_ms, self.jitter_ms)

@@ -1,0 +1,174 @@
+"""Grading in worker processes (issue 9): same bytes as in-process, replies batched, workers
+gone after the run and after the main process is killed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+
+from vqa_gen.runner import EndpointSettings, Run, RunOptions
+from vqa_gen.testing import FakeOpenAIServer, scripted
+from vqa_gen.testing.realistic import captions, realistic_responder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(url: str, inp: Path, out: Path, workers: int, **kw) -> tuple[Run, dict]:
+    run = Run(RunOptions(input=inp, out_dir=out, workers=workers,
+                         endpoint=EndpointSettings(base_url=url, model="m", concurrency=16),
+                         **kw))
+    return run, run.run()
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.jsonl"))}
+
+
+@pytest.fixture
+def realistic_server():
+    with FakeOpenAIServer(responder=realistic_responder) as srv:
+        yield srv
+
+
+def test_output_is_byte_identical_with_one_and_three_workers(realistic_server, tmp_path):
+    rows = list(captions(150, seed=3))
+    rows[7] = {"id": "bad"}  # invalid line: accounted for the same way
+    inp = write_jsonl(tmp_path / "in.jsonl", rows)
+    outs = {}
+    graded = {}
+    for n in (1, 3):
+        run, manifest = _run(realistic_server.base_url, inp, tmp_path / f"w{n}", n,
+                             use_cache=False, shard_size=200)
+        outs[n] = _files(tmp_path / f"w{n}")
+        graded[n] = run.last_pool_graded
+        assert manifest["counts"]["records_read"] == 150
+    assert graded == {1: 0, 3: 149}  # in-process, then every valid record in the pool
+    assert outs[1] == outs[3]
+    assert len(outs[1]) >= 4  # data and rejected shards, invalid, failed
+    kept = outs[1]["data-00000.jsonl"].count(b"\n")
+    rejected = outs[1]["rejected-00000.jsonl"].count(b"\n")
+    assert kept > 50 and rejected > 50  # realistic replies exercise both outcomes
+
+
+def test_pool_batches_replies_and_counts_every_record(realistic_server, tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", list(captions(120, seed=5)))
+    run = Run(RunOptions(input=inp, out_dir=tmp_path / "out", workers=2, use_cache=False,
+                         endpoint=EndpointSettings(base_url=realistic_server.base_url,
+                                                   model="m", concurrency=32)))
+    seen: list[tuple[int, int]] = []
+    manifest = run.run(on_result=lambda r, w: seen.append(
+        (run.pool.graded, run.pool.batches) if run.pool else (0, 0)))
+    graded, batches = seen[-1]
+    assert graded == 120 == run.last_pool_graded  # every reply went through the pool
+    assert batches < graded  # several replies per batch
+    c = manifest["counts"]
+    assert c["records_done"] == 120 and c["qa_generated"] == c["qa_kept"] + c["qa_rejected"]
+
+
+def test_unusable_reply_from_a_worker_is_reasked(tmp_path):
+    good = realistic_responder
+    with FakeOpenAIServer(responder=scripted(["not json at all"], then=good)) as srv:
+        inp = write_jsonl(tmp_path / "in.jsonl", list(captions(3, seed=1)))
+        _, manifest = _run(srv.base_url, inp, tmp_path / "out", 2, use_cache=False)
+    c = manifest["counts"]
+    assert c["records_done"] == 3 and c["records_failed"] == 0
+    assert c["reasks"] == 1
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                         text=True).stdout
+    return {int(x) for x in out.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and ps")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_stopping_the_main_process_leaves_no_worker(tmp_path, sig):
+    with FakeOpenAIServer(latency_ms=200) as srv:
+        inp = write_jsonl(tmp_path / "in.jsonl", list(captions(2000, seed=2)))
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vqa_gen", "run", str(inp), "--out", str(tmp_path / "out"),
+             "--base-url", srv.base_url, "--model", "m", "--workers", "2", "--no-cache", "-q",
+             "--concurrency", "4"], env=env, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            workers: set[int] = set()
+            for _ in range(200):  # the workers are up once the first calls arrive
+                workers = _children(proc.pid)
+                if len(workers) >= 2 and srv.stats["requests"] > 0:
+                    break
+                time.sleep(0.05)
+            assert len(workers) >= 2
+            proc.send_signal(sig)
+            proc.wait(30)
+            for _ in range(100):
+                if not any(_alive(p) for p in workers):
+                    break
+                time.sleep(0.05)
+            assert not any(_alive(p) for p in workers)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_workers_are_stopped_when_the_run_ends(realistic_server, tmp_path):
+    inp = write_jsonl(tmp_path / "in.jsonl", list(captions(10, seed=4)))
+    before = _children(os.getpid())
+    _run(realistic_server.base_url, inp, tmp_path / "out", 2, use_cache=False)
+    assert not any(_alive(p) for p in _children(os.getpid()) - before)
+
+
+@pytest.mark.parametrize("template", ["open_vqa", "demographics"])
+def test_caption_analysed_once_per_record_in_process(realistic_server, template):
+    """The template's `demographics` (read only by templates that use it) and the filter share
+    one analysis of the caption."""
+    import asyncio
+
+    from vqa_gen.llm import ChatClient, ClientConfig
+    from vqa_gen.pipeline import GenerationContext, GenerationSettings, process_record
+    from vqa_gen.records import CaptionRecord, InputItem
+    from vqa_gen.templates import load_template
+
+    records = [CaptionRecord(id=f"r{i}", caption=c, modality="clinical") for i, c in enumerate(
+        ["Psoriasis on the elbows of a 54-year-old man.", "Tinea corporis in a girl.",
+         "Lichen planus: violaceous papules on the wrist."])]
+    analysed: list[str] = []
+
+    async def go() -> list:
+        cfg = ClientConfig(base_url=realistic_server.base_url, model="m")
+        async with ChatClient(cfg) as client:
+            ctx = GenerationContext.build(load_template(template), GenerationSettings(),
+                                          client, "m")
+            caption = ctx.grounding.analyser.caption
+            ctx.grounding.analyser.caption = (  # count, then analyse as usual
+                lambda text, meta=None: analysed.append(text) or caption(text, meta))
+            return [await process_record(InputItem(i, record=r), ctx)
+                    for i, r in enumerate(records)]
+
+    from vqa_gen.templates import _caption_facts
+
+    before = _caption_facts.cache_info()
+    results = asyncio.run(go())
+    # the template never analysed a caption on its own (its fallback analyser stayed unused)
+    assert _caption_facts.cache_info()[:2] == before[:2]
+    assert all(r.status == "done" for r in results)
+    assert sum(len(r.kept) + len(r.rejected) for r in results) > 0
+    assert analysed == [r.caption for r in records]  # once each, in order
