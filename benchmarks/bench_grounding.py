@@ -101,6 +101,7 @@ def measure_speed(cfg: FilterConfig, rows: list[dict], min_checks: int, repeats:
         for _ in range(passes):
             filt.analyser.clear_cache()
             for caption, items in groups:
+                filt.forget_caption()  # each group is a new evidence text, analysed anew
                 filt.check_record(caption, [(r["question"], r["answer"]) for r in items],
                                   meta=items[0].get("meta"))
                 n += len(items)
@@ -111,6 +112,7 @@ def measure_speed(cfg: FilterConfig, rows: list[dict], min_checks: int, repeats:
         for _ in range(max(1, passes // 2)):
             filt.analyser.clear_cache()
             for r in rows:
+                filt.forget_caption()
                 filt.check_record(r["caption"], [(r["question"], r["answer"])],
                                   meta=r.get("meta"))
                 n += 1

@@ -248,3 +248,11 @@ EVIDENCE = ("Vitamin D supplementation did not reduce the incidence of invasive 
 ])
 def test_general_passages(f, evidence, question, answer, ok):
     assert f.check(evidence, question, answer).passed is ok
+
+
+def test_forget_caption_drops_the_cached_caption_analysis():
+    filt = GroundingFilter(FilterConfig())
+    first = filt.caption_facts("A red plaque on the left elbow.")
+    assert filt.caption_facts("A red plaque on the left elbow.") is first
+    filt.forget_caption()
+    assert filt.caption_facts("A red plaque on the left elbow.") is not first

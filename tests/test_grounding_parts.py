@@ -93,3 +93,34 @@ def test_acronyms_from_caption():
     for abbr in ("oct", "crao", "fna"):
         assert an.supported(abbr, an.norm.key(abbr), cap, 88.0), abbr
     assert not an.supported("xyz", "xyz", cap, 88.0)
+
+
+def test_copying_counts_word_trigrams_found_in_evidence():
+    from vqa_gen.grounding.support import copying
+
+    an = Analyser()
+    cap = an.caption("The council approved the new budget on Monday after a long debate.")
+    keys = lambda s: an.text_facts(s).view.keys  # noqa: E731
+    full, n = copying(keys("the council approved the new budget"), cap)
+    assert (full, n) == (1.0, 6)
+    swapped, _ = copying(keys("the council rejected the new budget"), cap)
+    assert 0.0 < swapped < 1.0  # the swapped verb breaks every trigram it sits in
+    assert copying(keys("yes"), cap) == (1.0, 1)  # too short for a trigram: no signal
+
+
+def test_long_copied_answer_gains_support_but_short_answers_do_not_change():
+    from vqa_gen.grounding import FilterConfig, GroundingFilter
+
+    caption = ("The city council approved the new transport budget on Monday after a long "
+               "debate, and the mayor said that work on the northern tram line will begin in "
+               "the spring of next year.")
+    long_answer = ("The city council approved the new transport budget on Monday after a long "
+                   "debate, and the mayor promised that work on the northern tram line will "
+                   "begin in the spring of next year.")
+    on = GroundingFilter(FilterConfig())
+    off = GroundingFilter(FilterConfig(checks={"content": {"params": {"copy_max": 0.0}}}))
+    v_on = on.check(caption, "", long_answer)
+    v_off = off.check(caption, "", long_answer)
+    assert v_on.score > v_off.score  # "promised" is unsupported, the copied sequences count
+    short = ("What did the council approve?", "The new transport budget, promised by mayor")
+    assert on.check(caption, *short).score == off.check(caption, *short).score

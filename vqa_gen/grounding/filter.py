@@ -71,6 +71,11 @@ class GroundingFilter:
         self._last = (key, facts)
         return facts
 
+    def forget_caption(self) -> None:
+        """Drop the cached analysis of the most recent caption (benchmarks measure a new
+        evidence text per record with it)."""
+        self._last = None
+
     # -- scoring -----------------------------------------------------------------------
     def combine(self, reasons: Sequence[Reason]) -> Verdict:
         """Score = product of (1 - penalty); fails below threshold or on a blocking code."""

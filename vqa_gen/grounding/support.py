@@ -85,6 +85,29 @@ def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
     return hit / n if n else 1.0
 
 
+def _grams(keys: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    words = [k for k in keys if k[:1].isalnum()]
+    return list(zip(*(words[i:] for i in range(n)), strict=False))
+
+
+def copying(answer_keys: Sequence[str], cap: CaptionFacts, n: int = 3) -> tuple[float, int]:
+    """(share of the answer's word n-grams that occur in the evidence, answer word count):
+    extractive copying of word sequences, function words included, compared by key (light
+    stem, synonym group). For a long answer (a summary, a description, a dialogue turn) copying
+    whole sequences is strong evidence of faithfulness; a swapped entity or an invented clause
+    breaks every n-gram it touches. The evidence's n-grams are memoised on the caption."""
+    memo = cap.facts.memo
+    tag = f"grams{n}"
+    ev = memo.get(tag)
+    if ev is None:
+        ev = memo[tag] = frozenset(_grams(cap.facts.view.keys, n))
+    grams = _grams(answer_keys, n)
+    words = len(grams) + n - 1 if grams else sum(1 for k in answer_keys if k[:1].isalnum())
+    if not grams:
+        return 1.0, words
+    return sum(g in ev for g in grams) / len(grams), words
+
+
 def warm_up() -> None:
     """Load the frequency table (about 0.2 s, once per process) before any record is checked,
     so the first check of a run does not stall its pipeline."""

@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
-from ..support import Support, coverage, informativeness, names_in, support, warm_up
+from ..support import (
+    Support,
+    copying,
+    coverage,
+    informativeness,
+    names_in,
+    support,
+    warm_up,
+)
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
@@ -41,6 +49,11 @@ class ContentCheck(Check):
         "premise_factor": 0.6,
         "negative_penalty": 0.3,
         "contradiction_penalty": 0.6,
+        "copy_max": 0.8,
+        "copy_from": 10.0,
+        "copy_span": 40.0,
+        "copy_full": 0.3,
+        "copy_n": 3,
     }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
@@ -118,6 +131,17 @@ class ContentCheck(Check):
         av = qa.answer.view
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
+        if p["copy_max"] and score < 1.0:
+            # Long answers (summaries, descriptions, dialogue turns): copying whole word
+            # sequences from the evidence is strong evidence of faithfulness, so it can raise
+            # the score, with a weight growing with the answer's length beyond `copy_from`
+            # words. Never lower it: paraphrase copies little and is no sign of invention.
+            cp, n_words = copying(av.keys, cap, int(p["copy_n"]))
+            lam = min(float(p["copy_max"]),
+                      max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"])))
+            if lam:
+                copied = min(1.0, cp / float(p["copy_full"]))
+                score = max(score, (1 - lam) * score + lam * copied)
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
         affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
