@@ -58,6 +58,8 @@ class CaptionFacts:
     site_closure: set[str] = field(default_factory=set)
     prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
+    acronym_text: str | None = None  # the initials joined by NUL: one substring test
+    support_text: str | None = None  # support_tokens joined by NUL, on first use
     all_tokens: set[str] = field(default_factory=set)  # words and numbers, as written
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
@@ -84,7 +86,8 @@ class KeySet(set):
 
     _index: dict[str, list[str]] | None = None
 
-    def family(self, key: str) -> list[str]:
+    def index(self) -> dict[str, list[str]]:
+        """Keys of 5+ characters by their first 5 characters."""
         idx = self._index
         if idx is None:
             idx = {}
@@ -92,7 +95,26 @@ class KeySet(set):
                 if len(k) >= 5:
                     idx.setdefault(k[:5], []).append(k)
             self._index = idx
-        return idx.get(key[:5], [])
+        return idx
+
+    def family(self, key: str) -> list[str]:
+        return self.index().get(key[:5], [])
+
+    def without(self, other: KeySet) -> KeySet:
+        """The keys that are not `key_in` `other` (one pass over the prefix index)."""
+        if not other:
+            return KeySet(self)
+        idx = other.index()
+        out = KeySet()
+        for k in self:
+            if k in other:
+                continue
+            if len(k) >= 5:
+                fam = idx.get(k[:5])
+                if fam and any(shared_prefix_match(x, k) for x in fam):
+                    continue
+            out.add(k)
+        return out
 
 
 def key_in(key: str, keys: set[str]) -> bool:
@@ -111,22 +133,21 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
     words; an initialism of 2-5 consecutive words is a substring of one of them:
     "central retinal artery occlusion" -> crao, "fine-needle aspiration" -> fna."""
     out: list[str] = []
-    for seq in _word_runs(tokens):
-        parts = [p for t in seq for p in t.split("-") if p and p[0].isalpha()]
-        for words in (parts, [p for p in parts if p not in stop]):
-            if len(words) >= 2:
-                out.append("".join(x[0] for x in words))
-    return tuple(dict.fromkeys(out))
-
-
-def _word_runs(tokens: list[str]) -> list[list[str]]:
-    runs: list[list[str]] = [[]]
-    for t in tokens:
+    every: list[str] = []  # initials of the current run's words
+    content: list[str] = []  # the same without function words
+    for t in (*tokens, "."):  # a number or punctuation ends a run; so does the end
         if t[0].isalpha():
-            runs[-1].append(t)
-        elif runs[-1]:
-            runs.append([])
-    return [r for r in runs if r]
+            for p in (t.split("-") if "-" in t else (t,)):
+                if p and p[0].isalpha():
+                    every.append(p[0])
+                    if p not in stop:
+                        content.append(p[0])
+        elif every:
+            for initials in (every, content):
+                if len(initials) >= 2:
+                    out.append("".join(initials))
+            every, content = [], []
+    return tuple(dict.fromkeys(out))
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -190,9 +211,14 @@ class Analyser:
         for t in lx.NEG_POST:
             if " " in t:
                 self.neg_post_multi.setdefault(t.split()[0], []).append(tuple(t.split()))
+        self._cue_first = (self.neg_pre_single | self.neg_post_single
+                           | frozenset(self.neg_pre_multi) | frozenset(self.neg_post_multi))
         self.age_groups = lx.AGE_GROUPS
         self._age_words = frozenset(lx.AGE_GROUPS) | {"old"}
         self._bilateral = self.norm.key("bilateral")
+        # tokens with a role beyond their key (sex, age group, side): looked up only for these
+        self._role_words = frozenset(lx.SEX_WORDS) | self._age_words | frozenset(_LATERALITY)
+        self._implies = frozenset(lx.IMPLIES)
         # Question/answer texts repeat a lot in VQA data ("What is the diagnosis?", "Yes."):
         # their analysis is cached by text. Facts are never mutated after construction.
         self._text_cache: dict[str, Facts] = {}
@@ -221,8 +247,13 @@ class Analyser:
         preceding; scope stops at clause ends, contrastive words, and commas not in a list."""
         n = len(tokens)
         neg = [False] * n
-        i = 0
-        while i < n:
+        cue_first = self._cue_first
+        if cue_first.isdisjoint(tokens):
+            return neg
+        after = 0  # tokens before this index belong to a cue already read
+        for i in [j for j, t in enumerate(tokens) if t in cue_first]:
+            if i < after:
+                continue
             t = tokens[i]
             width = 0
             if t in self.neg_pre_single:
@@ -249,7 +280,7 @@ class Analyser:
                         if tj not in self.stop:  # window counts content words only
                             seen += 1
                     j += 1
-                i += width
+                after = i + width
                 continue
             post = 0
             if t in self.neg_post_single:
@@ -268,9 +299,7 @@ class Analyser:
                     neg[j] = True
                     seen += 1
                     j -= 1
-                i += post
-                continue
-            i += 1
+                after = i + post
         return neg
 
     def _facts(self, text: str) -> Facts:
@@ -284,36 +313,37 @@ class Analyser:
         ages: list[tuple[float, float, str]] = []
         lat: set[str] = set()
         sites: set[str] = set()
-        prev = ""
-        for i, (t, k) in enumerate(zip(tokens, keys, strict=True)):
-            if t == "both" and any(self.site_by_key.get(x) for x in keys[i + 1:i + 4]):
+        stop, roles, site_by_key = self.stop, self._role_words, self.site_by_key
+        for i, t in enumerate(tokens):
+            if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
                 lat.add("bilateral")
                 aff.add(self._bilateral)
-            if t in self.stop or not t[0].isalnum():
-                prev = t
+            if t in stop or not t[0].isalnum():
                 continue
-            (negk if neg[i] else aff).add(k)
-            sx = lx.SEX_WORDS.get(t)
-            if sx:
-                sexes.add(sx)
-                if t not in lx.SEX_PRONOUNS:
-                    sex_nouns.add(sx)
-            if t in self._age_words and not neg[i]:
-                if t == "old" and prev in {"year", "years", "month", "months", "week", "weeks",
-                                           "day", "days", "yrs", "yr"}:
-                    pass
-                else:
-                    lo, hi = self.age_groups.get(t, (55.0, 120.0))
-                    ages.append((lo, hi, t))
-            lt = _LATERALITY.get(t)
-            if lt and not neg[i]:
-                lat.add(lt)
-
-            site = self.site_by_key.get(k)
-            if site and not neg[i] and not (site == "back" and prev in {"came", "come", "go",
-                                                                          "went", "comes"}):
+            k = keys[i]
+            ng = neg[i]
+            (negk if ng else aff).add(k)
+            prev = tokens[i - 1] if i else ""
+            if t in roles:
+                sx = lx.SEX_WORDS.get(t)
+                if sx:
+                    sexes.add(sx)
+                    if t not in lx.SEX_PRONOUNS:
+                        sex_nouns.add(sx)
+                if t in self._age_words and not ng:
+                    if t == "old" and prev in {"year", "years", "month", "months", "week",
+                                               "weeks", "day", "days", "yrs", "yr"}:
+                        pass
+                    else:
+                        lo, hi = self.age_groups.get(t, (55.0, 120.0))
+                        ages.append((lo, hi, t))
+                lt = _LATERALITY.get(t)
+                if lt and not ng:
+                    lat.add(lt)
+            site = site_by_key.get(k)
+            if site and not ng and not (site == "back" and prev in {"came", "come", "go",
+                                                                      "went", "comes"}):
                 sites.add(site)
-            prev = t
         nums = self.numbers.extract(view.text)
         for q in nums:
             if q.dim == "age":
@@ -328,27 +358,30 @@ class Analyser:
         mt = meta_text(meta)
         facts = self._facts(f"{caption} . {mt}" if mt else caption)
         view = facts.view
-        support_tokens = sorted({t for t in view.tokens if t[0].isalnum() and len(t) >= 4})
+        tokens, keys_ = view.tokens, view.keys
+        all_tokens = {t for t in set(tokens) if t[0].isalnum()}
         closure: set[str] = set()
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
-        for t, neg in zip(view.tokens, facts.negated, strict=True):
-            implied = lx.IMPLIES.get(t)
-            if implied and not neg:
-                facts.affirmed_keys.update(self.norm.key(w) for w in implied)
+        keys = set(view.key_set)
+        implying = self._implies.intersection(tokens)
+        if implying:
+            key = self.norm.key
+            for t, neg in zip(tokens, facts.negated, strict=True):
+                if t in implying and not neg:
+                    facts.affirmed_keys.update(key(w) for w in lx.IMPLIES[t])
+            keys |= {key(w) for t in implying for w in lx.IMPLIES[t]}
         facts.affirmed_keys = KeySet(facts.affirmed_keys)
         facts.negated_keys = KeySet(facts.negated_keys)
-        only_neg = KeySet(k for k in facts.negated_keys if not key_in(k, facts.affirmed_keys))
-        only_aff = KeySet(k for k in facts.affirmed_keys if not key_in(k, facts.negated_keys))
-        keys = set(view.key_set) | {self.norm.key(w) for t in view.tokens
-                                    for w in lx.IMPLIES.get(t, ())}
+        only_neg = facts.negated_keys.without(facts.affirmed_keys)
+        only_aff = facts.affirmed_keys.without(facts.negated_keys)
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
         positions: dict[str, list[int]] = {}
         n = 0
         stop = self.stop
-        for t, k in zip(view.tokens, view.keys, strict=True):
+        for t, k in zip(tokens, keys_, strict=True):
             if not t[0].isalnum() or t in stop:
                 continue
             positions.setdefault(k, []).append(n)
@@ -359,13 +392,12 @@ class Analyser:
                     if part:
                         positions.setdefault(self.norm.key(part), []).append(n)
             n += 1
+        prefix_keys = KeySet(k for k in view.key_set if len(k) >= 5)
         return CaptionFacts(facts=facts, support_keys=keys,
                             key_positions={k: tuple(v) for k, v in positions.items()},
-                            support_tokens=support_tokens,
-                            prefixes=sorted({k for k in view.key_set if len(k) >= 5}),
-                            prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
-                            site_closure=closure,
-                            all_tokens={t for t in view.tokens if t[0].isalnum()},
+                            support_tokens=sorted(t for t in all_tokens if len(t) >= 4),
+                            prefixes=sorted(prefix_keys), prefix_keys=prefix_keys,
+                            site_closure=closure, all_tokens=all_tokens,
                             only_negated=only_neg, only_affirmed=only_aff)
 
     def is_content(self, token: str, key: str, next_token: str = "") -> bool:
@@ -426,16 +458,22 @@ class Analyser:
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
                    for p in parts):
                 return True
-        if 2 <= len(token) <= 5 and token.isalpha() and any(
-                token in s for s in self.acronyms_of(cap)):
-            return True
+        if 2 <= len(token) <= 5 and token.isalpha():
+            if cap.acronym_text is None:
+                cap.acronym_text = "\0".join(self.acronyms_of(cap))
+            if token in cap.acronym_text:  # in one of the initialisms (token has no NUL)
+                return True
         if len(key) >= 5:
             if key_in(key, cap.prefix_keys):
                 return True
             if len(key) >= 6:
-                for t in cap.support_tokens:
-                    if len(t) > len(key) and key in t:
-                        return True
+                if cap.support_text is None:
+                    cap.support_text = "\0".join(cap.support_tokens)
+                if key in cap.support_text:  # rare: then find a longer token holding it
+                    n = len(key)
+                    for t in cap.support_tokens:
+                        if len(t) > n and key in t:
+                            return True
         if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
             hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
                                      score_cutoff=fuzzy_cutoff)
