@@ -32,19 +32,37 @@ _UNIT_TOKENS = frozenset(u for u in _UNITS if u.replace("-", "").isalpha()) | {
 
 @dataclass(slots=True)
 class Facts:
-    """What a text asserts, keyed by normalised concept."""
+    """What a text asserts, keyed by normalised concept. Its quantities (`numbers`, and the
+    ages among `age_ranges`) are extracted on first use: most QA never read the caption's."""
 
     view: TextView
     negated: list[bool]
     affirmed_keys: set[str]
     negated_keys: set[str]
-    numbers: list[Quantity]
     sexes: set[str]
     sex_nouns: set[str]
-    age_ranges: list[tuple[float, float, str]]
+    word_ages: list[tuple[float, float, str]]  # from age words ("elderly", "child")
     laterality: set[str]
     sites: set[str]
+    extractor: NumberExtractor
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
+    _numbers: list[Quantity] | None = None
+    _ages: list[tuple[float, float, str]] | None = None
+
+    @property
+    def numbers(self) -> list[Quantity]:
+        """Quantities in the text (unit-aware)."""
+        if self._numbers is None:
+            self._numbers = self.extractor.extract(self.view.text)
+        return self._numbers
+
+    @property
+    def age_ranges(self) -> list[tuple[float, float, str]]:
+        """Ages stated by words, then by numbers ("64-year-old")."""
+        if self._ages is None:
+            self._ages = self.word_ages + [(q.lo, q.hi, q.raw) for q in self.numbers
+                                           if q.dim == "age"]
+        return self._ages
 
 
 @dataclass(slots=True)
@@ -148,6 +166,15 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
                     out.append("".join(initials))
             every, content = [], []
     return tuple(dict.fromkeys(out))
+
+
+def words(facts: Facts) -> list[str]:
+    """The text's word and number tokens (no punctuation), memoised on the facts
+    (read-only)."""
+    hit = facts.memo.get("words")
+    if hit is None:
+        hit = facts.memo["words"] = [t for t in facts.view.tokens if t[0].isalnum()]
+    return hit
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -344,13 +371,9 @@ class Analyser:
             if site and not ng and not (site == "back" and prev in {"came", "come", "go",
                                                                       "went", "comes"}):
                 sites.add(site)
-        nums = self.numbers.extract(view.text)
-        for q in nums:
-            if q.dim == "age":
-                ages.append((q.lo, q.hi, q.raw))
         return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
-                     numbers=nums, sexes=sexes, sex_nouns=sex_nouns, age_ranges=ages,
-                     laterality=lat, sites=sites)
+                     sexes=sexes, sex_nouns=sex_nouns, word_ages=ages, laterality=lat,
+                     sites=sites, extractor=self.numbers)
 
     # -- public --------------------------------------------------------------------------
     def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
@@ -424,7 +447,15 @@ class Analyser:
     def content(self, facts: Facts, question: bool = False, open_question: bool = False
                 ) -> list[tuple[int, str, str]]:
         """Content tokens as (index, token, key); in questions the word after "how" is a
-        frame ("how big", "how many"), not a claim."""
+        frame ("how big", "how many"), not a claim. Memoised on the facts (read-only)."""
+        tag = f"content{question:d}{open_question:d}"
+        hit = facts.memo.get(tag)
+        if hit is None:
+            hit = facts.memo[tag] = self._content(facts, question, open_question)
+        return hit
+
+    def _content(self, facts: Facts, question: bool, open_question: bool
+                 ) -> list[tuple[int, str, str]]:
         v = facts.view
         toks = v.tokens
         n = len(toks)
@@ -485,8 +516,8 @@ class Analyser:
         """Analyse one question/answer pair."""
         qf = self.text_facts(question)
         af = self.text_facts(answer)
-        qtok = [t for t in qf.view.tokens if t[0].isalnum()]
-        atok = [t for t in af.view.tokens if t[0].isalnum()]
+        qtok = words(qf)
+        atok = words(af)
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
         polarity: str | None = None
         if atok and atok[0].isdigit() and len(atok) > 1 and (

@@ -94,8 +94,10 @@ class GroundingFilter:
         for check, weight in self._checks:
             for r in check.run(cap, qa, qa_type):
                 pen = min(1.0, r.penalty * weight)
-                reasons.append(Reason(code=r.code, check=r.check, detail=r.detail, penalty=pen,
-                                      evidence=r.evidence))
+                if pen != r.penalty:  # weight 1 and penalty <= 1: the reason as it is
+                    r = Reason(code=r.code, check=r.check, detail=r.detail, penalty=pen,
+                               evidence=r.evidence)
+                reasons.append(r)
         return self.combine(reasons)
 
     def check(self, caption: str, question: str, answer: str,

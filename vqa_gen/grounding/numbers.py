@@ -141,7 +141,8 @@ class NumberExtractor:
         spans: list[tuple[int, int]] = []
         # Substring gates: each pattern below needs one of these literals to match at all.
         digit = self._digit.search(text) is not None
-        decade = (digit and "0" in text) or any(w in text for w in self._decade_triggers)
+        # "40s"/"40's" (a digit then 0s), a decade word, or "... decade"
+        decade = ("0s" in text or "0's" in text) or any(w in text for w in self._decade_triggers)
         for m in (self._decade_re.finditer(text) if decade else ()):
             if m.group("d"):
                 base = float(m.group("d")) * 10
@@ -151,7 +152,8 @@ class NumberExtractor:
                 base = float(lx.ORDINAL_DECADES[m.group("o")])
             out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
             spans.append(m.span())
-        for m in self._dims_re.finditer(text):
+        dims = "x" in text or "×" in text or "by" in text  # "2 x 3 cm", "2 by 3 cm"
+        for m in (self._dims_re.finditer(text) if dims else ()):
             dim, factor = _UNITS[m.group("du")]
             for g in ("d1", "d2", "d3"):
                 v = _word_number(_num_text(m.group(g))) if m.group(g) else None
@@ -159,7 +161,8 @@ class NumberExtractor:
                     out.append(Quantity(v, v, dim, v * factor, v * factor,
                                         f"{m.group(g)} {m.group('du')}"))
             spans.append(m.span())
-        for m in self._mag_re.finditer(text):
+        mag = dims or "times" in text or "magnification" in text  # "x40", "40 times"
+        for m in (self._mag_re.finditer(text) if mag else ()):
             if any(s <= m.start() < e for s, e in spans):
                 continue
             v = _word_number(m.group("m1") or m.group("m2") or m.group("m3"))

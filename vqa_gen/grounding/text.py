@@ -150,13 +150,17 @@ class Normaliser:
     def view(self, text: str) -> TextView:
         """Analyse one text into tokens and keys (hyphenated words also contribute parts)."""
         t = self.rewrite(text)
-        tokens = [m.replace("'s", "") if m.endswith("'s") else m for m in _TOKEN_RE.findall(t)]
-        keys = [self.key(tok) for tok in tokens]
+        tokens = _TOKEN_RE.findall(t)
+        if "'" in t:
+            tokens = [m.replace("'s", "") if m.endswith("'s") else m for m in tokens]
+        cached, key = self._key_cache.get, self.key
+        keys = [cached(tok) or key(tok) for tok in tokens]  # keys are never empty
         key_set = set(keys)
-        for tok in tokens:
-            if "-" in tok:
-                key_set.update(self.key(p) for p in tok.split("-") if p)
-                key_set.add(self.key(tok.replace("-", "")))
+        if "-" in t:
+            for tok in tokens:
+                if "-" in tok:
+                    key_set.update(key(p) for p in tok.split("-") if p)
+                    key_set.add(key(tok.replace("-", "")))
         return TextView(raw=text, text=t, tokens=tokens, keys=keys, key_set=key_set)
 
 

@@ -46,7 +46,7 @@ class DemographicsCheck(Check):
             out.append(self.reason("sex_mismatch", "answer gives a different sex",
                                    pen, ", ".join(dict.fromkeys(words))))
         # age group
-        if c.age_ranges and a_ages:
+        if a_ages and c.age_ranges:  # (the caption's ages are extracted only when needed)
             for lo, hi, word in a_ages:
                 if word in a_nums:
                     continue  # numeric ages are the number check's

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
+from ..analysis import words as words_of
 from ..verdict import Reason
 from .base import Check
 
@@ -36,7 +37,7 @@ class FormCheck(Check):
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         q_raw = qa.question.view.raw.strip()
-        words = [t for t in qa.question.view.tokens if t[0].isalnum()]
+        words = words_of(qa.question)
         if not words:
             return []  # the empty check reports it
         a_raw = qa.answer.view.raw

@@ -15,7 +15,7 @@ import re
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import CaptionFacts, QAFacts, words
 from ..verdict import Reason
 from .base import Check
 
@@ -72,8 +72,8 @@ class RelevanceCheck(Check):
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
         diagnosis?" / "No"), or the question's own words restated ("What is the most likely
         location?" / "The most likely location of the lesions.")."""
-        qtok = [t for t in qa.question.view.tokens if t[0].isalnum()]
-        atok = [t for t in qa.answer.view.tokens if t[0].isalnum()]
+        qtok = words(qa.question)
+        atok = words(qa.answer)
         if not qtok or not atok or qtok[0] not in _WH:
             return None
         if all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]) and len(atok) <= 2:
