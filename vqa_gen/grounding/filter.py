@@ -123,10 +123,14 @@ class GroundingFilter:
     # -- duplicates --------------------------------------------------------------------
     def question_key(self, question: str) -> str:
         """Normalised question for duplicate detection (keys, minus filler function words)."""
-        view = self.analyser.text_facts(str(question or "")).view  # cached with the QA
-        return " ".join(k for t, k in zip(view.tokens, view.keys, strict=True)
-                        if t[0].isalnum() and (t not in lx.STOPWORDS
-                                               or t in _KEEP_IN_QUESTION_KEY))
+        facts = self.analyser.text_facts(str(question or ""))  # cached with the QA
+        key = facts.memo.get("question_key")
+        if key is None:
+            view = facts.view
+            key = facts.memo["question_key"] = " ".join(
+                k for t, k in zip(view.tokens, view.keys, strict=True)
+                if t[0].isalnum() and (t not in lx.STOPWORDS or t in _KEEP_IN_QUESTION_KEY))
+        return key
 
     def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict]
                         ) -> list[Verdict]:

@@ -29,20 +29,30 @@ _GROUP_RE = re.compile(r"\((?:[^()]|\([^()]*\))*\)[?*]?")
 _ESCAPE_RE = re.compile(r"\\[a-zA-Z]")
 _LITERAL_RE = re.compile(r"[a-z&\-]+")
 _OPTIONAL_RE = re.compile(r".[?*]")
+_CLASS_RE = re.compile(r"\[[^\]]*\][?*+]?")
 
 
-def _triggers(pattern: str) -> tuple[str, ...]:
-    """Literal substrings one of which must occur for `pattern` to match: a cheap gate so the
-    regex only runs on texts that could contain it."""
+def _triggers(pattern: str) -> tuple[tuple[str, ...], ...]:
+    """Per alternative of `pattern`, the literal substrings that all must occur for it to
+    match (rarest-looking first): a cheap gate so the regex only runs on texts that could
+    contain it. `((),)` (always run) when the pattern is too complex to read."""
     branches = pattern.split("|") if "(" not in pattern else [pattern]
     out = []
     for b in branches:
-        core = _OPTIONAL_RE.sub(" ", _ESCAPE_RE.sub(" ", _GROUP_RE.sub(" ", b)))
-        runs = _LITERAL_RE.findall(core)
+        core = _GROUP_RE.sub(" ", b)  # groups may be optional or alternatives: skipped
+        if "|" in core or "[" in _CLASS_RE.sub(" ", core):
+            return ((),)
+        core = _OPTIONAL_RE.sub(" ", _ESCAPE_RE.sub(" ", _CLASS_RE.sub(" ", core)))
+        runs = sorted(dict.fromkeys(_LITERAL_RE.findall(core)),
+                      key=lambda r: (-len(r), r.isalpha()))  # "h & e": "&" first
         if not runs:
-            return ("",)
-        out.append(max(runs, key=len))
+            return ((),)
+        out.append(tuple(runs))
     return tuple(out)
+
+
+def _gate_open(alternatives: tuple[tuple[str, ...], ...], text: str) -> bool:
+    return any(all(r in text for r in alt) for alt in alternatives)
 
 
 def light_stem(word: str) -> str:
@@ -92,10 +102,11 @@ class Normaliser:
 
     def __init__(self) -> None:
         self._rewrites = [(_triggers(p), re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
-        # Flat (trigger, rewrite index) list: a plain loop of substring tests finds the first
-        # rewrite that can apply (most texts have none); only from there on do the regexes run.
-        self._trigger_list = [(tr, i) for i, (trs, _, _) in enumerate(self._rewrites)
-                              for tr in trs]
+        # Flat (first literal, rewrite index) list: a plain loop of substring tests finds the
+        # first rewrite that can apply (most texts have none); only from there on do the
+        # gates (every literal of an alternative) and the regexes run.
+        self._trigger_list = [(alt[0] if alt else "", i)
+                              for i, (alts, _, _) in enumerate(self._rewrites) for alt in alts]
         # "shiny" is not "shin": an adjective in -y never keys to a body site.
         self._site_stems = frozenset(light_stem(w) for w in lx.SITE_PARENTS)
         syn: dict[str, str] = {}
@@ -120,17 +131,16 @@ class Normaliser:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
         first = -1
+        rewrites = self._rewrites
         for tr, i in self._trigger_list:
-            if tr in t:
+            if tr in t and _gate_open(rewrites[i][0], t):
                 first = i
                 break
         if first < 0:
             return t
-        for triggers, pat, rep in self._rewrites[first:]:
-            for tr in triggers:
-                if tr in t:
-                    t = pat.sub(rep, t)
-                    break
+        for alternatives, pat, rep in rewrites[first:]:
+            if _gate_open(alternatives, t):
+                t = pat.sub(rep, t)
         return t
 
     def key(self, token: str) -> str:

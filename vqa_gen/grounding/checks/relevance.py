@@ -15,7 +15,8 @@ import re
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts, words
+from ..analysis import CaptionFacts, QAFacts
+from ..analysis import words as words_of
 from ..verdict import Reason
 from .base import Check
 
@@ -60,6 +61,12 @@ _MODALITY_ONLY_A = re.compile(
     r"(?:\(?[\w& ]*\)?\s*)?(?:image|photo\w*|picture|view|stain|slide|section)?s?\W*)$")
 
 
+# What a question asks for, tested in this order (the first that matches decides).
+_QUESTION_KINDS = (("modality", _MODALITY_Q), ("colour", _COLOUR_Q),
+                   ("demographic", _DEMOGRAPHIC_Q), ("location", _LOCATION_Q),
+                   ("diagnosis", _DIAGNOSIS_Q))
+
+
 class RelevanceCheck(Check):
     """`answer_mismatch`: an open colour or image-type question whose answer names no colour or
     no imaging modality; a location question answered with only colour words ("Where?" /
@@ -72,8 +79,8 @@ class RelevanceCheck(Check):
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
         diagnosis?" / "No"), or the question's own words restated ("What is the most likely
         location?" / "The most likely location of the lesions.")."""
-        qtok = words(qa.question)
-        atok = words(qa.answer)
+        qtok = words_of(qa.question)
+        atok = words_of(qa.answer)
         if not qtok or not atok or qtok[0] not in _WH:
             return None
         if all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]) and len(atok) <= 2:
@@ -88,7 +95,6 @@ class RelevanceCheck(Check):
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         if qa.yes_no:
             return []
-        q = qa.question.view.raw.casefold()
         a = qa.answer.view.raw.casefold()
         if not a.strip():
             return []
@@ -96,26 +102,31 @@ class RelevanceCheck(Check):
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
+        asks = qa.question.memo.get("asks")
+        if asks is None:  # per question text: the first kind it asks for, "" for none
+            q = qa.question.view.raw.casefold()
+            asks = qa.question.memo["asks"] = next(
+                (name for name, pattern in _QUESTION_KINDS if pattern.search(q)), "")
         kind = None
-        if _MODALITY_Q.search(q):
+        if asks == "modality":
             if not _MODALITY_A.search(a):
                 kind = "image type"
-        elif _COLOUR_Q.search(q):
+        elif asks == "colour":
             if not _COLOUR_A.search(a):
                 kind = "colour"
-        elif _DEMOGRAPHIC_Q.search(q):
+        elif asks == "demographic":
             a_f = qa.answer
             if not (a_f.sexes or a_f.age_ranges or a_f.numbers
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
                 kind = "age or sex"
-        elif _LOCATION_Q.search(q):
+        elif asks == "location":
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
             # an answer that is nothing but colour words, the common small-model slip.
             words = _WORD.findall(a)
             if (words and len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words)
                     and not (qa.answer.sites or qa.answer.laterality)):
                 kind = "location"
-        elif _DIAGNOSIS_Q.search(q) and _MODALITY_ONLY_A.match(a):
+        elif asks == "diagnosis" and _MODALITY_ONLY_A.match(a):
             return [self.reason("answer_mismatch", "a diagnosis question answered with only "
                                 "the kind of image", self.p["penalty"], qa.answer.view.raw[:60])]
         if kind is None:
