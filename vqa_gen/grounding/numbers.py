@@ -50,7 +50,7 @@ _LESS = re.compile(r"\b(?:less|smaller|shorter|fewer|thinner|lower) than\s*$|\b(
                    r"up to|at most|within|<)\s*$")
 _MORE = re.compile(r"\b(?:more|larger|greater|bigger|longer|thicker|higher|wider|older) than\s*$"
                    r"|\b(?:over|above|exceeding|at least|>)\s*$")
-_ORDINAL_RE = re.compile(r"(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
+_ORDINAL_RE = re.compile(r"(?=\d)(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
 _HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
                      r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
 
@@ -76,6 +76,11 @@ _OVER_END = re.compile(r"\bover\s*$")
 def _num_text(s: str) -> str:
     """"5,895" is a thousands separator; "2,5" a decimal comma."""
     return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s.replace(",", ".")
+
+
+def _initials(alternatives: str) -> str:
+    """The first letters of "a|b|c" words, for a character class."""
+    return "".join(sorted({w[0] for w in alternatives.split("|")}))
 
 
 def _word_number(s: str) -> float | None:
@@ -106,16 +111,20 @@ class NumberExtractor:
         num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:{digits})[- ]hundred" \
               rf"|(?:{tens})(?:[- ](?:{digits}))?|{words})"
         units = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
+        # A leading lookahead on the characters a match can start with lets the regex engine
+        # skip every other position fast (the patterns match exactly as without it).
+        starts = _initials(f"{words}|{tens}|{digits}")
         self._num_re = re.compile(
-            rf"(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
+            rf"(?=[\d{starts}])(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
             rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
         )
         self._dims_re = re.compile(
-            rf"(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
+            rf"(?=[\d{starts}])(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
             rf"(?:\s*(?:x|×|by)\s*(?P<d3>{num}))?\s*(?P<du>{units})(?![a-z])")
         self._mag_re = re.compile(
+            rf"(?=[\d{starts}x×m])(?:"
             rf"(?<![\w.])(?P<m1>{num})\s*(?:x|×|times)(?![\w])|(?<![\w])[x×]\s?(?P<m2>\d+)\b"
-            rf"|\bmagnification (?:of )?(?P<m3>{num})\b")
+            rf"|\bmagnification (?:of )?(?P<m3>{num})\b)")
         self._roman_re = re.compile(
             r"\b(?:segment|grade|stage|type|class|level|nerve|zone|phase|lobe|degree|part|"
             r"cranial nerve|factor)\s+(?P<r>x{0,1}(?:ix|iv|v?i{0,3}))\b")
@@ -123,6 +132,7 @@ class NumberExtractor:
         decade_words = "|".join(lx.DECADE_WORDS)
         ordinals = "|".join(lx.ORDINAL_DECADES)
         self._decade_re = re.compile(
+            rf"(?=[\d{_initials(f'early|mid|late|{decade_words}|{ordinals}')}])"
             rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<d>\d)0'?s|(?P<w>{decade_words}))\b"
             rf"|\b(?P<o>{ordinals}) decade\b")
         self._digit = re.compile(r"\d")

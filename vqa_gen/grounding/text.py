@@ -51,10 +51,6 @@ def _triggers(pattern: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
-def _gate_open(alternatives: tuple[tuple[str, ...], ...], text: str) -> bool:
-    return any(all(r in text for r in alt) for alt in alternatives)
-
-
 def light_stem(word: str) -> str:
     """Strip inflection and common derivation so lesions/lesion, papular/papule,
     pigmented/pigmentation meet; deliberately conservative (short words kept whole)."""
@@ -101,12 +97,9 @@ class Normaliser:
     """Turns text into comparable keys; holds the compiled rewrites and synonym tables."""
 
     def __init__(self) -> None:
+        # Each rewrite runs only when every literal of one of its alternatives is in the text
+        # (plain substring tests, rarest-looking literal first): most texts need none.
         self._rewrites = [(_triggers(p), re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
-        # Flat (first literal, rewrite index) list: a plain loop of substring tests finds the
-        # first rewrite that can apply (most texts have none); only from there on do the
-        # gates (every literal of an alternative) and the regexes run.
-        self._trigger_list = [(alt[0] if alt else "", i)
-                              for i, (alts, _, _) in enumerate(self._rewrites) for alt in alts]
         # "shiny" is not "shin": an adjective in -y never keys to a body site.
         self._site_stems = frozenset(light_stem(w) for w in lx.SITE_PARENTS)
         syn: dict[str, str] = {}
@@ -130,17 +123,14 @@ class Normaliser:
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
-        first = -1
-        rewrites = self._rewrites
-        for tr, i in self._trigger_list:
-            if tr in t and _gate_open(rewrites[i][0], t):
-                first = i
-                break
-        if first < 0:
-            return t
-        for alternatives, pat, rep in rewrites[first:]:
-            if _gate_open(alternatives, t):
-                t = pat.sub(rep, t)
+        for alternatives, pat, rep in self._rewrites:
+            for literals in alternatives:
+                for lit in literals:
+                    if lit not in t:
+                        break
+                else:  # every literal present: the pattern may match
+                    t = pat.sub(rep, t)
+                    break
         return t
 
     def key(self, token: str) -> str:
