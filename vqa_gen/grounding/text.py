@@ -100,6 +100,11 @@ class Normaliser:
         # Each rewrite runs only when every literal of one of its alternatives is in the text
         # (plain substring tests, rarest-looking literal first): most texts need none.
         self._rewrites = [(_triggers(p), re.compile(p), r) for p, r in lx.PHRASE_REWRITES]
+        # (first literal of an alternative, rewrite index), in rewrite order: one flat pass
+        # of substring tests finds the few rewrites worth a closer look.
+        self._first_literals = [(alt[0] if alt else "", i)
+                                for i, (alts, _, _) in enumerate(self._rewrites)
+                                for alt in alts]
         # "shiny" is not "shin": an adjective in -y never keys to a body site.
         self._site_stems = frozenset(light_stem(w) for w in lx.SITE_PARENTS)
         syn: dict[str, str] = {}
@@ -123,13 +128,24 @@ class Normaliser:
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
-        for alternatives, pat, rep in self._rewrites:
+        firsts = self._first_literals
+        todo = [i for lit, i in firsts if lit in t]
+        last = -1
+        while todo:
+            i = todo.pop(0)
+            if i <= last:
+                continue  # a second alternative of a rewrite already read
+            last = i
+            alternatives, pat, rep = self._rewrites[i]
             for literals in alternatives:
                 for lit in literals:
                     if lit not in t:
                         break
                 else:  # every literal present: the pattern may match
-                    t = pat.sub(rep, t)
+                    new = pat.sub(rep, t)
+                    if new != t:  # the text changed: later rewrites' literals may too
+                        t = new
+                        todo = [j for lit, j in firsts if j > i and lit in t]
                     break
         return t
 
