@@ -19,6 +19,9 @@ from .text import Normaliser, TextView, shared_prefix_match
 _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
                "unilateral": "unilateral", "bilaterally": "bilateral"}
 _CLAUSE_END = frozenset(".;:!?()")
+_TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "day", "days",
+                         "yrs", "yr"})  # "3 years old" is an age, not the word "old"
+_GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is no site
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
 # Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
@@ -350,7 +353,6 @@ class Analyser:
             k = keys[i]
             ng = neg[i]
             (negk if ng else aff).add(k)
-            prev = tokens[i - 1] if i else ""
             if t in roles:
                 sx = lx.SEX_WORDS.get(t)
                 if sx:
@@ -358,8 +360,7 @@ class Analyser:
                     if t not in lx.SEX_PRONOUNS:
                         sex_nouns.add(sx)
                 if t in self._age_words and not ng:
-                    if t == "old" and prev in {"year", "years", "month", "months", "week",
-                                               "weeks", "day", "days", "yrs", "yr"}:
+                    if t == "old" and i and tokens[i - 1] in _TIME_UNITS:
                         pass
                     else:
                         lo, hi = self.age_groups.get(t, (55.0, 120.0))
@@ -368,8 +369,7 @@ class Analyser:
                 if lt and not ng:
                     lat.add(lt)
             site = site_by_key.get(k)
-            if site and not ng and not (site == "back" and prev in {"came", "come", "go",
-                                                                      "went", "comes"}):
+            if site and not ng and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
                 sites.add(site)
         return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
                      sexes=sexes, sex_nouns=sex_nouns, word_ages=ages, laterality=lat,

@@ -6,7 +6,7 @@ import re
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import CaptionFacts, Facts, QAFacts
 from ..analysis import words as words_of
 from ..verdict import Reason
 from .base import Check
@@ -18,8 +18,12 @@ _CHAT = frozenset({"hi", "hello", "hey", "yeah", "ok", "okay", "wow", "cool", "t
 _PERSONAL = frozenset({"i", "i'm", "i've", "me", "my", "we", "us", "our", "you", "your"})
 
 
-def _plain(text: str) -> str:
-    return _PUNCT.sub(" ", text.casefold()).strip()
+def _plain(facts: Facts) -> str:
+    """The raw text casefolded, punctuation as spaces (memoised per text)."""
+    hit = facts.memo.get("plain")
+    if hit is None:
+        hit = facts.memo["plain"] = _PUNCT.sub(" ", facts.view.raw.strip().casefold()).strip()
+    return hit
 
 
 class FormCheck(Check):
@@ -40,8 +44,7 @@ class FormCheck(Check):
         words = words_of(qa.question)
         if not words:
             return []  # the empty check reports it
-        a_raw = qa.answer.view.raw
-        if _plain(q_raw) == _plain(a_raw):
+        if _plain(qa.question) == _plain(qa.answer):
             return [self.reason("malformed_question", "question repeats the answer",
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
