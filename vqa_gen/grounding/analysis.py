@@ -119,7 +119,10 @@ class KeySet(set):
         return idx
 
     def family(self, key: str) -> list[str]:
-        return self.index().get(key[:5], [])
+        idx = self._index
+        if idx is None:
+            idx = self.index()
+        return idx.get(key[:5], [])
 
     def without(self, other: KeySet) -> KeySet:
         """The keys that are not `key_in` `other` (one pass over the prefix index)."""
@@ -158,7 +161,12 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
     content: list[str] = []  # the same without function words
     for t in (*tokens, "."):  # a number or punctuation ends a run; so does the end
         if t[0].isalpha():
-            for p in (t.split("-") if "-" in t else (t,)):
+            if "-" not in t:
+                every.append(t[0])
+                if t not in stop:
+                    content.append(t[0])
+                continue
+            for p in t.split("-"):
                 if p and p[0].isalpha():
                     every.append(p[0])
                     if p not in stop:
@@ -401,20 +409,24 @@ class Analyser:
         only_aff = facts.affirmed_keys.without(facts.negated_keys)
         if "bilateral" in facts.laterality:
             keys.add(self._bilateral)
+        # where each content word sits, counting content words only (keys, spellings and
+        # hyphen parts)
         positions: dict[str, list[int]] = {}
-        n = 0
         stop = self.stop
-        for t, k in zip(tokens, keys_, strict=True):
-            if not t[0].isalnum() or t in stop:
-                continue
-            positions.setdefault(k, []).append(n)
+        content = [(t, k) for t, k in zip(tokens, keys_, strict=True)
+                   if t[0].isalnum() and t not in stop]
+        for n, (t, k) in enumerate(content):
+            at = positions.get(k)
+            if at is None:
+                positions[k] = [n]
+            else:
+                at.append(n)
             if t != k:
                 positions.setdefault(t, []).append(n)
             if "-" in t:
                 for part in t.split("-"):
                     if part:
                         positions.setdefault(self.norm.key(part), []).append(n)
-            n += 1
         prefix_keys = KeySet(k for k in view.key_set if len(k) >= 5)
         return CaptionFacts(facts=facts, support_keys=keys,
                             key_positions={k: tuple(v) for k, v in positions.items()},
