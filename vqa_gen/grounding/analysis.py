@@ -19,6 +19,7 @@ from .text import Normaliser, TextView, shared_prefix_match
 _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
                "unilateral": "unilateral", "bilaterally": "bilateral"}
 _CLAUSE_END = frozenset(".;:!?()")
+_BEFORE_BY = 2  # `Analyser._word_kind`: content only when "by" follows
 _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "day", "days",
                          "yrs", "yr"})  # "3 years old" is an age, not the word "old"
 _GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is no site
@@ -261,6 +262,7 @@ class Analyser:
         # their analysis is cached by text. Facts are never mutated after construction.
         self._text_cache: dict[str, Facts] = {}
         self._content_cache: dict[tuple[str, bool], bool] = {}
+        self._word_kinds: dict[str, int] = {}
         self.text_cache_size = 4096
 
     def clear_cache(self) -> None:
@@ -469,13 +471,31 @@ class Analyser:
     def _content(self, facts: Facts, question: bool, open_question: bool
                  ) -> list[tuple[int, str, str]]:
         v = facts.view
-        toks = v.tokens
-        n = len(toks)
-        return [(i, t, k) for i, (t, k) in enumerate(zip(toks, v.keys, strict=True))
-                if self.is_content(t, k, toks[i + 1] if i + 1 < n else "")
-                and not (question and (t in lx.QUESTION_FRAME
-                                       or (open_question and t in lx.OPEN_QUESTION_FRAME)
-                                       or (i and toks[i - 1] == "how")))]
+        toks, keys = v.tokens, v.keys
+        last = len(toks) - 1
+        kinds, kind_of = self._word_kinds, self._word_kind
+        out = []
+        for i, t in enumerate(toks):
+            kind = kinds.get(t)
+            if kind is None:
+                kind = kind_of(t)
+            if not kind or (kind == _BEFORE_BY and (i == last or toks[i + 1] != "by")):
+                continue
+            if question and (t in lx.QUESTION_FRAME
+                             or (open_question and t in lx.OPEN_QUESTION_FRAME)
+                             or (i and toks[i - 1] == "how")):
+                continue
+            out.append((i, t, keys[i]))
+        return out
+
+    def _word_kind(self, token: str) -> int:
+        """1: a content word; `_BEFORE_BY`: one only before "by" (a participle of filler);
+        0: never. Cached per word: `is_content` by token, without the pair lookup."""
+        kind = (1 if self._is_content(token, "", "") else
+                _BEFORE_BY if self._is_content(token, "", "by") else 0)
+        if len(self._word_kinds) < 200_000:
+            self._word_kinds[token] = kind
+        return kind
 
     def acronyms_of(self, cap: CaptionFacts) -> tuple[str, ...]:
         """The caption's initialisms, computed the first time an answer needs them."""
