@@ -125,10 +125,12 @@ class NumberExtractor:
             rf"(?=[\d{starts}x×m])(?:"
             rf"(?<![\w.])(?P<m1>{num})\s*(?:x|×|times)(?![\w])|(?<![\w])[x×]\s?(?P<m2>\d+)\b"
             rf"|\bmagnification (?:of )?(?P<m3>{num})\b)")
+        roman_words = ("segment|grade|stage|type|class|level|nerve|zone|phase|lobe|degree|part|"
+                       "cranial nerve|factor")
         self._roman_re = re.compile(
-            r"\b(?:segment|grade|stage|type|class|level|nerve|zone|phase|lobe|degree|part|"
-            r"cranial nerve|factor)\s+(?P<r>x{0,1}(?:ix|iv|v?i{0,3}))\b")
-        self._aged_re = re.compile(rf"\b(?:aged?|age of)\s+(?P<n>{num})\b")
+            rf"(?=[{_initials(roman_words)}])\b(?:{roman_words})\s+"
+            r"(?P<r>x{0,1}(?:ix|iv|v?i{0,3}))\b")
+        self._aged_re = re.compile(rf"(?=a)\b(?:aged?|age of)\s+(?P<n>{num})\b")
         decade_words = "|".join(lx.DECADE_WORDS)
         ordinals = "|".join(lx.ORDINAL_DECADES)
         self._decade_re = re.compile(
@@ -139,9 +141,9 @@ class NumberExtractor:
         self._decade_triggers = (*lx.DECADE_WORDS, "decade")
         self._roman_triggers = ("segment", "grade", "stage", "type", "class", "level", "nerve",
                                 "zone", "phase", "lobe", "degree", "part", "factor")
-        self._gate = re.compile(
-            rf"\d|\b(?:{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
-            rf"level|nerve|zone|phase|lobe|degree|part|factor)\b")
+        gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
+                      "level|nerve|zone|phase|lobe|degree|part|factor")
+        self._gate = re.compile(rf"(?=[\d{_initials(gate_words)}])(?:\d|\b(?:{gate_words})\b)")
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
