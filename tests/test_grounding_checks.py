@@ -265,11 +265,13 @@ def test_real_run_gaps(f, question, answer, ok):
 
 
 def test_unsupported_negative_grows_with_ungrounded_terms(f):
+    # A weak signal (on the public dev sets it fires as often on grounded replies as on
+    # hallucinated ones), so it lowers the score without rejecting on its own.
     cap = "Atopic dermatitis: lichenified plaques in the elbow creases of a 6-year-old boy."
     one = f.check(cap, "Is there crusting?", "No.")
     many = f.check(cap, "Is the patient normally a normal child of the age of 6 who is "
                         "suffering from atopic dermatitis?", "No.")
-    assert one.passed and not many.passed
+    assert one.passed and many.score < one.score
     pen = {r.code: r.penalty for r in many.reasons}["unsupported_negative"]
     assert pen > {r.code: r.penalty for r in one.reasons}["unsupported_negative"]
 

@@ -79,7 +79,7 @@ NEG_PRE: tuple[str, ...] = (
     "negative for", "never", "none", "nor", "neither", "denies", "denied", "rules out",
     "ruled out", "no evidence of", "no sign of", "no signs of", "cannot", "can't", "isn't",
     "aren't", "wasn't", "weren't", "doesn't", "don't", "didn't", "hasn't", "haven't", "hadn't",
-    "non",
+    "non", "n't", "failed to", "fail to", "fails to", "unable to",
 )
 NEG_POST: tuple[str, ...] = (
     "absent", "not seen", "not present", "not observed", "not identified", "not noted",

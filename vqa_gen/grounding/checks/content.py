@@ -47,7 +47,7 @@ class ContentCheck(Check):
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
-        "negative_penalty": 0.3,
+        "negative_penalty": 0.1,
         "contradiction_penalty": 0.6,
         "copy_max": 0.8,
         "copy_from": 10.0,
