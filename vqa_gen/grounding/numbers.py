@@ -71,7 +71,9 @@ class Quantity:
 
 
 # The word after a unitless number names what it counts; these say nothing about that.
-_NOT_A_NOUN = frozenset(["a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "by", "for", "with", "from", "as", "is", "are", "was", "were", "be", "been", "has", "have", "had", "it", "its", "than", "then", "but", "that", "this", "these", "those", "per", "each", "times", "more", "less", "other"])
+_NOT_A_NOUN = frozenset(lx.words(
+    "a an the and or of to in on at by for with from as is are was were be been has have had it "
+    "its than then but that this these those per each times more less other"))
 _NEXT_WORD = re.compile(r"\s*([a-z][a-z'\-]*)")
 _LIST_MARKER_AFTER = re.compile(r"[.)]\s+[a-z]")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
