@@ -49,6 +49,7 @@ class ContentCheck(Check):
         "premise_factor": 0.6,
         "negative_penalty": 0.1,
         "contradiction_penalty": 0.6,
+        "contradiction_local_after": 80,
         "copy_max": 0.8,
         "copy_from": 10.0,
         "copy_span": 40.0,
@@ -75,20 +76,37 @@ class ContentCheck(Check):
             near.setdefault(key(b), set()).add(key(a))
         self._near = near
 
-    def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]]) -> list[str]:
+    def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
+                      units: list[tuple[int, str, str]]) -> list[str]:
         """Unsupported affirmed words that contradict the caption: an antonym of a caption
-        word, or a colour / lesion type when the caption states other colours / types."""
+        word, or a colour / lesion type when the caption states other colours / types. In a
+        long evidence text an antonym somewhere says little ("late on" vs "an early goal"), so
+        there the opposite word must sit near a word the answer puts beside its own."""
         out = []
         sk = cap.support_keys
+        local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
-            if self._opposites.get(k, set()) & sk:
+            hits = self._opposites.get(k, set()) & sk
+            if not hits:
+                for cls in self._closed_classes:
+                    if k in cls and cls & sk and not self._near.get(k, set()) & sk:
+                        hits = cls & sk
+                        break
+            if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
-                continue
-            for cls in self._closed_classes:
-                if k in cls and cls & sk and not self._near.get(k, set()) & sk:
-                    out.append(t)
-                    break
         return out
+
+    def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str],
+                     units: list[tuple[int, str, str]]) -> bool:
+        """Does one of the caption's opposite words `hits` sit within a few content words of
+        a caption occurrence of a neighbour of `token` in the answer?"""
+        pos = cap.key_positions
+        at = [j for j, (_, t, _) in enumerate(units) if t == token]
+        anchors = {units[j + d][2] for j in at for d in (-1, 1) if 0 <= j + d < len(units)}
+        a_pos = [p for a in anchors for p in pos.get(a, ())]
+        h_pos = [p for h in hits for p in pos.get(h, ())]
+        window = int(self.p["pair_window"]) + 2
+        return any(abs(a - b) <= window for a in a_pos for b in h_pos)
 
     @staticmethod
     def _demographic_ok(token: str, cap: CaptionFacts) -> bool:
@@ -193,7 +211,7 @@ class ContentCheck(Check):
                 "does not name", p["diagnosis_penalty"],
                 ", ".join(t for t in sup.unsupported
                           if informativeness(t) >= p["specific_term"])))
-        contra = self._contradicted(cap, contra_items)
+        contra = self._contradicted(cap, contra_items, a_units)
         if contra:
             out.append(self.reason(
                 "contradicted_content", "caption states the opposite or another colour/type",
