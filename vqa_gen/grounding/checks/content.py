@@ -47,7 +47,7 @@ class ContentCheck(Check):
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
-        "negative_penalty": 0.1,
+        "negative_penalty": 0.0,
         "contradiction_penalty": 0.6,
         "contradiction_local_after": 80,
         "copy_max": 0.8,
@@ -55,6 +55,9 @@ class ContentCheck(Check):
         "copy_span": 40.0,
         "copy_full": 0.3,
         "copy_n": 3,
+        "run_weight": 0.3,
+        "run_neutral": 0.3,
+        "run_n": 4,
     }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
@@ -108,6 +111,28 @@ class ContentCheck(Check):
         window = int(self.p["pair_window"]) + 2
         return any(abs(a - b) <= window for a in a_pos for b in h_pos)
 
+    def _copy_adjusted(self, score: float, keys: list[str], cap: CaptionFacts) -> float:
+        """Long answers (summaries, descriptions, dialogue turns): copying whole word
+        sequences from the evidence is evidence of faithfulness beyond single words (an
+        invented clause or a swapped entity breaks every n-gram it touches). The weight grows
+        with the answer's length beyond `copy_from` words. Copied trigrams can only raise the
+        score (paraphrase copies little and is no sign of invention); the share of copied
+        4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
+        so a typical paraphrase loses little."""
+        p = self.p
+        cp, n_words = copying(keys, cap, int(p["copy_n"]))
+        lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
+        if not lam:
+            return score
+        raise_w = min(float(p["copy_max"]), lam)
+        copied = min(1.0, cp / float(p["copy_full"]))
+        score = max(score, (1 - raise_w) * score + raise_w * copied)
+        run_w = min(float(p["run_weight"]), lam)
+        if run_w:
+            runs, _ = copying(keys, cap, int(p["run_n"]))
+            score = min(1.0, max(0.0, score + run_w * (runs - float(p["run_neutral"]))))
+        return score
+
     @staticmethod
     def _demographic_ok(token: str, cap: CaptionFacts) -> bool:
         """Age-group and sex words are supported by a consistent caption age / sex
@@ -149,17 +174,8 @@ class ContentCheck(Check):
         av = qa.answer.view
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
-        if p["copy_max"] and score < 1.0:
-            # Long answers (summaries, descriptions, dialogue turns): copying whole word
-            # sequences from the evidence is strong evidence of faithfulness, so it can raise
-            # the score, with a weight growing with the answer's length beyond `copy_from`
-            # words. Never lower it: paraphrase copies little and is no sign of invention.
-            cp, n_words = copying(av.keys, cap, int(p["copy_n"]))
-            lam = min(float(p["copy_max"]),
-                      max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"])))
-            if lam:
-                copied = min(1.0, cp / float(p["copy_full"]))
-                score = max(score, (1 - lam) * score + lam * copied)
+        if p["copy_max"]:
+            score = self._copy_adjusted(score, av.keys, cap)
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
         affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
