@@ -30,7 +30,7 @@ class ContentCheck(Check):
 
     For yes/no questions the answer affirms (or denies) the question's terms, so they are
     judged as answer content: an ungrounded "Yes" is unsupported content, an ungrounded "No" is
-    a weaker `unsupported_negative`. For other questions, ungrounded question terms are an
+    reported as `unsupported_negative` (no penalty by default: a weak signal). For other questions, ungrounded question terms are an
     `unsupported_premise` (the question presupposes something the caption does not say).
     """
 
