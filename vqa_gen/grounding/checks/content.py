@@ -30,8 +30,9 @@ class ContentCheck(Check):
 
     For yes/no questions the answer affirms (or denies) the question's terms, so they are
     judged as answer content: an ungrounded "Yes" is unsupported content, an ungrounded "No" is
-    reported as `unsupported_negative` (no penalty by default: a weak signal). For other questions, ungrounded question terms are an
-    `unsupported_premise` (the question presupposes something the caption does not say).
+    reported as `unsupported_negative` (no penalty by default: a weak signal). For other
+    questions, ungrounded question terms are an `unsupported_premise` (the question
+    presupposes something the caption does not say).
     """
 
     name = "content"
