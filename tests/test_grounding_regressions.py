@@ -179,3 +179,35 @@ def test_an_unanswerable_question_blocks_without_lowering_the_score(f):
     v = f.check(cap, "What is the best treatment?", "Well-demarcated silvery plaques.")
     assert not v.passed and "unanswerable_question" in v.codes
     assert v.score > 0.9, v.to_dict()
+
+
+# -- misses in the quick start's kept QA, re-judged in session 3 (sample captions) ---------
+
+MOLLUSCUM = ("Molluscum contagiosum (H&E, x100): endophytic lobules of keratinocytes containing "
+             "large eosinophilic intracytoplasmic inclusions (Henderson-Patterson bodies).")
+PEMPHIGOID = "Bullous pemphigoid (H&E, x100). Subepidermal blister containing numerous eosinophils."
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (MOLLUSCUM, "What is the distribution?", "Verruca vulgaris (H&E, x100)"),
+    (PEMPHIGOID, "What is the morphology?", "Papillomatis (H&E, x100)."),
+])
+def test_a_copied_stain_and_magnification_do_not_support_an_invented_term(f, caption, question,
+                                                                          answer):
+    v = f.check(caption, question, answer)
+    assert not v.passed and v.score < 0.45, v.to_dict()
+    ok = f.check(caption, "What is the diagnosis?",
+                 caption.split(" (")[0] + " (H&E, x100)")
+    assert ok.passed and ok.score == 1.0, ok.to_dict()
+
+
+def test_a_caption_claim_given_as_question_is_malformed_even_when_long(f):
+    cap = ("Dermoscopic image of a pigmented basal cell carcinoma: arborizing vessels, large "
+           "blue-grey ovoid nests and leaf-like areas. No pigment network.")
+    v = f.check(cap, "A dermoscopic image of a pigmented basal cell carcinoma is a variant of a "
+                     "pigmented basal cell carcinoma.", "Dermoscopic image of a pigmented basal "
+                                                       "cell carcinoma")
+    assert not v.passed and "malformed_question" in v.codes, v.to_dict()
+    turn = f.check(cap, "My aunt had a carcinoma on her nose last year and it was removed.",
+                   "A pigmented basal cell carcinoma shows arborizing vessels.")
+    assert "malformed_question" not in turn.codes, turn.to_dict()

@@ -19,7 +19,7 @@ from ..support import (
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
-from .relevance import _DIAGNOSIS_Q
+from .relevance import _DIAGNOSIS_Q, _MODALITY_Q
 
 
 class ContentCheck(Check):
@@ -40,6 +40,7 @@ class ContentCheck(Check):
         "pair_weight": 0.6,
         "number_weight": 6.0,
         "name_boost": 1.5,
+        "protocol_weight": 1.0,
         "coverage_weight": 0.3,
         "pair_window": 2,
         "specific_term": 3.5,
@@ -147,9 +148,13 @@ class ContentCheck(Check):
 
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
-               echo: set[str] | None = None, raw: str = "") -> Support:
+               echo: set[str] | None = None, raw: str = "",
+               protocol_asked: bool = False) -> Support:
+        # A magnification ("x100") is protocol: weighed as a light word unless the question
+        # asks how the image was made.
         nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
-                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)]
+                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)
+                and (protocol_asked or q.dim != "magnification")]
         disc = None
         if echo:
             d = float(self.p["echo_credit"])
@@ -160,7 +165,9 @@ class ContentCheck(Check):
                        number_weight=float(self.p["number_weight"]), discount=disc,
                        names=names_in(raw) if raw else frozenset(),
                        name_boost=float(self.p["name_boost"]),
-                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]))
+                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]),
+                       protocol_weight=0.0 if protocol_asked else float(
+                           self.p["protocol_weight"]))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -170,7 +177,8 @@ class ContentCheck(Check):
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
         sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
-                          qa.answer.view.raw)
+                          qa.answer.view.raw,
+                          protocol_asked=bool(_MODALITY_Q.search(qa.question.view.text)))
         cov_w = float(p["coverage_weight"])
         av = qa.answer.view
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
