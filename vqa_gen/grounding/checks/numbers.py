@@ -52,16 +52,15 @@ class NumberCheck(Check):
         if not claims:
             return []
         evidence = cap.facts.numbers
+        key = self.an.norm.key
         out: list[Reason] = []
         for c in claims:
             if number_supported(c, evidence):
                 continue
-            # A mismatch needs the same kind of quantity: a bare count against a year ("two"
-            # vs "2014") is only unsupported.
-            # A counted noun makes two unitless numbers of one kind only when the evidence
-            # counts the same thing: "two individuals" is no mismatch with "14 May" or "6,";
-            # a bare "3" (the question names what it counts) compares with any count.
-            key = self.an.norm.key
+            # A mismatch needs the same kind of quantity: a count against a year ("two" vs
+            # "2014") is only unsupported, and a count of a named thing mismatches only a count
+            # of the same thing ("two individuals" vs "14 May" is no mismatch); a bare "3"
+            # (the question names what it counts) compares with any count.
             same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
                 _year_like(e) or _year_like(c)
                 or (c.noun and (not e.noun or key(c.noun) != key(e.noun))))))
