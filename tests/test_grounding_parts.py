@@ -124,3 +124,44 @@ def test_long_copied_answer_gains_support_but_short_answers_do_not_change():
     assert v_on.score > v_off.score  # "promised" is unsupported, the copied sequences count
     short = ("What did the council approve?", "The new transport budget, promised by mayor")
     assert on.check(caption, *short).score == off.check(caption, *short).score
+
+
+def test_acronyms_match_the_initials_of_every_word_run():
+    from vqa_gen.grounding.analysis import acronyms, key_in
+
+    an = Analyser()
+    toks = an.norm.view("Fine-needle aspiration of the central retinal artery; 3 basal cell "
+                        "carcinomas (bcc) and a well-demarcated plaque").tokens
+    # reference: split into runs of alphabetic tokens, hyphen parts count as words
+    runs: list[list[str]] = [[]]
+    for t in toks:
+        if t[0].isalpha():
+            runs[-1] += [p for p in t.split("-") if p and p[0].isalpha()]
+        elif runs[-1]:
+            runs.append([])
+    want: list[str] = []
+    for run in runs:
+        for words in (run, [w for w in run if w not in an.stop]):
+            if len(words) >= 2:
+                want.append("".join(w[0] for w in words))
+    assert acronyms(toks, an.stop) == tuple(dict.fromkeys(want))
+    found = acronyms(toks, an.stop)
+    assert any("fna" in a for a in found) and any("cra" in a for a in found)
+
+    # the caption's only-negated / only-affirmed keys follow `key_in`, word families included
+    cap = an.caption("No ulceration or erythema; an ulcerated centre with pigmented papules, "
+                     "no pigmentation at the rim, without scale.")
+    aff, neg = cap.facts.affirmed_keys, cap.facts.negated_keys
+    assert cap.only_negated == {k for k in neg if not key_in(k, aff)}
+    assert cap.only_affirmed == {k for k in aff if not key_in(k, neg)}
+    assert cap.only_negated and cap.only_affirmed
+
+
+def test_quantities_are_extracted_on_first_use_and_agree_with_the_extractor():
+    an = Analyser()
+    cap = an.caption("A 64-year-old woman with three 2 x 3 cm plaques, elderly, x40.")
+    facts = cap.facts
+    assert facts._numbers is None  # nothing read them yet
+    assert facts.numbers == NX.extract(facts.view.text)
+    ages = [a for *_, a in facts.age_ranges]
+    assert ages == ["elderly", "64-year-old"]  # age words first, then numeric ages
