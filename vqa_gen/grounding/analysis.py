@@ -354,32 +354,37 @@ class Analyser:
         lat: set[str] = set()
         sites: set[str] = set()
         stop, roles, site_by_key = self.stop, self._role_words, self.site_by_key
-        for i, t in enumerate(tokens):
-            if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
-                lat.add("bilateral")
-                aff.add(self._bilateral)
-            if t in stop or not t[0].isalnum():
-                continue
-            k = keys[i]
+        if "both" in tokens:  # "both elbows": both sides
+            for i, t in enumerate(tokens):
+                if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
+                    lat.add("bilateral")
+                    aff.add(self._bilateral)
+        content = [i for i, t in enumerate(tokens) if t not in stop and t[0].isalnum()]
+        if True in neg:
+            for i in content:
+                (negk if neg[i] else aff).add(keys[i])
+        else:
+            aff.update([keys[i] for i in content])
+        for i in [i for i in content if tokens[i] in roles]:  # sex, age group, side
+            t = tokens[i]
             ng = neg[i]
-            (negk if ng else aff).add(k)
-            if t in roles:
-                sx = lx.SEX_WORDS.get(t)
-                if sx:
-                    sexes.add(sx)
-                    if t not in lx.SEX_PRONOUNS:
-                        sex_nouns.add(sx)
-                if t in self._age_words and not ng:
-                    if t == "old" and i and tokens[i - 1] in _TIME_UNITS:
-                        pass
-                    else:
-                        lo, hi = self.age_groups.get(t, (55.0, 120.0))
-                        ages.append((lo, hi, t))
-                lt = _LATERALITY.get(t)
-                if lt and not ng:
-                    lat.add(lt)
-            site = site_by_key.get(k)
-            if site and not ng and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
+            sx = lx.SEX_WORDS.get(t)
+            if sx:
+                sexes.add(sx)
+                if t not in lx.SEX_PRONOUNS:
+                    sex_nouns.add(sx)
+            if t in self._age_words and not ng:
+                if t == "old" and i and tokens[i - 1] in _TIME_UNITS:
+                    pass
+                else:
+                    lo, hi = self.age_groups.get(t, (55.0, 120.0))
+                    ages.append((lo, hi, t))
+            lt = _LATERALITY.get(t)
+            if lt and not ng:
+                lat.add(lt)
+        for i in [i for i in content if keys[i] in site_by_key]:
+            site = site_by_key[keys[i]]
+            if site and not neg[i] and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
                 sites.add(site)
         return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
                      sexes=sexes, sex_nouns=sex_nouns, word_ages=ages, laterality=lat,
