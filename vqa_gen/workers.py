@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -178,7 +179,7 @@ def _send(fd: int, message: object) -> None:
     _write_all(fd, _HEADER.pack(len(payload)) + payload)
 
 
-def _warm_up(ctx: dict[str, Any]) -> None:
+def warm_up(ctx: dict[str, Any]) -> None:
     """Touch what grading touches (the filter's tables, its code paths), so that the first real
     batch is as fast as any other: the pages shared with the parent are copied here, not then."""
     with contextlib.suppress(Exception):
@@ -187,13 +188,14 @@ def _warm_up(ctx: dict[str, Any]) -> None:
         ctx["template"].parse('{"qa": []}')
 
 
-def _worker_main(rfd: int, wfd: int, ctx: dict[str, Any], lines: bool) -> None:
+def _worker_main(rfd: int, wfd: int, ctx: dict[str, Any], lines: bool,
+                 warm: Callable[[dict[str, Any]], None]) -> None:
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.set_wakeup_fd(-1)  # the parent's event loop's, not ours
     _die_with_parent()
-    _warm_up(ctx)
+    warm(ctx)
     _send(wfd, ("ready", os.getpid()))
     while True:
         header = _read_exact(rfd, _HEADER.size)
@@ -243,15 +245,18 @@ class WorkerPool:
     before the client opens connections (children would inherit the sockets too). `close()` it
     at the end of the run. `grade` must always be awaited from the same event loop.
     `lines`: workers return each QA as its output line (`QALine`, all the run writer needs,
-    and the cheapest to send), else as a whole `QASample`.
+    and the cheapest to send), else as a whole `QASample`. `warm_up`: what a worker runs on
+    its grading context before it takes replies.
     """
 
     def __init__(self, spec: WorkerSpec, workers: int, batch_max: int = BATCH_MAX,
-                 lines: bool = True) -> None:
+                 lines: bool = True,
+                 warm_up: Callable[[dict[str, Any]], None] = warm_up) -> None:
         self.spec = spec
         self.workers = workers
         self.batch_max = batch_max
         self.lines = lines
+        self.warm_up = warm_up
         self.context: Any = None
         """The grading context the workers inherited, also used in this process (the replies
         graded before a worker is ready, the template's caption analysis)."""
@@ -292,7 +297,7 @@ class WorkerPool:
                     os.close(w.from_worker)
                 os.close(down_w)
                 os.close(up_r)
-                _worker_main(down_r, up_w, self.context, self.lines)
+                _worker_main(down_r, up_w, self.context, self.lines, self.warm_up)
             except BaseException:
                 code = 1
             finally:
