@@ -284,3 +284,46 @@ def test_the_pool_is_the_default_on_several_cores(realistic_server, tmp_path):
     run.run()
     graded = run.last_pool_graded + run.last_graded_here
     assert graded == (30 if expected > 1 else 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the pool forks")
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_generator_with_workers_gives_the_same_results(realistic_server, api):
+    """Opt-in pool for the importable API: the same QASamples, verdicts included."""
+    import asyncio
+
+    from vqa_gen import Generator
+    from vqa_gen.pipeline import QASample
+
+    rows = list(captions(40, seed=10))
+    rows[3] = {"id": "no-caption"}
+
+    def results(workers: int) -> list:
+        with Generator(base_url=realistic_server.base_url, model="m", concurrency=8,
+                       workers=workers) as gen:
+            if api == "sync":
+                out = list(gen.generate(rows))
+            else:
+                async def collect() -> list:
+                    return [r async for r in gen.agenerate(rows)]
+
+                out = asyncio.run(collect())
+        graded[workers] = gen.last_pool_graded
+        return out
+
+    graded: dict[int, tuple[int, int]] = {}
+
+    before = _children(os.getpid())
+    one, two = results(1), results(2)
+    assert not any(_alive(p) for p in _children(os.getpid()) - before)  # pool closed
+    assert graded[1] == (0, 0) and sum(graded[2]) == 39 and graded[2][0] > 0, graded
+    assert [r.status for r in one] == [r.status for r in two]
+    assert two[3].status == "invalid"
+    samples = [s for r in two for s in r.kept + r.rejected]
+    assert len(samples) > 100 and all(isinstance(s, QASample) for s in samples)
+
+    def dump(results: list) -> list:
+        return [([s.to_dict() for s in r.kept], [s.to_dict() for s in r.rejected])
+                for r in results]
+
+    assert dump(one) == dump(two)
