@@ -57,6 +57,11 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 32
 """Replies sent to a worker in one message at most (more wait for the next batch)."""
+BATCH_MIN = 4
+"""Replies per batch at least when a turn brings that many per worker."""
+SPREAD = 4
+"""Batches per worker that the replies of one event-loop turn are split into (at least one
+reply each)."""
 
 _HEADER = struct.Struct(">I")
 _READ_CHUNK = 1 << 18
@@ -425,8 +430,12 @@ class WorkerPool:
         if not ready:  # every worker died: grade here
             self._regrade_here(jobs)
             return
-        # spread the turn's replies over the workers, the least busy first
-        per = -(-len(jobs) // len(ready))
+        # spread the turn's replies over the workers, the least busy first, in a few batches
+        # each: the first results come back (and their records commit, and new calls start)
+        # while the workers grade the rest, instead of everything waiting for one big batch
+        # (but not below a few replies per batch: each message costs a wake-up on both sides)
+        per = -(-len(jobs) // (len(ready) * SPREAD))
+        per = max(per, min(BATCH_MIN, -(-len(jobs) // len(ready))))
         per = max(1, min(self.batch_max, per))
         for start in range(0, len(jobs), per):
             worker = min(ready, key=lambda w: w.load)
