@@ -264,14 +264,16 @@ def test_real_run_gaps(f, question, answer, ok):
     assert v.passed is ok, v.to_dict()
 
 
-def test_unsupported_negative_grows_with_ungrounded_terms(f):
+def test_unsupported_negative_is_reported_but_does_not_lower_the_score(f):
+    # On the public dev sets it fires as often on grounded replies as on hallucinated ones, so
+    # by default it is evidence for the reader, not a penalty.
     cap = "Atopic dermatitis: lichenified plaques in the elbow creases of a 6-year-old boy."
-    one = f.check(cap, "Is there crusting?", "No.")
-    many = f.check(cap, "Is the patient normally a normal child of the age of 6 who is "
-                        "suffering from atopic dermatitis?", "No.")
-    assert one.passed and not many.passed
-    pen = {r.code: r.penalty for r in many.reasons}["unsupported_negative"]
-    assert pen > {r.code: r.penalty for r in one.reasons}["unsupported_negative"]
+    v = f.check(cap, "Is there crusting?", "No.")
+    assert v.passed and v.score == 1.0
+    assert {r.code: r.evidence for r in v.reasons}["unsupported_negative"] == "crusting"
+    strict = GroundingFilter(FilterConfig(checks={"content": {"params": {
+        "negative_penalty": 0.3}}}))
+    assert strict.check(cap, "Is there crusting?", "No.").score < 1.0
 
 
 # -- relevance: the answer is the kind of thing the question asks for --------------------------

@@ -129,3 +129,85 @@ def test_a_caption_sentence_as_question_is_malformed_however_long(f):
     v = f.check(cap, "A 6 mm friable, bright red, pedunculated papule on the right index finger "
                      "of a 2", "Pyogenic granuloma.")
     assert not v.passed and "malformed_question" in v.codes
+
+
+# -- false positives found on the public dev sets (session 3); texts written here --------
+
+CASE = ("Two patients were seen on 14 March. The first had psoriasis on the elbows; "
+        "the second, seen 6 days later, had eczema on the hands.")
+
+
+def test_a_count_of_another_thing_is_no_number_mismatch(f):
+    # "two patients" counts people; "14 March" and "6 days" are other kinds of number.
+    v = f.check(CASE, "", "The two patients had psoriasis and eczema.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    v = f.check(CASE, "", "Three patients had psoriasis.")
+    assert "number_mismatch" in v.codes, v.to_dict()  # the same noun, another value
+
+
+def test_a_bare_count_still_compares_with_the_caption(f):
+    v = f.check("Two erythematous plaques on the shin.", "How many plaques are there?", "3")
+    assert not v.passed and "number_mismatch" in v.codes, v.to_dict()
+
+
+def test_list_markers_are_not_counts(f):
+    answer = "Summary:\n1. Psoriasis on the elbows.\n2. Eczema on the hands.\n3. Seen in March."
+    v = f.check(CASE, "", answer)
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+def test_a_small_spelled_count_weighs_less_than_an_invented_figure(f):
+    cap = "Psoriasis on the elbows and eczema on the hands of a teacher."
+    spelled = f.check(cap, "", "The teacher has two conditions: psoriasis and eczema.")
+    figure = f.check(cap, "", "The teacher has 17 conditions: psoriasis and eczema.")
+    assert spelled.score > figure.score, (spelled.to_dict(), figure.to_dict())
+
+
+@pytest.mark.parametrize("caption", [
+    "He does n't want surgery and prefers topical steroids.",  # tokenised contraction
+    "He failed to respond to topical steroids and was given methotrexate.",
+])
+def test_implicit_and_split_negations_in_the_caption(f, caption):
+    answer = ("He doesn't want surgery." if "surgery" in caption
+              else "He did not respond to topical steroids.")
+    v = f.check(caption, "", answer)
+    assert "negation_conflict" not in v.codes, v.to_dict()
+
+
+def test_an_unanswerable_question_blocks_without_lowering_the_score(f):
+    cap = "Psoriasis. Well-demarcated silvery plaques on the extensor surfaces."
+    v = f.check(cap, "What is the best treatment?", "Well-demarcated silvery plaques.")
+    assert not v.passed and "unanswerable_question" in v.codes
+    assert v.score > 0.9, v.to_dict()
+
+
+# -- misses in the quick start's kept QA, re-judged in session 3 (sample captions) ---------
+
+MOLLUSCUM = ("Molluscum contagiosum (H&E, x100): endophytic lobules of keratinocytes containing "
+             "large eosinophilic intracytoplasmic inclusions (Henderson-Patterson bodies).")
+PEMPHIGOID = "Bullous pemphigoid (H&E, x100). Subepidermal blister containing numerous eosinophils."
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (MOLLUSCUM, "What is the distribution?", "Verruca vulgaris (H&E, x100)"),
+    (PEMPHIGOID, "What is the morphology?", "Papillomatis (H&E, x100)."),
+])
+def test_a_copied_stain_and_magnification_do_not_support_an_invented_term(f, caption, question,
+                                                                          answer):
+    v = f.check(caption, question, answer)
+    assert not v.passed and v.score < 0.45, v.to_dict()
+    ok = f.check(caption, "What is the diagnosis?",
+                 caption.split(" (")[0] + " (H&E, x100)")
+    assert ok.passed and ok.score == 1.0, ok.to_dict()
+
+
+def test_a_caption_claim_given_as_question_is_malformed_even_when_long(f):
+    cap = ("Dermoscopic image of a pigmented basal cell carcinoma: arborizing vessels, large "
+           "blue-grey ovoid nests and leaf-like areas. No pigment network.")
+    v = f.check(cap, "A dermoscopic image of a pigmented basal cell carcinoma is a variant of a "
+                     "pigmented basal cell carcinoma.", "Dermoscopic image of a pigmented basal "
+                                                       "cell carcinoma")
+    assert not v.passed and "malformed_question" in v.codes, v.to_dict()
+    turn = f.check(cap, "My aunt had a carcinoma on her nose last year and it was removed.",
+                   "A pigmented basal cell carcinoma shows arborizing vessels.")
+    assert "malformed_question" not in turn.codes, turn.to_dict()

@@ -44,7 +44,8 @@ CODES: dict[str, str] = {
     "unsupported_diagnosis": "a diagnosis question answered with a specific term the caption "
                              "does not name (another disease)",
     "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
-    "unsupported_negative": "a 'No' denies something the caption never mentions (mild)",
+    "unsupported_negative": "a 'No' denies something the caption never mentions "
+                            "(reported; no penalty by default)",
     "unsupported_premise": "an answer with no content of its own ('3', 'at the top') relies on "
                            "question terms not in the caption",
     "unsupported_number": "answer number/quantity not in caption or metadata",
@@ -55,7 +56,8 @@ CODES: dict[str, str] = {
     "site_mismatch": "answer names a body site the caption names differently",
     "negation_conflict": "answer affirms what the caption negates, or denies what it affirms",
     "unanswerable_question": "question about treatment, prognosis, cause, contagion, "
-                             "epidemiology, advice or history that the caption does not address",
+                             "epidemiology, advice or history that the caption does not address "
+                             "(blocking)",
     "general_knowledge": "answer recites textbook knowledge rather than the image",
     "answer_mismatch": "the answer is not the kind of thing the question asks for (blocking): "
                        "a colour, a place, an image type, an age/sex; a diagnosis answered with "

@@ -20,10 +20,14 @@ CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers"
                                 "duplicates",
                                 "judge")
 
+# Blocking codes fail a pair whatever its score. The VQA-only rules (form, leakage, an
+# unanswerable topic such as treatment or prognosis) block without lowering the score, so the
+# score keeps ranking how well the evidence supports the answer.
 _BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",
-                  "text_leakage", "duplicate_question", "answer_mismatch"]
+                  "text_leakage", "duplicate_question", "answer_mismatch",
+                  "unanswerable_question"]
 _STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
-                 "site_mismatch", "number_mismatch", "unanswerable_question"]
+                 "site_mismatch", "number_mismatch"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "lenient": {"threshold": 0.3, "penalty_scale": 0.8, "blocking_codes": _BASE_BLOCKING,

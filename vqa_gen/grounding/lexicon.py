@@ -8,6 +8,7 @@ are additions on top, so the filter also works on non-medical passages.
 
 from __future__ import annotations
 
+import re
 from types import MappingProxyType
 
 
@@ -73,13 +74,22 @@ mostly approximately about around nearly section sections slide slides scan scan
 stained staining plus only
 """))
 
+# How a slide was stained and magnified: copied from the caption's "(H&E, x100)" it says
+# nothing about what the image shows, so it weighs little in the support score (an invented
+# disease name beside a copied stain is not half supported).
+PROTOCOL_TERMS: frozenset[str] = frozenset(_words("""
+hematoxylin haematoxylin eosin pas giemsa gram grocott gomori trichrome reticulin van gieson
+alcian congo masson fontana silver immunohistochemistry immunohistochemical ihc
+"""))
+PROTOCOL_TOKEN = re.compile(r"[x×]\d+")
+
 # Negation cues (NegEx-style). Pre-triggers negate what follows; post-triggers what precedes.
 NEG_PRE: tuple[str, ...] = (
     "no", "not", "without", "absence of", "absent", "lack of", "lacks", "lacking", "free of",
     "negative for", "never", "none", "nor", "neither", "denies", "denied", "rules out",
     "ruled out", "no evidence of", "no sign of", "no signs of", "cannot", "can't", "isn't",
     "aren't", "wasn't", "weren't", "doesn't", "don't", "didn't", "hasn't", "haven't", "hadn't",
-    "non",
+    "non", "n't", "failed to", "fail to", "fails to", "unable to",
 )
 NEG_POST: tuple[str, ...] = (
     "absent", "not seen", "not present", "not observed", "not identified", "not noted",

@@ -67,8 +67,15 @@ class Quantity:
     raw: str
     hedged: bool = False
     cmp: str = ""  # "<" or ">" when stated as a bound ("less than 1 mm")
+    noun: str = ""  # unitless counts: the word counted ("two individuals"), when one follows
 
 
+# The word after a unitless number names what it counts; these say nothing about that.
+_NOT_A_NOUN = frozenset(lx.words(
+    "a an the and or of to in on at by for with from as is are was were be been has have had it "
+    "its than then but that this these those per each times more less other"))
+_NEXT_WORD = re.compile(r"\s*([a-z][a-z'\-]*)")
+_LIST_MARKER_AFTER = re.compile(r"[.)]\s+[a-z]")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _OVER_END = re.compile(r"\bover\s*$")
 
@@ -187,6 +194,10 @@ class NumberExtractor:
             dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
             if not unit and m.start() in aged_at:
                 dim = "age"
+            if not unit and b is None and _LIST_MARKER_AFTER.match(text, m.end()) and (
+                    not text[:m.start()].strip(" \t")
+                    or text[:m.start()].rstrip(" \t")[-1] == "\n"):
+                continue  # "1. Homer ...": a list marker at the start of a line, not a count
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
                 out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
@@ -195,8 +206,13 @@ class NumberExtractor:
             cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
             if dim == "time" and _OVER_END.search(before):
                 hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
+            noun = ""
+            if not dim:
+                nxt = _NEXT_WORD.match(text, m.end())
+                if nxt and nxt.group(1) not in _NOT_A_NOUN:
+                    noun = nxt.group(1)
             out.append(Quantity(lo, hi, dim, lo * factor, hi * factor, m.group(0).strip(),
-                                hedged, cmp))
+                                hedged, cmp, noun))
         return out
 
 

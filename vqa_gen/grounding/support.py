@@ -172,15 +172,20 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
             number_weight: float = 6.0, discount: Sequence[float] | None = None,
             names: frozenset[str] = frozenset(), name_boost: float = 1.0,
-            window: int = _PAIR_WINDOW, ordered: bool = False) -> Support:
+            window: int = _PAIR_WINDOW, ordered: bool = False,
+            protocol_weight: float = 1.0) -> Support:
     """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
     its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
     (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
     question); `names` (words written capitalised inside a sentence: names, places, brands)
-    weigh `name_boost` times more."""
+    weigh `name_boost` times more; staining and magnification terms ("H&E", "x100") weigh
+    `protocol_weight` (0: as any other word, when the question asks about them)."""
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
-    weights = [informativeness(t) * (name_boost if t in names else 1.0) for _, t, _ in units]
+    weights = [protocol_weight if protocol_weight and (
+        t in lx.PROTOCOL_TERMS or lx.PROTOCOL_TOKEN.fullmatch(t))
+               else informativeness(t) * (name_boost if t in names else 1.0)
+               for _, t, _ in units]
     pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]
     ok = [bool(p) for p in pos]
     total = sum(weights) + number_weight * len(numbers)

@@ -15,12 +15,13 @@ _WORD = re.compile(r"[a-z][a-z\-]+")
 
 class AnswerabilityCheck(Check):
     """Treatment, prognosis, cause, contagion, advice and history are not visible in a picture;
-    such a question is `unanswerable_question` unless the caption itself talks about the topic.
+    such a question is `unanswerable_question` (blocking, score unchanged) unless the caption
+    itself talks about the topic.
     Textbook phrasing in the answer ("is commonly caused by", "treatment options include") is
     `general_knowledge` unless the caption contains those words."""
 
     name = "answerability"
-    defaults: ClassVar[dict[str, Any]] = {"unanswerable_penalty": 0.75, "general_penalty": 0.5}
+    defaults: ClassVar[dict[str, Any]] = {"unanswerable_penalty": 0.0, "general_penalty": 0.5}
 
     def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
         super().__init__(analyser, params)

@@ -19,7 +19,7 @@ from ..support import (
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
-from .relevance import _DIAGNOSIS_Q
+from .relevance import _DIAGNOSIS_Q, _MODALITY_Q
 
 
 class ContentCheck(Check):
@@ -30,8 +30,9 @@ class ContentCheck(Check):
 
     For yes/no questions the answer affirms (or denies) the question's terms, so they are
     judged as answer content: an ungrounded "Yes" is unsupported content, an ungrounded "No" is
-    a weaker `unsupported_negative`. For other questions, ungrounded question terms are an
-    `unsupported_premise` (the question presupposes something the caption does not say).
+    reported as `unsupported_negative` (no penalty by default: a weak signal). For other
+    questions, ungrounded question terms are an `unsupported_premise` (the question
+    presupposes something the caption does not say).
     """
 
     name = "content"
@@ -39,6 +40,7 @@ class ContentCheck(Check):
         "pair_weight": 0.6,
         "number_weight": 6.0,
         "name_boost": 1.5,
+        "protocol_weight": 1.0,
         "coverage_weight": 0.3,
         "pair_window": 2,
         "specific_term": 3.5,
@@ -47,13 +49,17 @@ class ContentCheck(Check):
         "echo_credit": 0.5,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
-        "negative_penalty": 0.3,
+        "negative_penalty": 0.0,
         "contradiction_penalty": 0.6,
+        "contradiction_local_after": 80,
         "copy_max": 0.8,
         "copy_from": 10.0,
         "copy_span": 40.0,
         "copy_full": 0.3,
         "copy_n": 3,
+        "run_weight": 0.3,
+        "run_neutral": 0.3,
+        "run_n": 4,
     }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
@@ -75,20 +81,59 @@ class ContentCheck(Check):
             near.setdefault(key(b), set()).add(key(a))
         self._near = near
 
-    def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]]) -> list[str]:
+    def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
+                      units: list[tuple[int, str, str]]) -> list[str]:
         """Unsupported affirmed words that contradict the caption: an antonym of a caption
-        word, or a colour / lesion type when the caption states other colours / types."""
+        word, or a colour / lesion type when the caption states other colours / types. In a
+        long evidence text an antonym somewhere says little ("late on" vs "an early goal"), so
+        there the opposite word must sit near a word the answer puts beside its own."""
         out = []
         sk = cap.support_keys
+        local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
-            if self._opposites.get(k, set()) & sk:
+            hits = self._opposites.get(k, set()) & sk
+            if not hits:
+                for cls in self._closed_classes:
+                    if k in cls and cls & sk and not self._near.get(k, set()) & sk:
+                        hits = cls & sk
+                        break
+            if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
-                continue
-            for cls in self._closed_classes:
-                if k in cls and cls & sk and not self._near.get(k, set()) & sk:
-                    out.append(t)
-                    break
         return out
+
+    def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str],
+                     units: list[tuple[int, str, str]]) -> bool:
+        """Does one of the caption's opposite words `hits` sit within a few content words of
+        a caption occurrence of a neighbour of `token` in the answer?"""
+        pos = cap.key_positions
+        at = [j for j, (_, t, _) in enumerate(units) if t == token]
+        anchors = {units[j + d][2] for j in at for d in (-1, 1) if 0 <= j + d < len(units)}
+        a_pos = [p for a in anchors for p in pos.get(a, ())]
+        h_pos = [p for h in hits for p in pos.get(h, ())]
+        window = int(self.p["pair_window"]) + 2
+        return any(abs(a - b) <= window for a in a_pos for b in h_pos)
+
+    def _copy_adjusted(self, score: float, keys: list[str], cap: CaptionFacts) -> float:
+        """Long answers (summaries, descriptions, dialogue turns): copying whole word
+        sequences from the evidence is evidence of faithfulness beyond single words (an
+        invented clause or a swapped entity breaks every n-gram it touches). The weight grows
+        with the answer's length beyond `copy_from` words. Copied trigrams can only raise the
+        score (paraphrase copies little and is no sign of invention); the share of copied
+        4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
+        so a typical paraphrase loses little."""
+        p = self.p
+        cp, n_words = copying(keys, cap, int(p["copy_n"]))
+        lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
+        if not lam:
+            return score
+        raise_w = min(float(p["copy_max"]), lam)
+        copied = min(1.0, cp / float(p["copy_full"]))
+        score = max(score, (1 - raise_w) * score + raise_w * copied)
+        run_w = min(float(p["run_weight"]), lam)
+        if run_w:
+            runs, _ = copying(keys, cap, int(p["run_n"]))
+            score = min(1.0, max(0.0, score + run_w * (runs - float(p["run_neutral"]))))
+        return score
 
     @staticmethod
     def _demographic_ok(token: str, cap: CaptionFacts) -> bool:
@@ -103,9 +148,13 @@ class ContentCheck(Check):
 
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
-               echo: set[str] | None = None, raw: str = "") -> Support:
+               echo: set[str] | None = None, raw: str = "",
+               protocol_asked: bool = False) -> Support:
+        # A magnification ("x100") is protocol: weighed as a light word unless the question
+        # asks how the image was made.
         nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
-                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)]
+                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)
+                and (protocol_asked or q.dim != "magnification")]
         disc = None
         if echo:
             d = float(self.p["echo_credit"])
@@ -116,7 +165,9 @@ class ContentCheck(Check):
                        number_weight=float(self.p["number_weight"]), discount=disc,
                        names=names_in(raw) if raw else frozenset(),
                        name_boost=float(self.p["name_boost"]),
-                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]))
+                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]),
+                       protocol_weight=0.0 if protocol_asked else float(
+                           self.p["protocol_weight"]))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -126,22 +177,14 @@ class ContentCheck(Check):
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
         sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
-                          qa.answer.view.raw)
+                          qa.answer.view.raw,
+                          protocol_asked=bool(_MODALITY_Q.search(qa.question.view.text)))
         cov_w = float(p["coverage_weight"])
         av = qa.answer.view
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
-        if p["copy_max"] and score < 1.0:
-            # Long answers (summaries, descriptions, dialogue turns): copying whole word
-            # sequences from the evidence is strong evidence of faithfulness, so it can raise
-            # the score, with a weight growing with the answer's length beyond `copy_from`
-            # words. Never lower it: paraphrase copies little and is no sign of invention.
-            cp, n_words = copying(av.keys, cap, int(p["copy_n"]))
-            lam = min(float(p["copy_max"]),
-                      max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"])))
-            if lam:
-                copied = min(1.0, cp / float(p["copy_full"]))
-                score = max(score, (1 - lam) * score + lam * copied)
+        if p["copy_max"]:
+            score = self._copy_adjusted(score, av.keys, cap)
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
         affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
@@ -193,7 +236,7 @@ class ContentCheck(Check):
                 "does not name", p["diagnosis_penalty"],
                 ", ".join(t for t in sup.unsupported
                           if informativeness(t) >= p["specific_term"])))
-        contra = self._contradicted(cap, contra_items)
+        contra = self._contradicted(cap, contra_items, a_units)
         if contra:
             out.append(self.reason(
                 "contradicted_content", "caption states the opposite or another colour/type",

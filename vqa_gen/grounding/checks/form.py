@@ -26,8 +26,8 @@ class FormCheck(Check):
     and the same text as the answer. A question must end in '?' or open (within its first few
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
-    A sentence of 8+ words, in the first/second person, with "!" or a greeting is context (a
-    dialogue turn, a prompt), not a label, unless it is copied from the caption. The reason
+    A sentence in the first/second person, with "!" or a greeting is context (a dialogue
+    turn), and so is one of 8+ words unless most of its content words are the caption's. The reason
     blocks but does not lower the score: the score says how well the answer is supported."""
 
     name = "form"
@@ -45,10 +45,14 @@ class FormCheck(Check):
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
             return []
-        copied = sum(w in cap.all_tokens for w in words) >= 0.9 * len(words)
-        if not copied and (len(words) >= int(self.p["context_words"]) or "!" in q_raw
-                           or any(w in _PERSONAL or w in _CHAT for w in words)):
-            return []  # a sentence (a dialogue turn, a prompt) given as context, not a label
+        if "!" in q_raw or any(w in _PERSONAL or w in _CHAT for w in words):
+            return []  # a dialogue turn given as context, not a label
+        # A long statement is context too, unless its content is the caption's: then it is a
+        # caption sentence (or a claim about it) emitted in place of a question.
+        content = [w for w in words if w not in lx.STOPWORDS] or words
+        copied = sum(w in cap.all_tokens for w in content) >= 0.75 * len(content)
+        if not copied and len(words) >= int(self.p["context_words"]):
+            return []
         window = words[: int(self.p["opener_window"])]
         if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):
             return []

@@ -12,7 +12,8 @@ from .base import Check
 
 
 def _year_like(q: Quantity) -> bool:
-    return q.dim == "" and q.lo == q.hi and q.lo.is_integer() and 1000 <= q.lo <= 2100
+    return (q.dim == "" and q.lo.is_integer() and q.hi.is_integer() and 1000 <= q.lo <= 2100
+            and 1000 <= q.hi <= 2100)
 
 
 def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
@@ -41,6 +42,7 @@ class NumberCheck(Check):
     name = "numbers"
     defaults: ClassVar[dict[str, Any]] = {
         "unsupported_penalty": 0.3,
+        "small_count_factor": 0.3,
         "mismatch_penalty": 0.8,
         "ignore_values": [1.0],
     }
@@ -50,14 +52,19 @@ class NumberCheck(Check):
         if not claims:
             return []
         evidence = cap.facts.numbers
+        key = self.an.norm.key
         out: list[Reason] = []
         for c in claims:
             if number_supported(c, evidence):
                 continue
-            # A mismatch needs the same kind of quantity: a bare count against a year ("two"
-            # vs "2014") is only unsupported.
+            # A mismatch needs the same kind of quantity: a count against a year ("two" vs
+            # "2014") is only unsupported, and a count of a named thing mismatches only a count
+            # of the same thing ("two individuals" vs "14 May" is no mismatch); a bare "3"
+            # (the question names what it counts) compares with any count.
             same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
-                _year_like(e) or _year_like(c)))) or {e.dim, c.dim} == {"age", "time"}]
+                _year_like(e) or _year_like(c)
+                or (c.noun and (not e.noun or key(c.noun) != key(e.noun))))))
+                        or {e.dim, c.dim} == {"age", "time"}]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]
@@ -71,6 +78,11 @@ class NumberCheck(Check):
                                        "caption gives a different value for this quantity",
                                        self.p["mismatch_penalty"], f"{c.raw} (caption: {seen})"))
             else:
+                # "two individuals", "three goals": a small count spelled out is most often the
+                # writer counting what the evidence lists; the support score still weighs it.
+                small = c.raw.isalpha() and c.lo == c.hi <= 4
                 out.append(self.reason("unsupported_number", "number not in caption or metadata",
-                                       self.p["unsupported_penalty"], c.raw))
+                                       self.p["unsupported_penalty"] * (
+                                           self.p["small_count_factor"] if small else 1.0),
+                                       c.raw))
         return out
