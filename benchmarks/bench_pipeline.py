@@ -99,7 +99,8 @@ def stage_costs(n: int) -> dict[str, float]:
                 pairs = template.finalize(template.parse(reply),
                                           record_seed(settings.seed, record.id))
                 c2 = time.process_time()
-                kept, rejected = judge_pairs(record, pairs, ctx)
+                kept, rejected = judge_pairs(record, pairs, template=template,
+                                             grounding=ctx.grounding, model="m")
                 c3 = time.process_time()
                 writer.commit(RecordResult(line=line, record=record, kept=kept,
                                            rejected=rejected, raw_responses=[reply]))
@@ -240,7 +241,8 @@ def _grade_all(args: tuple[int, int]) -> float:
     replies = [realistic_reply(r.caption, 5) for r in records]
     t0 = time.perf_counter()
     for r, c in zip(records, replies, strict=True):
-        judge_pairs(r, template.parse(c), ctx)
+        judge_pairs(r, template.parse(c), template=template, grounding=ctx.grounding,
+                    model="m")
     return time.perf_counter() - t0
 
 

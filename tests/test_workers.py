@@ -47,9 +47,11 @@ def test_output_is_byte_identical_with_one_and_three_workers(realistic_server, t
         run, manifest = _run(realistic_server.base_url, inp, tmp_path / f"w{n}", n,
                              use_cache=False, shard_size=200)
         outs[n] = _files(tmp_path / f"w{n}")
-        graded[n] = run.last_pool_graded
+        graded[n] = (run.last_pool_graded, run.last_graded_here)
         assert manifest["counts"]["records_read"] == 150
-    assert graded == {1: 0, 3: 149}  # in-process, then every valid record in the pool
+    assert graded[1] == (0, 0)  # in-process, no pool
+    # with a pool: every valid record graded once, by the workers once they were ready
+    assert sum(graded[3]) == 149 and graded[3][0] > 100, graded
     assert outs[1] == outs[3]
     assert len(outs[1]) >= 4  # data and rejected shards, invalid, failed
     kept = outs[1]["data-00000.jsonl"].count(b"\n")
@@ -66,7 +68,9 @@ def test_pool_batches_replies_and_counts_every_record(realistic_server, tmp_path
     manifest = run.run(on_result=lambda r, w: seen.append(
         (run.pool.graded, run.pool.batches) if run.pool else (0, 0)))
     graded, batches = seen[-1]
-    assert graded == 120 == run.last_pool_graded  # every reply went through the pool
+    assert graded == run.last_pool_graded
+    # every reply graded once: in the pool, or here before a worker was ready
+    assert graded + run.last_graded_here == 120 and graded > 60
     assert batches < graded  # several replies per batch
     c = manifest["counts"]
     assert c["records_done"] == 120 and c["qa_generated"] == c["qa_kept"] + c["qa_rejected"]
@@ -168,3 +172,158 @@ def test_caption_analysed_once_per_record_in_process(realistic_server, template)
     assert all(r.status == "done" for r in results)
     assert sum(len(r.kept) + len(r.rejected) for r in results) > 0
     assert analysed == [r.caption for r in records]  # once each, in order
+
+
+def _pool_spec(template: str = "open_vqa"):
+    from vqa_gen.grounding import FilterConfig
+    from vqa_gen.pipeline import GenerationSettings
+    from vqa_gen.templates import load_template
+    from vqa_gen.workers import WorkerSpec
+
+    return WorkerSpec(load_template(template), GenerationSettings(), FilterConfig(), "m")
+
+
+def _replies(n: int, seed: int) -> list:
+    from vqa_gen.records import CaptionRecord
+    from vqa_gen.testing.realistic import realistic_reply
+
+    out = []
+    for c in captions(n, seed=seed):
+        record = CaptionRecord(id=c["id"], caption=c["caption"], image=c.get("image"),
+                               modality=c.get("modality"))
+        out.append((record, realistic_reply(record.caption)))
+    return out
+
+
+def _lines(graded: tuple[list, list]) -> tuple[list[bytes], list[bytes]]:
+    return [s.to_line() for s in graded[0]], [s.to_line() for s in graded[1]]
+
+
+def _wait_for(path: Path):
+    """A worker warm-up that lasts until `path` exists (a slow start, on the test's cue)."""
+    from vqa_gen.workers import warm_up
+
+    def warm(ctx: dict) -> None:
+        while not path.exists():
+            time.sleep(0.005)
+        warm_up(ctx)
+
+    return warm
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the pool forks")
+def test_replies_are_graded_here_until_a_worker_is_ready(tmp_path):
+    """The start of a run is not held back by workers that are not up yet (forked, warming
+    up): their replies are graded in the main process, with the same result."""
+    import asyncio
+
+    from vqa_gen.pipeline import grade_reply
+    from vqa_gen.workers import WorkerPool
+
+    jobs = _replies(12, seed=6)
+    go_ahead = tmp_path / "warm"
+    pool = WorkerPool(_pool_spec(), 2, warm_up=_wait_for(go_ahead)).start()
+
+    async def go() -> list:
+        # (a pool that sent them to the workers still warming up would not answer)
+        first = [await asyncio.wait_for(pool.grade(r, c), 30) for r, c in jobs[:6]]
+        assert (pool.ready(), pool.graded_here, pool.graded) == (0, 6, 0)
+        go_ahead.touch()
+        for _ in range(1000):
+            if pool.ready() == 2:
+                break
+            await asyncio.sleep(0.01)
+        rest = await asyncio.gather(*(pool.grade(r, c) for r, c in jobs[6:]))
+        assert (pool.graded_here, pool.graded) == (6, 6)
+        return first + list(rest)
+
+    try:
+        graded = asyncio.run(go())
+    finally:
+        pool.close()
+    ctx = pool.context
+    expected = [_lines(grade_reply(r, c, **ctx)) for r, c in jobs]
+    assert [_lines(g) for g in graded] == expected
+    assert not any(_alive(p) for p in pool.pids)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kills a worker")
+def test_a_worker_killed_during_a_run_loses_nothing(realistic_server, tmp_path, caplog):
+    """Its replies in flight are graded in the main process; the output is the same."""
+    inp = write_jsonl(tmp_path / "in.jsonl", list(captions(200, seed=8)))
+    _run(realistic_server.base_url, inp, tmp_path / "w1", 1, use_cache=False)
+    run = Run(RunOptions(input=inp, out_dir=tmp_path / "w2", workers=2, use_cache=False,
+                         endpoint=EndpointSettings(base_url=realistic_server.base_url,
+                                                   model="m", concurrency=32)))
+    killed: list[int] = []
+
+    def kill_one(result, writer) -> None:
+        if writer.counts.records_done == 40 and run.pool is not None:
+            killed.append(run.pool.pids[0])
+            os.kill(killed[0], signal.SIGKILL)
+
+    with caplog.at_level("WARNING", logger="vqa_gen.workers"):
+        manifest = run.run(on_result=kill_one)
+    assert manifest["status"] == "complete" and manifest["counts"]["records_done"] == 200
+    assert _files(tmp_path / "w2") == _files(tmp_path / "w1")
+    assert run.last_pool_graded + run.last_graded_here == 200
+    assert len(killed) == 1 and not _alive(killed[0])
+    warnings = [r.getMessage() for r in caplog.records if "exited unexpectedly" in r.getMessage()]
+    assert len(warnings) == 1 and str(killed[0]) in warnings[0] and "signal 9" in warnings[0]
+
+
+def test_the_pool_is_the_default_on_several_cores(realistic_server, tmp_path):
+    from vqa_gen.workers import available, default_workers
+
+    inp = write_jsonl(tmp_path / "in.jsonl", list(captions(30, seed=9)))
+    run = Run(RunOptions(input=inp, out_dir=tmp_path / "out", use_cache=False,
+                         endpoint=EndpointSettings(base_url=realistic_server.base_url,
+                                                   model="m")))
+    expected = default_workers() if available() else 1
+    assert run.worker_count() == expected
+    run.run()
+    graded = run.last_pool_graded + run.last_graded_here
+    assert graded == (30 if expected > 1 else 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the pool forks")
+@pytest.mark.parametrize("api", ["sync", "async"])
+def test_generator_with_workers_gives_the_same_results(realistic_server, api):
+    """Opt-in pool for the importable API: the same QASamples, verdicts included."""
+    import asyncio
+
+    from vqa_gen import Generator
+    from vqa_gen.pipeline import QASample
+
+    rows = list(captions(40, seed=10))
+    rows[3] = {"id": "no-caption"}
+
+    def results(workers: int) -> list:
+        with Generator(base_url=realistic_server.base_url, model="m", concurrency=8,
+                       workers=workers) as gen:
+            if api == "sync":
+                out = list(gen.generate(rows))
+            else:
+                async def collect() -> list:
+                    return [r async for r in gen.agenerate(rows)]
+
+                out = asyncio.run(collect())
+        graded[workers] = gen.last_pool_graded
+        return out
+
+    graded: dict[int, tuple[int, int]] = {}
+
+    before = _children(os.getpid())
+    one, two = results(1), results(2)
+    assert not any(_alive(p) for p in _children(os.getpid()) - before)  # pool closed
+    assert graded[1] == (0, 0) and sum(graded[2]) == 39 and graded[2][0] > 0, graded
+    assert [r.status for r in one] == [r.status for r in two]
+    assert two[3].status == "invalid"
+    samples = [s for r in two for s in r.kept + r.rejected]
+    assert len(samples) > 100 and all(isinstance(s, QASample) for s in samples)
+
+    def dump(results: list) -> list:
+        return [([s.to_dict() for s in r.kept], [s.to_dict() for s in r.rejected])
+                for r in results]
+
+    assert dump(one) == dump(two)

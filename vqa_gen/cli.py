@@ -321,8 +321,9 @@ def run(
     actors: Annotated[int, typer.Option(min=1, help="Ray actors, each with its own client "
                                                     "and --concurrency calls.")] = 2,
     workers: Annotated[int | None, typer.Option(
-        min=1, max=256, help="Processes that parse and ground replies (default 1: in this "
-                             "process). Output is the same whatever the number.")
+        min=1, max=256, help="Processes that parse and ground replies (default: one per "
+                             "usable core; 1: in this process). Output is the same whatever "
+                             "the number.")
     ] = None,
 ) -> None:
     """Generate grounded QA pairs for every caption record in INPUT.

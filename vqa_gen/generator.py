@@ -7,6 +7,11 @@
 `generate` is synchronous (it drives its own event loop in a helper thread, so it also works
 inside notebooks); `agenerate` is the async variant for code that already has a loop. Both call
 `pipeline.process_record`, the same function the CLI's batch runner uses.
+
+Grading runs in this process unless `workers` > 1 asks for a pool of grading processes
+(vqa_gen.workers), as the CLI uses by default. It is opt-in here because the pool forks the
+calling process, which in an application (threads holding locks, a notebook kernel) the caller
+should decide.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from .ordered import ordered_map
 from .pipeline import GenerationContext, GenerationSettings, RecordResult, process_record
 from .records import CaptionRecord, InputItem, InvalidRecord, coerce_record
 from .templates import Template, load_template
+from .workers import WorkerPool, WorkerSpec
+from .workers import available as workers_available
 
 
 def _to_item(index: int, value: CaptionRecord | dict[str, Any]) -> InputItem:
@@ -46,6 +53,8 @@ class Generator:
     embedded llama.cpp model is started on first use and stopped by `close()`.
     Results come back in input order, one `RecordResult` per record: `.kept` and `.rejected`
     QA samples (each with its grounding verdict), or `.failure` / `.invalid` saying why not.
+    `workers` > 1: replies are parsed and grounded in that many forked processes (Linux and
+    other Unixes but macOS; elsewhere, and with the LLM judge, in this process); same results.
     """
 
     def __init__(
@@ -66,9 +75,16 @@ class Generator:
         filter: FilterConfig | dict[str, Any] | None = None,
         cache: bool | str | Path = False,
         settings: GenerationSettings | None = None,
+        workers: int = 1,
     ) -> None:
         if concurrency < 1:  # a semaphore of 0 would wait forever
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.last_pool_graded = (0, 0)
+        """Replies graded by the worker pool and in this process in the last `generate`
+        with workers > 1."""
         self.template = template if isinstance(template, Template) else load_template(template)
         self.settings = settings or GenerationSettings(
             qa_per_caption=qa_per_caption, temperature=temperature, seed=seed,
@@ -102,16 +118,29 @@ class Generator:
                         ) -> AsyncGenerator[RecordResult, None]:
         """Yield one result per record, in input order, calling the endpoint concurrently."""
         config = self._resolve()
-        async with ChatClient(config) as client:
-            ctx = GenerationContext.build(self.template, self.settings, client, self.model,
-                                          self.filter, cache=self._cache)
+        pool = None
+        if self.workers > 1 and workers_available() and not self.filter.judge:
+            # forked before the client opens connections; the QA come back as QASamples
+            spec = WorkerSpec(self.template, self.settings, self.filter, self.model)
+            pool = WorkerPool(spec, self.workers, lines=False).start()
+        try:
+            async with ChatClient(config) as client:
+                ctx = GenerationContext.build(
+                    self.template, self.settings, client, self.model, self.filter,
+                    cache=self._cache,
+                    grounding=pool.context["grounding"] if pool is not None else None)
+                ctx.grader = pool
 
-            async def work(item: InputItem) -> RecordResult:
-                return await process_record(item, ctx)
+                async def work(item: InputItem) -> RecordResult:
+                    return await process_record(item, ctx)
 
-            items = (_to_item(i, r) for i, r in enumerate(records))
-            async for result in ordered_map(work, items, concurrency=config.concurrency):
-                yield result
+                items = (_to_item(i, r) for i, r in enumerate(records))
+                async for result in ordered_map(work, items, concurrency=config.concurrency):
+                    yield result
+        finally:
+            if pool is not None:
+                pool.close()
+                self.last_pool_graded = (pool.graded, pool.graded_here)
 
     # -- sync API -------------------------------------------------------------------------
     def _background_loop(self) -> asyncio.AbstractEventLoop:

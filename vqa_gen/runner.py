@@ -57,7 +57,8 @@ from .pipeline import (
 )
 from .records import DEFAULT_MAX_CAPTION_CHARS, FieldMap, csv_delimiter, read_records
 from .templates import load_template
-from .workers import WorkerPool, WorkerSpec
+from .workers import WorkerPool, WorkerSpec, default_workers
+from .workers import available as workers_available
 
 log = logging.getLogger(__name__)
 
@@ -251,6 +252,9 @@ class Run:
         self.pool: WorkerPool | None = None
         self.last_pool_graded = 0
         """Replies the worker pool graded in the last run (0: graded in this process)."""
+        self.last_graded_here = 0
+        """Replies graded in this process while the last run had a pool (before a worker was
+        ready)."""
 
     # -- settings that must match for a resume ----------------------------------------------
     def settings_snapshot(self) -> dict[str, Any]:
@@ -368,13 +372,12 @@ class Run:
 
     # -- running -----------------------------------------------------------------------------
     def worker_count(self) -> int:
-        """Grading processes for this run: 1 (in-process) when asked, or with the LLM judge
-        (it needs the verdicts in this process)."""
+        """Grading processes for this run (default: one per usable core); 1 (in-process) when
+        asked, on one core, with the LLM judge (it needs the verdicts in this process), or
+        where a pool cannot run (no fork)."""
         o = self.options
-        # default 1: with a pool the kill/resume tests failed on the loaded machine after the
-        # final merge (runs killed early committed nothing); until that is understood, opt in
-        n = o.workers if o.workers is not None else 1
-        return 1 if o.filter.judge else max(1, n)
+        n = o.workers if o.workers is not None else default_workers()
+        return 1 if o.filter.judge or not workers_available() else max(1, n)
 
     def _was_complete(self) -> bool:
         """The folder holds a complete run (read before this run rewrites the manifest)."""
@@ -391,7 +394,7 @@ class Run:
         n = self.worker_count()
         if n > 1 and not nothing_left:
             # started before the client opens its connections (workers fork this process)
-            spec = WorkerSpec(self.template.path, self.options.generation, self.options.filter,
+            spec = WorkerSpec(self.template, self.options.generation, self.options.filter,
                               self.model)
             self.pool = WorkerPool(spec, n).start()
 
@@ -535,6 +538,7 @@ class Run:
             if self.pool is not None:
                 self.pool.close()
                 self.last_pool_graded = self.pool.graded
+                self.last_graded_here = self.pool.graded_here
                 self.pool = None
             if embedded is not None:
                 embedded.stop()

@@ -91,7 +91,7 @@ class ContentCheck(Check):
         sk = cap.support_keys
         local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
-            hits = self._opposites.get(k, set()) & sk
+            hits: set[str] | frozenset[str] = self._opposites.get(k, set()) & sk
             if not hits:
                 for cls in self._closed_classes:
                     if k in cls and cls & sk and not self._near.get(k, set()) & sk:
@@ -101,7 +101,7 @@ class ContentCheck(Check):
                 out.append(t)
         return out
 
-    def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str],
+    def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str] | frozenset[str],
                      units: list[tuple[int, str, str]]) -> bool:
         """Does one of the caption's opposite words `hits` sit within a few content words of
         a caption occurrence of a neighbour of `token` in the answer?"""
