@@ -165,3 +165,25 @@ def test_quantities_are_extracted_on_first_use_and_agree_with_the_extractor():
     assert facts.numbers == NX.extract(facts.view.text)
     ages = [a for *_, a in facts.age_ranges]
     assert ages == ["elderly", "64-year-old"]  # age words first, then numeric ages
+
+
+@pytest.mark.parametrize("word", ["the", "psoriasis", "patient", "well-demarcated", "blue-white",
+                                  "x-ray", "zzqqxv", "non-existentword", "covid-19", "don't",
+                                  "naïve", "h1n1", "a"])
+def test_zipf_read_from_the_data_file_matches_wordfreq(word):
+    # grounding/frequency.py reads wordfreq's table itself (saving its import at start-up);
+    # the informativeness weights must stay exactly wordfreq's
+    from wordfreq import zipf_frequency
+
+    from vqa_gen.grounding.frequency import zipf
+    assert zipf(word) == zipf_frequency(word, "en")
+
+
+def test_importing_the_filter_does_not_import_wordfreq():
+    import subprocess
+    import sys
+    code = ("import sys; from vqa_gen.grounding import GroundingFilter; "
+            "f = GroundingFilter(); f.check('Psoriasis on the elbow.', 'Where?', 'On the elbow');"
+            "print('wordfreq' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -21,12 +21,8 @@ from dataclasses import dataclass
 
 from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
+from .frequency import zipf as _zipf
 from .text import shared_prefix_match
-
-try:  # word frequencies ship with the package: no download at run time
-    from wordfreq import zipf_frequency as _zipf
-except ImportError:  # pragma: no cover - declared dependency; fall back to word length
-    _zipf = None  # type: ignore[assignment]
 
 _SENTENCE_END = frozenset(".;!?")
 _NAME_RE = re.compile(r"(?<=[a-z0-9,;:] )([A-Z][a-z]+(?:[-'][A-Za-z]+)?)")
@@ -56,7 +52,7 @@ def informativeness(token: str) -> float:
     unknown name or coined term 7. Memoised per word."""
     w = _WEIGHTS.get(token)
     if w is None:
-        z = _zipf(token, "en") if _zipf is not None else max(0.0, 8.0 - len(token))
+        z = _zipf(token)
         w = max(_MIN_WEIGHT, _MAX_ZIPF - z)
         if len(_WEIGHTS) < 500_000:
             _WEIGHTS[token] = w
