@@ -169,7 +169,8 @@ def test_quantities_are_extracted_on_first_use_and_agree_with_the_extractor():
 
 @pytest.mark.parametrize("word", ["the", "psoriasis", "patient", "well-demarcated", "blue-white",
                                   "x-ray", "zzqqxv", "non-existentword", "covid-19", "don't",
-                                  "naïve", "h1n1", "a"])
+                                  "naïve", "h1n1", "a", "x100", "ki-67", "1985", "2045",
+                                  "3rd", "mid-1980s", "3.5"])
 def test_zipf_read_from_the_data_file_matches_wordfreq(word):
     # grounding/frequency.py reads wordfreq's table itself (saving its import at start-up);
     # the informativeness weights must stay exactly wordfreq's
