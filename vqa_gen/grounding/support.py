@@ -179,7 +179,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
     weights = [protocol_weight if protocol_weight and (
-        t in lx.PROTOCOL_TERMS or lx.PROTOCOL_TOKEN.fullmatch(t))
+        t in lx.PROTOCOL_TERMS or (t[0] in "x×" and lx.PROTOCOL_TOKEN.fullmatch(t)))
                else informativeness(t) * (name_boost if t in names else 1.0)
                for _, t, _ in units]
     pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]

@@ -176,9 +176,12 @@ class ContentCheck(Check):
         # Words the answer echoes from an open question (the user's turn, the question's own
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
+        asked = qa.question.memo.get("protocol_asked")
+        if asked is None:  # per question text: does it ask how the image was made?
+            asked = qa.question.memo["protocol_asked"] = bool(
+                _MODALITY_Q.search(qa.question.view.text))
         sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
-                          qa.answer.view.raw,
-                          protocol_asked=bool(_MODALITY_Q.search(qa.question.view.text)))
+                          qa.answer.view.raw, protocol_asked=asked)
         cov_w = float(p["coverage_weight"])
         av = qa.answer.view
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
