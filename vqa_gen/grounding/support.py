@@ -113,7 +113,8 @@ def warm_up() -> None:
 @dataclass(frozen=True, slots=True)
 class Support:
     """`score` in [0, 1]: the weighted share of answer content the evidence supports (mixed
-    with pair support and the weakest sentence); `unsupported` the words that lack support,
+    with pair support and, when weighted, the weakest sentence: `weakest` is `unigram` when
+    not); `unsupported` the words that lack support,
     `broken_pairs` neighbouring supported words the evidence never puts together."""
 
     score: float
@@ -198,12 +199,15 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             j += 1
         if t in _SENTENCE_END:
             s_id += 1
-    per_sent: dict[int, list[float]] = {}
-    for sid, w, s in zip(sent_of, weights, ok, strict=True):
-        acc = per_sent.setdefault(sid, [0.0, 0.0])
-        acc[0] += w
-        acc[1] += w if s else 0.0
-    weakest = min(uni, min(b / a for a, b in per_sent.values())) if per_sent else uni
+    weakest = uni
+    if weakest_weight:  # (off by default: the content check mixes in no weakest sentence)
+        per_sent: dict[int, list[float]] = {}
+        for sid, w, s in zip(sent_of, weights, ok, strict=True):
+            acc = per_sent.setdefault(sid, [0.0, 0.0])
+            acc[0] += w
+            acc[1] += w if s else 0.0
+        if per_sent:
+            weakest = min(uni, min(b / a for a, b in per_sent.values()))
     # neighbouring pairs (within one sentence) of supported words
     pw_total = pw_ok = 0.0
     broken: list[str] = []

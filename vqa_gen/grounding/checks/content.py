@@ -122,10 +122,11 @@ class ContentCheck(Check):
         4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
         so a typical paraphrase loses little."""
         p = self.p
-        cp, n_words = copying(keys, cap, int(p["copy_n"]))
+        n_words = sum(1 for k in keys if k[:1].isalnum())
         lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
-        if not lam:
+        if not lam:  # short answers (most VQA): no n-grams built, the caption's included
             return score
+        cp, _ = copying(keys, cap, int(p["copy_n"]))
         raise_w = min(float(p["copy_max"]), lam)
         copied = min(1.0, cp / float(p["copy_full"]))
         score = max(score, (1 - raise_w) * score + raise_w * copied)
