@@ -78,10 +78,20 @@ _NEXT_WORD = re.compile(r"\s*([a-z][a-z'\-]*)")
 _LIST_MARKER_AFTER = re.compile(r"[.)]\s+[a-z]")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _OVER_END = re.compile(r"\bover\s*$")
+# The last word of every _HEDGES/_LESS/_MORE/_OVER_END match (each ends in `\s*$`): text before a
+# number that ends otherwise (after trailing space) is neither a hedge nor a bound.
+_BOUND_ENDS = ("about", "approximately", "approx", "around", "roughly", "nearly", "almost",
+               "over", "under", "than", "to", "least", "most", "estimated", "circa", "some",
+               "below", "within", "above", "exceeding", "~", "<", ">")
+# Every magnification match has "times", "magnification", or an x/× not followed by a letter
+# ("x40", "x 40", "40x", "40 x"): "axial" and "extending" alone need no search.
+_MAG_X = re.compile(r"[x×](?![^\W\d])")
 
 
 def _num_text(s: str) -> str:
     """"5,895" is a thousands separator; "2,5" a decimal comma."""
+    if "," not in s:  # most numbers: nothing to rewrite
+        return s
     return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s.replace(",", ".")
 
 
@@ -91,6 +101,8 @@ def _initials(alternatives: str) -> str:
 
 
 def _word_number(s: str) -> float | None:
+    if s.isdecimal():  # plain digits (what `\d` matches): the common case, one conversion
+        return float(s)
     s = s.strip().replace("-", " ")
     parts = s.split()
     if not parts:
@@ -148,6 +160,8 @@ class NumberExtractor:
         self._decade_triggers = (*lx.DECADE_WORDS, "decade")
         self._roman_triggers = ("segment", "grade", "stage", "type", "class", "level", "nerve",
                                 "zone", "phase", "lobe", "degree", "part", "factor")
+        # one C-level scan for any of them (instead of a substring test per word)
+        self._roman_gate = re.compile("|".join(self._roman_triggers))
         gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
                       "level|nerve|zone|phase|lobe|degree|part|factor")
         self._gate = re.compile(rf"(?=[\d{_initials(gate_words)}])(?:\d|\b(?:{gate_words})\b)")
@@ -161,7 +175,9 @@ class NumberExtractor:
         # Substring gates: each pattern below needs one of these literals to match at all.
         digit = self._digit.search(text) is not None
         # "40s"/"40's" (a digit then 0s), a decade word, or "... decade"
-        decade = ("0s" in text or "0's" in text) or any(w in text for w in self._decade_triggers)
+        # (the decade words are "teens" and words ending in "ties": one test skips the rest)
+        decade = ("0s" in text or "0's" in text or "teens" in text or "decade" in text
+                  or ("ties" in text and any(w in text for w in self._decade_triggers)))
         for m in (self._decade_re.finditer(text) if decade else ()):
             if m.group("d"):
                 base = float(m.group("d")) * 10
@@ -180,15 +196,16 @@ class NumberExtractor:
                     out.append(Quantity(v, v, dim, v * factor, v * factor,
                                         f"{m.group(g)} {m.group('du')}"))
             spans.append(m.span())
-        mag = dims or "times" in text or "magnification" in text  # "x40", "40 times"
+        mag = ("times" in text or "magnification" in text  # "x40", "40 times"
+               or (("x" in text or "×" in text) and _MAG_X.search(text) is not None))
         for m in (self._mag_re.finditer(text) if mag else ()):
-            if any(s <= m.start() < e for s, e in spans):
+            if spans and any(s <= m.start() < e for s, e in spans):
                 continue
             v = _word_number(m.group("m1") or m.group("m2") or m.group("m3"))
             if v is not None:
                 out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
                 spans.append(m.span())
-        roman = any(w in text for w in self._roman_triggers)
+        roman = self._roman_gate.search(text) is not None
         for m in (self._roman_re.finditer(text) if roman else ()):
             r = m.group("r")
             if r in _ROMAN:
@@ -199,7 +216,7 @@ class NumberExtractor:
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)} if "age" in text else ()
         for m in self._num_re.finditer(text):
-            if any(s <= m.start() < e for s, e in spans):
+            if spans and any(s <= m.start() < e for s, e in spans):
                 continue
             a = _word_number(_num_text(m.group("a")))
             if a is None:
@@ -217,10 +234,12 @@ class NumberExtractor:
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
                 out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
             before = text[max(0, m.start() - 24):m.start()]
-            hedged = bool(_HEDGES.search(before))
-            cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
-            if dim == "time" and _OVER_END.search(before):
-                hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
+            hedged, cmp = False, ""
+            if before.rstrip().endswith(_BOUND_ENDS):
+                hedged = bool(_HEDGES.search(before))
+                cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
+                if dim == "time" and _OVER_END.search(before):
+                    hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
             noun = ""
             if not dim:
                 nxt = _NEXT_WORD.match(text, m.end())
