@@ -221,7 +221,9 @@ REFUSALS = ["I cannot see the image.", "As an AI, I cannot diagnose.", "I'm sorr
             "I am unable to determine that.", "It is not possible to tell.", "Unknown.", "N/A",
             "This cannot be determined from the image.", "Not enough information.",
             "The size is not mentioned.", "I don't have access to the image.",
-            "Without seeing the image I can't say.", "I'm just an AI language model."]
+            "Without seeing the image I can't say.", "I'm just an AI language model.",
+            "Unclear", "Unsure.", "Uncertain", "None given", "Not applicable", "I don't know",
+            "n/a.", "I'm sorry."]
 
 
 def test_leak_and_refusal_gates_never_hide_a_match():
@@ -236,8 +238,9 @@ def test_leak_and_refusal_gates_never_hide_a_match():
     for t in texts:
         if leak.search(t):
             assert any(tr in t for tr in lx.LEAKAGE_TRIGGERS), t
-        if refuse.search(t):
-            assert len(t) < lx.REFUSAL_SHORT or any(tr in t for tr in lx.REFUSAL_TRIGGERS), t
+        if refuse.search(t):  # short answers need a trigger too unless a whole-answer cue
+            assert (len(t) < lx.REFUSAL_SHORT and t[:1] in "uni") or any(
+                tr in t for tr in lx.REFUSAL_TRIGGERS), t
     f = GroundingFilter()
     for t in LEAKS:
         assert "text_leakage" in f.check(PSO, "What is shown?", t).codes, t

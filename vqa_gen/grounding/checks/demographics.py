@@ -28,25 +28,29 @@ class DemographicsCheck(Check):
     }
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
-        out: list[Reason] = []
         c, a = cap.facts, qa.answer
-        p = self.p
         q = qa.question if qa.yes_no and qa.polarity == "yes" else None
-        a_sexes = a.sexes | (q.sexes if q else set())
-        a_nouns = a.sex_nouns | (q.sex_nouns if q else set())
-        a_ages = a.age_ranges + (q.age_ranges if q else [])
-        a_nums = {n.raw for n in a.numbers} | ({n.raw for n in q.numbers} if q else set())
-        al = a.laterality | (q.laterality if q else set())
-        a_sites = a.sites | (q.sites if q else set())
-        tokens = a.view.tokens + (q.view.tokens if q else [])
+        # What the answer (and a "yes" question) says; read only, so a lone answer's own sets
+        # serve without copies.
+        a_sexes = a.sexes | q.sexes if q else a.sexes
+        a_ages = a.age_ranges + q.age_ranges if q else a.age_ranges
+        al = a.laterality | q.laterality if q else a.laterality
+        a_sites = a.sites | q.sites if q else a.sites
+        if not (a_sexes or a_ages or al or a_sites):
+            return []  # most answers: no sex, age, side or site to contradict
+        out: list[Reason] = []
+        p = self.p
+        tokens = a.view.tokens + q.view.tokens if q else a.view.tokens
         # sex
         if len(c.sexes) == 1 and a_sexes and a_sexes != c.sexes:
+            a_nouns = a.sex_nouns | q.sex_nouns if q else a.sex_nouns
             pen = p["sex_penalty"] * (1.0 if a_nouns - c.sexes else p["pronoun_factor"])
             words = [t for t in tokens if lx.SEX_WORDS.get(t) in a_sexes - c.sexes]
             out.append(self.reason("sex_mismatch", "answer gives a different sex",
                                    pen, ", ".join(dict.fromkeys(words))))
         # age group
         if a_ages and c.age_ranges:  # (the caption's ages are extracted only when needed)
+            a_nums = {n.raw for n in a.numbers} | ({n.raw for n in q.numbers} if q else set())
             for lo, hi, word in a_ages:
                 if word in a_nums:
                     continue  # numeric ages are the number check's

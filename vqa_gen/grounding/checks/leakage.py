@@ -10,6 +10,10 @@ from ..analysis import Analyser, CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
 
+# First letters of the whole-answer refusal cues (`^(?:unknown|n/?a|...)$` in REFUSAL_CUES), the
+# only ones that need no trigger; "" (an empty answer) is searched too, as before.
+_WHOLE_ANSWER_STARTS = "uni"
+
 
 class LeakageCheck(Check):
     """A VQA pair must stand on the image alone: mentioning the caption/text leaks the
@@ -22,6 +26,9 @@ class LeakageCheck(Check):
         super().__init__(analyser, params)
         self._leak = re.compile("|".join(f"(?:{p})" for p in lx.LEAKAGE_CUES))
         self._refuse = re.compile("|".join(f"(?:{p})" for p in lx.REFUSAL_CUES))
+        # The triggers as one pattern: a single scan instead of a substring test per trigger.
+        self._leak_gate = re.compile("|".join(re.escape(t) for t in lx.LEAKAGE_TRIGGERS))
+        self._refuse_gate = re.compile("|".join(re.escape(t) for t in lx.REFUSAL_TRIGGERS))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -31,7 +38,7 @@ class LeakageCheck(Check):
             slot = "leak_" + where
             m = facts.memo.get(slot, False)
             if m is False:
-                gate = any(tr in text for tr in lx.LEAKAGE_TRIGGERS)
+                gate = self._leak_gate.search(text) is not None
                 m = facts.memo[slot] = self._leak.search(text) if gate else None
             if m and m.group(0) not in cap.facts.view.text:
                 out.append(self.reason("text_leakage", f"{where} refers to the source text",
@@ -39,7 +46,11 @@ class LeakageCheck(Check):
                 break
         m = qa.answer.memo.get("refusal", False)
         if m is False:
-            gate = len(a) < lx.REFUSAL_SHORT or any(tr in a for tr in lx.REFUSAL_TRIGGERS)
+            # The cues without a trigger match the whole (short) answer from its start:
+            # "unknown", "n/a", "none given", "unclear", "not applicable", "i don't know",
+            # "unsure", "uncertain" (see `_WHOLE_ANSWER_STARTS`).
+            gate = ((len(a) < lx.REFUSAL_SHORT and a[:1] in _WHOLE_ANSWER_STARTS)
+                    or self._refuse_gate.search(a) is not None)
             m = qa.answer.memo["refusal"] = self._refuse.search(a) if gate else None
         if m:
             out.append(self.reason("refusal", "answer refuses or says it cannot tell",

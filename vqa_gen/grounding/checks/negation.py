@@ -39,7 +39,8 @@ class NegationCheck(Check):
                 conflicts += [t for t, _ in terms]
         # Statements in the answer.
         a = qa.answer
-        for i, t, k in qa.answer_content:
+        # (no caption term only negated and no negated answer term: nothing to find)
+        for i, t, k in qa.answer_content if only_neg or True in a.negated else ():
             if a.negated[i]:
                 if _in(k, only_aff) and not _in(k, cf.negated_keys):
                     conflicts.append(f"no {t}")

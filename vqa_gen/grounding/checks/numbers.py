@@ -48,6 +48,9 @@ class NumberCheck(Check):
     }
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        if not qa.answer.numbers and not (qa.yes_no and qa.polarity == "yes"
+                                          and qa.question.numbers):
+            return []  # most answers: no quantity to check
         claims = number_claims(qa, set(self.p["ignore_values"]))
         if not claims:
             return []

@@ -83,12 +83,16 @@ class RelevanceCheck(Check):
         atok = words_of(qa.answer)
         if not qtok or not atok or qtok[0] not in _WH:
             return None
-        if all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]) and len(atok) <= 2:
+        if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
             return "a wh-question answered with yes/no"
-        a_keys = {k for _, _, k in qa.answer_content}
+        # Cheapest tests first: most answers share no content word with their question.
+        if qa.answer.sites or qa.answer.laterality or qa.answer.numbers:
+            return None
+        stop, q_words = self.an.stop, set(qtok)
+        if not any(t in q_words and t not in stop for t in atok):
+            return None
         q_keys = {k for _, _, k in self.an.content(qa.question)}
-        if (not qa.answer.numbers and not (qa.answer.sites or qa.answer.laterality)
-                and a_keys <= q_keys and (set(atok) & set(qtok)) - self.an.stop):
+        if all(k in q_keys for _, _, k in qa.answer_content):
             return "the answer restates the question"
         return None
 
