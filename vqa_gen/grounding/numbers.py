@@ -100,6 +100,28 @@ def _initials(alternatives: str) -> str:
     return "".join(sorted({w[0] for w in alternatives.split("|")}))
 
 
+def _trie(words: list[str]) -> str:
+    """An alternation of `words` factored by shared prefixes ("t(?:en|w(?:o|elve))"): the
+    engine follows one branch per letter instead of trying every word. At one position it
+    prefers the longest word that fits, as "|".join(sorted by length, longest first) does."""
+    heads: dict[str, list[str]] = {}
+    for w in words:
+        heads.setdefault(w[0], []).append(w[1:])
+    parts = []
+    for head, tails in sorted(heads.items()):
+        rest = [t for t in tails if t]
+        if not rest:
+            parts.append(re.escape(head))
+            continue
+        sub = _trie(rest)
+        if len(rest) < len(tails):  # a word also ends here: the longer ones first (greedy)
+            sub = f"(?:{sub})?"
+        elif "|" in sub:
+            sub = f"(?:{sub})"
+        parts.append(re.escape(head) + sub)
+    return "|".join(parts)
+
+
 def _word_number(s: str) -> float | None:
     if s.isdecimal():  # plain digits (what `\d` matches): the common case, one conversion
         return float(s)
@@ -164,16 +186,17 @@ class NumberExtractor:
         self._roman_gate = re.compile("|".join(self._roman_triggers))
         gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
                       "level|nerve|zone|phase|lobe|degree|part|factor")
-        self._gate = re.compile(rf"(?=[\d{_initials(gate_words)}])(?:\d|\b(?:{gate_words})\b)")
+        # Any quantity needs a digit or one of these whole words (as a trie: one fast scan).
+        self._word_gate = re.compile(rf"\b(?:{_trie(gate_words.split('|'))})\b")
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
-        if not self._gate.search(text):
+        digit = self._digit.search(text) is not None
+        if not digit and self._word_gate.search(text) is None:
             return []
         out: list[Quantity] = []
         spans: list[tuple[int, int]] = []
         # Substring gates: each pattern below needs one of these literals to match at all.
-        digit = self._digit.search(text) is not None
         # "40s"/"40's" (a digit then 0s), a decade word, or "... decade"
         # (the decade words are "teens" and words ending in "ties": one test skips the rest)
         decade = ("0s" in text or "0's" in text or "teens" in text or "decade" in text
