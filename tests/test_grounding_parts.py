@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from vqa_gen.grounding.analysis import Analyser
-from vqa_gen.grounding.numbers import NumberExtractor, supports
+from vqa_gen.grounding.numbers import NumberExtractor, _trie, supports
 from vqa_gen.grounding.text import Normaliser, fold, light_stem, shared_prefix_match
 
 NX = NumberExtractor()
@@ -188,3 +190,49 @@ def test_importing_the_filter_does_not_import_wordfreq():
             "print('wordfreq' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_word_trie_matches_what_the_plain_alternation_matches():
+    """`_trie` factors the number words by prefix; at each position it must still prefer the
+    longest word, as the longest-first alternation does ("eighteen" over "eight")."""
+    words = ["ten", "teens", "eight", "eighteen", "eighty", "eighties", "one", "seven",
+             "seventeen", "seventy", "type", "two"]
+    plain = re.compile(r"\b(?:" + "|".join(sorted(words, key=len, reverse=True)) + r")")
+    trie = re.compile(r"\b(?:" + _trie(words) + r")")
+    for text in ["eighteen", "eighty-two", "eight", "in her eighties", "teens", "tenth", "tens",
+                 "seventeen", "seventy", "seventh", "types", "two", "one", "none", "x"]:
+        assert ([m.group(0) for m in plain.finditer(text)]
+                == [m.group(0) for m in trie.finditer(text)]), text
+
+
+@pytest.mark.parametrize(("text", "raw"), [
+    ("grade iii", "grade iii"),  # no digit: found through the word gate
+    ("in her seventies", "seventies"), ("eighteen lesions", "eighteen"),
+    ("a quarter of the lesion", "quarter"),
+])
+def test_quantities_without_a_digit_pass_the_gate(text, raw):
+    assert one(text).raw == raw
+
+
+@pytest.mark.parametrize(("text", "hedged", "cmp"), [
+    ("about 3 cm", True, ""), ("less than\n5 mm", True, "<"), ("over 12 weeks", False, ""),
+    ("roughly\u2003 7 mm", True, ""), ("~5 mm", True, ""), ("larger than 15 mm", False, ">"),
+    ("within 2 days", False, "<"), ("exceeding 10 cm", False, ">"), ("at least 2 cm", True, ">"),
+    ("a further 3 cm", False, ""), ("the photo 3 cm", False, ""),
+])
+def test_hedges_and_bounds_before_a_number(text, hedged, cmp):
+    q = one(text)
+    assert (q.hedged, q.cmp) == (hedged, cmp)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("x40", 40.0), ("x 40", 40.0), ("40x", 40.0), ("40 x", 40.0), ("×400", 400.0),
+    ("four hundred times", 400.0), ("magnification 200", 200.0),
+])
+def test_magnifications_pass_the_x_gate(text, value):
+    mags = [q.lo for q in NX.extract(text) if q.dim == "magnification"]
+    assert mags == [value]
+
+
+def test_an_x_inside_a_word_is_no_magnification():
+    assert [q.dim for q in NX.extract("axial view, extending 3 cm")] == ["length"]
