@@ -7,7 +7,8 @@ import re
 import pytest
 
 from vqa_gen.grounding.analysis import Analyser
-from vqa_gen.grounding.numbers import NumberExtractor, _trie, supports
+from vqa_gen.grounding.numbers import NumberExtractor, supports
+from vqa_gen.grounding.patterns import first_letters, trie_pattern
 from vqa_gen.grounding.text import Normaliser, fold, light_stem, shared_prefix_match
 
 NX = NumberExtractor()
@@ -193,12 +194,12 @@ def test_importing_the_filter_does_not_import_wordfreq():
 
 
 def test_word_trie_matches_what_the_plain_alternation_matches():
-    """`_trie` factors the number words by prefix; at each position it must still prefer the
+    """`trie_pattern` factors the number words by prefix; at each position it must still prefer the
     longest word, as the longest-first alternation does ("eighteen" over "eight")."""
     words = ["ten", "teens", "eight", "eighteen", "eighty", "eighties", "one", "seven",
              "seventeen", "seventy", "type", "two"]
     plain = re.compile(r"\b(?:" + "|".join(sorted(words, key=len, reverse=True)) + r")")
-    trie = re.compile(r"\b(?:" + _trie(words) + r")")
+    trie = re.compile(r"\b(?:" + trie_pattern(words) + r")")
     for text in ["eighteen", "eighty-two", "eight", "in her eighties", "teens", "tenth", "tens",
                  "seventeen", "seventy", "seventh", "types", "two", "one", "none", "x"]:
         assert ([m.group(0) for m in plain.finditer(text)]
@@ -236,3 +237,33 @@ def test_magnifications_pass_the_x_gate(text, value):
 
 def test_an_x_inside_a_word_is_no_magnification():
     assert [q.dim for q in NX.extract("axial view, extending 3 cm")] == ["length"]
+
+
+@pytest.mark.parametrize(("pattern", "letters"), [
+    (r"\bis (?:a )?common", "i"), (r"\b(?:consult|see|visit) a", "csv"),
+    (r"\b(treat\w*|cure[sd]?|remed\w*)\b", "crt"), (r"^(?:unknown|n/?a)\.?$", "nu"),
+    (r"(a\)|b)", "ab"),
+])
+def test_first_letters_reads_how_a_cue_starts(pattern, letters):
+    assert first_letters(pattern) == letters
+
+
+@pytest.mark.parametrize("pattern", [r"\b(?:it is )?not", r"\d+ cm", r"(?P<n>a|b)", r"\(a",
+                                     r"\b(?:a|(?:b|c)d)"])
+def test_first_letters_refuses_a_start_it_cannot_read(pattern):
+    with pytest.raises(ValueError):
+        first_letters(pattern)
+
+
+def test_general_knowledge_lookahead_hides_no_cue():
+    """Every cue still matches through the lookahead-prefixed pattern."""
+    from vqa_gen.grounding import lexicon as lx
+    from vqa_gen.grounding.checks.answerability import AnswerabilityCheck
+    gk = AnswerabilityCheck(Analyser())._gk
+    for text in ["it is a common skin condition", "lesions are usually caused by friction",
+                 "consult a dermatologist", "visit your doctor", "topical steroids help",
+                 "heals on its own", "most commonly on the face", "good hygiene",
+                 "often resolves", "generally speaking", "self-limiting", "sunscreen daily"]:
+        plain = [m.group(0) for m in re.finditer("|".join(
+            f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES), text)]
+        assert plain and [m.group(0) for m in gk.finditer(text)] == plain, text

@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
+from ..patterns import first_letters
 from ..verdict import Reason
 from .base import Check
 
@@ -29,7 +30,10 @@ class AnswerabilityCheck(Check):
                         for name, q, ev in lx.UNANSWERABLE_TOPICS]
         # one search tells whether any topic can apply (most questions: none)
         self._any_topic = re.compile("|".join(f"(?:{q})" for _, q, _ in lx.UNANSWERABLE_TOPICS))
-        self._gk = re.compile("|".join(f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES))
+        # (a lookahead on the cues' first letters skips the other positions fast)
+        starts = "".join(sorted({c for p in lx.GENERAL_KNOWLEDGE_CUES for c in first_letters(p)}))
+        self._gk = re.compile(rf"(?=[{starts}])(?:"
+                              + "|".join(f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES) + ")")
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []

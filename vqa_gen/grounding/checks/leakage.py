@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
+from ..patterns import trie_pattern
 from ..verdict import Reason
 from .base import Check
 
@@ -27,8 +28,8 @@ class LeakageCheck(Check):
         self._leak = re.compile("|".join(f"(?:{p})" for p in lx.LEAKAGE_CUES))
         self._refuse = re.compile("|".join(f"(?:{p})" for p in lx.REFUSAL_CUES))
         # The triggers as one pattern: a single scan instead of a substring test per trigger.
-        self._leak_gate = re.compile("|".join(re.escape(t) for t in lx.LEAKAGE_TRIGGERS))
-        self._refuse_gate = re.compile("|".join(re.escape(t) for t in lx.REFUSAL_TRIGGERS))
+        self._leak_gate = re.compile(trie_pattern(list(lx.LEAKAGE_TRIGGERS)))
+        self._refuse_gate = re.compile(trie_pattern(list(lx.REFUSAL_TRIGGERS)))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
