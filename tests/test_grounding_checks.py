@@ -314,3 +314,17 @@ def test_relevance_can_be_switched_off():
     cfg = FilterConfig(checks={"relevance": {"enabled": False}})
     v = GroundingFilter(cfg).check(_REL_CAPTION, "Where is the lesion?", "Black")
     assert "answer_mismatch" not in v.codes
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("what type of image is this?", "modality"), ("how was this photo taken?", "modality"),
+    ("what colour is the plaque?", "colour"), ("which hues are seen?", "colour"),
+    ("how old is the patient?", "demographic"), ("what is the patient's gender?", "demographic"),
+    ("where is the lesion?", "location"), ("what is the body site?", "location"),
+    ("what is the diagnosis?", "diagnosis"), ("which disorder is shown?", "diagnosis"),
+    ("what is shown?", ""), ("describe the lesion", ""),
+])
+def test_question_kind_gate_keeps_every_kind(question, kind):
+    from vqa_gen.grounding.checks.relevance import _QUESTION_KINDS, _asks
+    plain = next((name for name, pattern in _QUESTION_KINDS if pattern.search(question)), "")
+    assert _asks(question) == plain == kind

@@ -6,7 +6,7 @@ import re
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import Analyser, CaptionFacts, QAFacts
+from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
 from ..patterns import trie_pattern
 from ..verdict import Reason
 from .base import Check
@@ -31,20 +31,26 @@ class LeakageCheck(Check):
         self._leak_gate = re.compile(trie_pattern(list(lx.LEAKAGE_TRIGGERS)))
         self._refuse_gate = re.compile(trie_pattern(list(lx.REFUSAL_TRIGGERS)))
 
+    def _leak_in(self, facts: Facts, text: str, slot: str) -> re.Match[str] | None:
+        """The first leakage cue in `text` (memoised per text under `slot`)."""
+        m = facts.memo.get(slot, False)
+        if m is False:
+            gate = self._leak_gate.search(text) is not None
+            m = facts.memo[slot] = self._leak.search(text) if gate else None
+        return m
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
-        a, q = qa.answer.view.text.strip(), qa.question.view.text
-        for where, facts in (("answer", qa.answer), ("question", qa.question)):
-            text = a if where == "answer" else q
-            slot = "leak_" + where
-            m = facts.memo.get(slot, False)
-            if m is False:
-                gate = self._leak_gate.search(text) is not None
-                m = facts.memo[slot] = self._leak.search(text) if gate else None
-            if m and m.group(0) not in cap.facts.view.text:
-                out.append(self.reason("text_leakage", f"{where} refers to the source text",
-                                       self.p["leak_penalty"], m.group(0)))
-                break
+        a = qa.answer.view.text.strip()
+        ctext = cap.facts.view.text
+        m = self._leak_in(qa.answer, a, "leak_answer")
+        where = "answer"
+        if not (m and m.group(0) not in ctext):
+            m = self._leak_in(qa.question, qa.question.view.text, "leak_question")
+            where = "question"
+        if m and m.group(0) not in ctext:
+            out.append(self.reason("text_leakage", f"{where} refers to the source text",
+                                   self.p["leak_penalty"], m.group(0)))
         m = qa.answer.memo.get("refusal", False)
         if m is False:
             # The cues without a trigger match the whole (short) answer from its start:

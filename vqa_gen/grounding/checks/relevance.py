@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
 from ..analysis import words as words_of
+from ..patterns import trie_pattern
 from ..verdict import Reason
 from .base import Check
 
@@ -65,6 +66,20 @@ _MODALITY_ONLY_A = re.compile(
 _QUESTION_KINDS = (("modality", _MODALITY_Q), ("colour", _COLOUR_Q),
                    ("demographic", _DEMOGRAPHIC_Q), ("location", _LOCATION_Q),
                    ("diagnosis", _DIAGNOSIS_Q))
+# Every match of a kind but location contains one of these: a question with none of them can
+# only ask for a location (one search instead of five).
+_KIND_CUES = re.compile(trie_pattern([
+    "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
+    "colo", "hue", "shade",  # _COLOUR_Q
+    "demographic", "gender", "sex", "old", "age",  # _DEMOGRAPHIC_Q
+    "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
+
+
+def _asks(question: str) -> str:
+    """The first kind `question` (casefolded) asks for, "" for none."""
+    if _KIND_CUES.search(question) is None:
+        return "location" if _LOCATION_Q.search(question) else ""
+    return next((name for name, pattern in _QUESTION_KINDS if pattern.search(question)), "")
 
 
 class RelevanceCheck(Check):
@@ -107,10 +122,8 @@ class RelevanceCheck(Check):
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
         asks = qa.question.memo.get("asks")
-        if asks is None:  # per question text: the first kind it asks for, "" for none
-            q = qa.question.view.raw.casefold()
-            asks = qa.question.memo["asks"] = next(
-                (name for name, pattern in _QUESTION_KINDS if pattern.search(q)), "")
+        if asks is None:  # per question text
+            asks = qa.question.memo["asks"] = _asks(qa.question.view.raw.casefold())
         kind = None
         if asks == "modality":
             if not _MODALITY_A.search(a):
