@@ -27,6 +27,7 @@ _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, 
                                            AnswerabilityCheck, RelevanceCheck)
 _KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
                                    "not", "or"})
+_DROP_FROM_QUESTION_KEY = lx.STOPWORDS - _KEEP_IN_QUESTION_KEY  # (one set test per token)
 
 
 class GroundingFilter:
@@ -79,6 +80,8 @@ class GroundingFilter:
     # -- scoring -----------------------------------------------------------------------
     def combine(self, reasons: Sequence[Reason]) -> Verdict:
         """Score = product of (1 - penalty); fails below threshold or on a blocking code."""
+        if not reasons:  # most common verdict: nothing found
+            return Verdict(score=1.0, passed=self._threshold <= 1.0, reasons=())
         score = 1.0
         for r in reasons:
             score *= 1.0 - min(1.0, max(0.0, r.penalty))
@@ -129,7 +132,7 @@ class GroundingFilter:
             view = facts.view
             key = facts.memo["question_key"] = " ".join(
                 k for t, k in zip(view.tokens, view.keys, strict=True)
-                if t[0].isalnum() and (t not in lx.STOPWORDS or t in _KEEP_IN_QUESTION_KEY))
+                if t[0].isalnum() and t not in _DROP_FROM_QUESTION_KEY)
         return key
 
     def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict]
