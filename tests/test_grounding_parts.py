@@ -267,3 +267,9 @@ def test_general_knowledge_lookahead_hides_no_cue():
         plain = [m.group(0) for m in re.finditer("|".join(
             f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES), text)]
         assert plain and [m.group(0) for m in gk.finditer(text)] == plain, text
+
+
+@pytest.mark.parametrize(("text", "value"), [("the 3rd toe", 3.0), ("21st lesion", 21.0),
+                                             ("a 4th.", 4.0), ("1st-degree burn", 1.0)])
+def test_ordinals_pass_their_gate(text, value):
+    assert [q.lo for q in NX.extract(text) if q.dim == "ordinal"] == [value]

@@ -52,6 +52,9 @@ _LESS = re.compile(r"\b(?:less|smaller|shorter|fewer|thinner|lower) than\s*$|\b(
 _MORE = re.compile(r"\b(?:more|larger|greater|bigger|longer|thicker|higher|wider|older) than\s*$"
                    r"|\b(?:over|above|exceeding|at least|>)\s*$")
 _ORDINAL_RE = re.compile(r"(?=\d)(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
+# What every ordinal contains; it starts with a character class, which the engine scans for
+# fast (a leading lookahead is tried at every position).
+_ORDINAL_GATE = re.compile(r"\d(?:st|nd|rd|th)\b")
 _HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
                      r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
 
@@ -164,7 +167,7 @@ class NumberExtractor:
         self._roman_triggers = ("segment", "grade", "stage", "type", "class", "level", "nerve",
                                 "zone", "phase", "lobe", "degree", "part", "factor")
         # one C-level scan for any of them (instead of a substring test per word)
-        self._roman_gate = re.compile("|".join(self._roman_triggers))
+        self._roman_gate = re.compile(trie_pattern(list(self._roman_triggers)))
         gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
                       "level|nerve|zone|phase|lobe|degree|part|factor")
         # Any quantity needs a digit or one of these whole words (as a trie: one fast scan).
@@ -215,7 +218,8 @@ class NumberExtractor:
             if r in _ROMAN:
                 v = float(_ROMAN[r])
                 out.append(Quantity(v, v, "", v, v, m.group(0)))
-        for m in (_ORDINAL_RE.finditer(text) if digit else ()):
+        ordinal = digit and _ORDINAL_GATE.search(text) is not None
+        for m in (_ORDINAL_RE.finditer(text) if ordinal else ()):
             v = float(m.group(1))
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)} if "age" in text else ()
