@@ -273,3 +273,12 @@ def test_general_knowledge_lookahead_hides_no_cue():
                                              ("a 4th.", 4.0), ("1st-degree burn", 1.0)])
 def test_ordinals_pass_their_gate(text, value):
     assert [q.lo for q in NX.extract(text) if q.dim == "ordinal"] == [value]
+
+
+@pytest.mark.parametrize(("text", "raws"), [
+    ("8x6 mm", ["8 mm", "6 mm"]), ("two by three cm", ["two cm", "three cm"]),
+    ("2 × 3 × 4 cm", ["2 cm", "3 cm", "4 cm"]), ("measuring 1.5 by twenty-two mm", ["1.5 mm",
+                                                                                  "twenty-two mm"]),
+])
+def test_dimensions_pass_their_gate(text, raws):
+    assert [q.raw for q in NX.extract(text)][:len(raws)] == raws

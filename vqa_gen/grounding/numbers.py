@@ -143,6 +143,9 @@ class NumberExtractor:
             rf"(?=[\d{starts}])(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
             rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
         )
+        # Every "2 x 3 cm" has a separator followed by the start of a number ("x 3", "by two"):
+        # a search that starts with a literal, so the engine scans for it fast.
+        self._dims_gate = re.compile(rf"(?:x|×|by)\s*(?:\d|{trie_pattern(words.split('|'))})")
         self._dims_re = re.compile(
             rf"(?=[\d{starts}])(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
             rf"(?:\s*(?:x|×|by)\s*(?P<d3>{num}))?\s*(?P<du>{units})(?![a-z])")
@@ -194,7 +197,8 @@ class NumberExtractor:
                 base = float(lx.ORDINAL_DECADES[m.group("o")])
             out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
             spans.append(m.span())
-        dims = "x" in text or "×" in text or "by" in text  # "2 x 3 cm", "2 by 3 cm"
+        dims = ("x" in text or "×" in text or "by" in text) and (  # "2 x 3 cm", "2 by 3 cm"
+            self._dims_gate.search(text) is not None)
         for m in (self._dims_re.finditer(text) if dims else ()):
             dim, factor = _UNITS[m.group("du")]
             for g in ("d1", "d2", "d3"):
