@@ -230,7 +230,8 @@ class NumberExtractor:
         for m in self._num_re.finditer(text):
             if spans and any(s <= m.start() < e for s, e in spans):
                 continue
-            a = _word_number(_num_text(m.group("a")))
+            ga = m.group("a")
+            a = float(ga) if ga.isdecimal() else _word_number(_num_text(ga))  # (digits: direct)
             if a is None:
                 continue
             b = _word_number(_num_text(m.group("b"))) if m.group("b") else None
