@@ -130,9 +130,9 @@ class GroundingFilter:
         key = facts.memo.get("question_key")
         if key is None:
             view = facts.view
-            key = facts.memo["question_key"] = " ".join(
+            key = facts.memo["question_key"] = " ".join([
                 k for t, k in zip(view.tokens, view.keys, strict=True)
-                if t[0].isalnum() and t not in _DROP_FROM_QUESTION_KEY)
+                if t[0].isalnum() and t not in _DROP_FROM_QUESTION_KEY])
         return key
 
     def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict]
