@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from rapidfuzz import fuzz, process
 
 from . import lexicon as lx
 from .numbers import _UNITS, NumberExtractor, Quantity
-from .text import Normaliser, TextView, shared_prefix_match
+from .text import Memo, Normaliser, TextView, shared_prefix_match
 
 _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
                "unilateral": "unilateral", "bilaterally": "bilateral"}
@@ -103,10 +104,19 @@ class QAFacts:
 
 
 class KeySet(set):
-    """A set of keys that answers `key_in` through an index of 5-character prefixes (built on
-    first use; the set is not mutated after that), so a long caption costs O(1) per lookup."""
+    """A set of keys that answers `key_in` through its keys' 5-character prefixes (a set of
+    them first, then an index of the keys by prefix, each built on first use; the set is not
+    mutated after that), so a long caption costs O(1) per lookup."""
 
+    _prefixes: set[str] | None = None
     _index: dict[str, list[str]] | None = None
+
+    def prefixes(self) -> set[str]:
+        """The first 5 characters of the keys of 5+ characters."""
+        pre = self._prefixes
+        if pre is None:
+            pre = self._prefixes = {k[:5] for k in self if len(k) >= 5}
+        return pre
 
     def index(self) -> dict[str, list[str]]:
         """Keys of 5+ characters by their first 5 characters."""
@@ -120,26 +130,28 @@ class KeySet(set):
         return idx
 
     def family(self, key: str) -> list[str]:
-        idx = self._index
-        if idx is None:
-            idx = self.index()
-        return idx.get(key[:5], [])
+        """The keys sharing `key`'s first 5 characters (most lookups: none, from the set)."""
+        pre = self._prefixes
+        if pre is None:
+            pre = self.prefixes()
+        if key[:5] not in pre:
+            return []
+        return self.index()[key[:5]]
 
     def without(self, other: KeySet) -> KeySet:
-        """The keys that are not `key_in` `other` (one pass over the prefix index)."""
+        """The keys that are not `key_in` `other`."""
         if not self:
             return KeySet()
         if not other:
             return KeySet(self)
-        idx = other.index()
+        pre = other.prefixes()
         out = KeySet()
         for k in self:
             if k in other:
                 continue
-            if len(k) >= 5:
-                fam = idx.get(k[:5])
-                if fam and any(shared_prefix_match(x, k) for x in fam):
-                    continue
+            if len(k) >= 5 and k[:5] in pre and any(
+                    shared_prefix_match(x, k) for x in other.family(k)):
+                continue
             out.add(k)
         return out
 
@@ -291,7 +303,10 @@ class Analyser:
         # their analysis is cached by text. Facts are never mutated after construction.
         self._text_cache: dict[str, Facts] = {}
         self._content_cache: dict[tuple[str, bool], bool] = {}
-        self._word_kinds: dict[str, int] = {}
+        self._word_kinds = Memo(self._word_kind)
+        # a word or number that is not a stop word (a content position)
+        stop = self.stop
+        self._plain = Memo(lambda t: t[0].isalnum() and t not in stop)
         self.text_cache_size = 4096
 
     def clear_cache(self) -> None:
@@ -382,19 +397,21 @@ class Analyser:
         ages: list[tuple[float, float, str]] = []
         lat: set[str] = set()
         sites: set[str] = set()
-        stop, roles, site_by_key = self.stop, self._role_words, self.site_by_key
+        roles, site_by_key = self._role_words, self.site_by_key
         if "both" in tokens:  # "both elbows": both sides
             for i, t in enumerate(tokens):
                 if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
                     lat.add("bilateral")
                     aff.add(self._bilateral)
-        content = [i for i, t in enumerate(tokens) if t not in stop and t[0].isalnum()]
+        plain = list(map(self._plain.__getitem__, tokens))
+        content = list(compress(range(len(tokens)), plain))
         if True in neg:
             for i in content:
                 (negk if neg[i] else aff).add(keys[i])
         else:
-            aff.update([keys[i] for i in content])
-        for i in [i for i in content if tokens[i] in roles]:  # sex, age group, side
+            aff.update(compress(keys, plain))
+        for i in ([] if roles.isdisjoint(tokens) else
+                  [i for i in content if tokens[i] in roles]):  # sex, age group, side
             t = tokens[i]
             ng = neg[i]
             sx = lx.SEX_WORDS.get(t)
@@ -411,7 +428,8 @@ class Analyser:
             lt = _LATERALITY.get(t)
             if lt and not ng:
                 lat.add(lt)
-        for i in [i for i in content if keys[i] in site_by_key]:
+        for i in ([] if site_by_key.keys().isdisjoint(keys) else
+                  [i for i in content if keys[i] in site_by_key]):
             site = site_by_key[keys[i]]
             if site and not neg[i] and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
                 sites.add(site)
@@ -510,13 +528,11 @@ class Analyser:
         v = facts.view
         toks, keys = v.tokens, v.keys
         last = len(toks) - 1
-        kinds, kind_of = self._word_kinds, self._word_kind
+        kinds = list(map(self._word_kinds.__getitem__, toks))
         out = []
-        for i, t in enumerate(toks):
-            kind = kinds.get(t)
-            if kind is None:
-                kind = kind_of(t)
-            if not kind or (kind == _BEFORE_BY and (i == last or toks[i + 1] != "by")):
+        for i in compress(range(len(toks)), kinds):
+            t = toks[i]
+            if kinds[i] == _BEFORE_BY and (i == last or toks[i + 1] != "by"):
                 continue
             if question and (t in lx.QUESTION_FRAME
                              or (open_question and t in lx.OPEN_QUESTION_FRAME)
@@ -528,11 +544,8 @@ class Analyser:
     def _word_kind(self, token: str) -> int:
         """1: a content word; `_BEFORE_BY`: one only before "by" (a participle of filler);
         0: never. Cached per word: `is_content` by token, without the pair lookup."""
-        kind = (1 if self._is_content(token, "", "") else
+        return (1 if self._is_content(token, "", "") else
                 _BEFORE_BY if self._is_content(token, "", "by") else 0)
-        if len(self._word_kinds) < 200_000:
-            self._word_kinds[token] = kind
-        return kind
 
     def acronyms_of(self, cap: CaptionFacts) -> tuple[str, ...]:
         """The caption's initialisms, computed the first time an answer needs them."""
