@@ -6,15 +6,16 @@ is done per QA pair. Checks never re-tokenise: they read `CaptionFacts` and `QAF
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from rapidfuzz import fuzz, process
 
 from . import lexicon as lx
 from .numbers import _UNITS, NumberExtractor, Quantity
-from .text import Normaliser, TextView, shared_prefix_match
+from .text import Memo, Normaliser, TextView, shared_prefix_match
 
 _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
                "unilateral": "unilateral", "bilaterally": "bilateral"}
@@ -49,6 +50,7 @@ class Facts:
     laterality: set[str]
     sites: set[str]
     extractor: NumberExtractor
+    content_index: list[int]  # positions of word tokens that are not stop words
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
     _numbers: list[Quantity] | None = None
     _ages: list[tuple[float, float, str]] | None = None
@@ -75,8 +77,7 @@ class CaptionFacts:
 
     facts: Facts
     support_keys: set[str]
-    support_tokens: list[str]
-    prefixes: list[str]
+    support_tokens: list[str]  # words of 4+ letters as written (any order: membership tests)
     site_closure: set[str] = field(default_factory=set)
     prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
@@ -86,8 +87,8 @@ class CaptionFacts:
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
     supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
-    key_positions: dict[str, tuple[int, ...]] = field(default_factory=dict)  # content order
-    position_memo: dict[str, tuple[int, ...]] = field(default_factory=dict)  # see support.py
+    key_positions: dict[str, list[int]] = field(default_factory=dict)  # content order
+    position_memo: dict[str, Sequence[int]] = field(default_factory=dict)  # see support.py
 
 
 @dataclass(slots=True)
@@ -103,10 +104,19 @@ class QAFacts:
 
 
 class KeySet(set):
-    """A set of keys that answers `key_in` through an index of 5-character prefixes (built on
-    first use; the set is not mutated after that), so a long caption costs O(1) per lookup."""
+    """A set of keys that answers `key_in` through its keys' 5-character prefixes (a set of
+    them first, then an index of the keys by prefix, each built on first use; the set is not
+    mutated after that), so a long caption costs O(1) per lookup."""
 
+    _prefixes: set[str] | None = None
     _index: dict[str, list[str]] | None = None
+
+    def prefixes(self) -> set[str]:
+        """The first 5 characters of the keys of 5+ characters."""
+        pre = self._prefixes
+        if pre is None:
+            pre = self._prefixes = {k[:5] for k in self if len(k) >= 5}
+        return pre
 
     def index(self) -> dict[str, list[str]]:
         """Keys of 5+ characters by their first 5 characters."""
@@ -120,24 +130,28 @@ class KeySet(set):
         return idx
 
     def family(self, key: str) -> list[str]:
-        idx = self._index
-        if idx is None:
-            idx = self.index()
-        return idx.get(key[:5], [])
+        """The keys sharing `key`'s first 5 characters (most lookups: none, from the set)."""
+        pre = self._prefixes
+        if pre is None:
+            pre = self.prefixes()
+        if key[:5] not in pre:
+            return []
+        return self.index()[key[:5]]
 
     def without(self, other: KeySet) -> KeySet:
-        """The keys that are not `key_in` `other` (one pass over the prefix index)."""
+        """The keys that are not `key_in` `other`."""
+        if not self:
+            return KeySet()
         if not other:
             return KeySet(self)
-        idx = other.index()
+        pre = other.prefixes()
         out = KeySet()
         for k in self:
             if k in other:
                 continue
-            if len(k) >= 5:
-                fam = idx.get(k[:5])
-                if fam and any(shared_prefix_match(x, k) for x in fam):
-                    continue
+            if len(k) >= 5 and k[:5] in pre and any(
+                    shared_prefix_match(x, k) for x in other.family(k)):
+                continue
             out.add(k)
         return out
 
@@ -153,6 +167,23 @@ def key_in(key: str, keys: set[str]) -> bool:
     return any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key) for k in keys)
 
 
+_INITIALS: dict[tuple[str, frozenset[str]], tuple[str, str]] = {}
+
+
+def _initials(token: str, stop: frozenset[str]) -> tuple[str, str]:
+    """(initials of every word, initials of the content words) of one alphabetic token; hyphen
+    parts count as words. Memoised per token (bounded)."""
+    ck = (token, stop)  # (the stop set's hash is cached: a cheap key)
+    hit = _INITIALS.get(ck)
+    if hit is None:
+        parts = token.split("-") if "-" in token else (token,)
+        words = [p for p in parts if p and p[0].isalpha()]
+        hit = ("".join(w[0] for w in words), "".join(w[0] for w in words if w not in stop))
+        if len(_INITIALS) < 200_000:
+            _INITIALS[ck] = hit
+    return hit
+
+
 def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
     """Initials of each run of words (hyphen parts count as words), with and without function
     words; an initialism of 2-5 consecutive words is a substring of one of them:
@@ -162,22 +193,32 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
     content: list[str] = []  # the same without function words
     for t in (*tokens, "."):  # a number or punctuation ends a run; so does the end
         if t[0].isalpha():
-            if "-" not in t:
-                every.append(t[0])
-                if t not in stop:
-                    content.append(t[0])
-                continue
-            for p in t.split("-"):
-                if p and p[0].isalpha():
-                    every.append(p[0])
-                    if p not in stop:
-                        content.append(p[0])
+            e, c = _initials(t, stop)
+            every.append(e)
+            content.append(c)
         elif every:
-            for initials in (every, content):
+            for initials in ("".join(every), "".join(content)):
                 if len(initials) >= 2:
-                    out.append("".join(initials))
+                    out.append(initials)
             every, content = [], []
     return tuple(dict.fromkeys(out))
+
+
+def initials_text(tokens: list[str], stop: frozenset[str]) -> str:
+    """The runs' initials of `acronyms` joined by NUL, built in one pass: a word of two or more
+    letters is in one of the caption's initialisms exactly when it is a substring of this text
+    (runs of one initial, kept here, cannot hold such a word)."""
+    every: list[str] = []
+    content: list[str] = []
+    for t in tokens:
+        if t[0].isalpha():
+            e, c = _initials(t, stop)
+            every.append(e)
+            content.append(c)
+        else:
+            every.append("\0")
+            content.append("\0")
+    return "".join(every) + "\0" + "".join(content)
 
 
 def words(facts: Facts) -> list[str]:
@@ -262,7 +303,10 @@ class Analyser:
         # their analysis is cached by text. Facts are never mutated after construction.
         self._text_cache: dict[str, Facts] = {}
         self._content_cache: dict[tuple[str, bool], bool] = {}
-        self._word_kinds: dict[str, int] = {}
+        self._word_kinds = Memo(self._word_kind)
+        # a word or number that is not a stop word (a content position)
+        stop = self.stop
+        self._plain = Memo(lambda t: t[0].isalnum() and t not in stop)
         self.text_cache_size = 4096
 
     def clear_cache(self) -> None:
@@ -353,19 +397,21 @@ class Analyser:
         ages: list[tuple[float, float, str]] = []
         lat: set[str] = set()
         sites: set[str] = set()
-        stop, roles, site_by_key = self.stop, self._role_words, self.site_by_key
+        roles, site_by_key = self._role_words, self.site_by_key
         if "both" in tokens:  # "both elbows": both sides
             for i, t in enumerate(tokens):
                 if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
                     lat.add("bilateral")
                     aff.add(self._bilateral)
-        content = [i for i, t in enumerate(tokens) if t not in stop and t[0].isalnum()]
+        plain = list(map(self._plain.__getitem__, tokens))
+        content = list(compress(range(len(tokens)), plain))
         if True in neg:
             for i in content:
                 (negk if neg[i] else aff).add(keys[i])
         else:
-            aff.update([keys[i] for i in content])
-        for i in [i for i in content if tokens[i] in roles]:  # sex, age group, side
+            aff.update(compress(keys, plain))
+        for i in ([] if roles.isdisjoint(tokens) else
+                  [i for i in content if tokens[i] in roles]):  # sex, age group, side
             t = tokens[i]
             ng = neg[i]
             sx = lx.SEX_WORDS.get(t)
@@ -382,13 +428,14 @@ class Analyser:
             lt = _LATERALITY.get(t)
             if lt and not ng:
                 lat.add(lt)
-        for i in [i for i in content if keys[i] in site_by_key]:
+        for i in ([] if site_by_key.keys().isdisjoint(keys) else
+                  [i for i in content if keys[i] in site_by_key]):
             site = site_by_key[keys[i]]
             if site and not neg[i] and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
                 sites.add(site)
         return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
                      sexes=sexes, sex_nouns=sex_nouns, word_ages=ages, laterality=lat,
-                     sites=sites, extractor=self.numbers)
+                     sites=sites, extractor=self.numbers, content_index=content)
 
     # -- public --------------------------------------------------------------------------
     def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
@@ -402,43 +449,46 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
-        keys = set(view.key_set)
+        keys = view.key_set  # copied before it gains implied or bilateral keys
         implying = self._implies.intersection(tokens)
         if implying:
             key = self.norm.key
             for t, neg in zip(tokens, facts.negated, strict=True):
                 if t in implying and not neg:
                     facts.affirmed_keys.update(key(w) for w in lx.IMPLIES[t])
-            keys |= {key(w) for t in implying for w in lx.IMPLIES[t]}
-        facts.affirmed_keys = KeySet(facts.affirmed_keys)
-        facts.negated_keys = KeySet(facts.negated_keys)
-        only_neg = facts.negated_keys.without(facts.affirmed_keys)
-        only_aff = facts.affirmed_keys.without(facts.negated_keys)
-        if "bilateral" in facts.laterality:
-            keys.add(self._bilateral)
+            keys = keys | {key(w) for t in implying for w in lx.IMPLIES[t]}
+        facts.affirmed_keys = aff = KeySet(facts.affirmed_keys)
+        facts.negated_keys = negk = KeySet(facts.negated_keys)
+        if negk:
+            only_neg, only_aff = negk.without(aff), aff.without(negk)
+        else:  # (never mutated: the affirmed keys themselves)
+            only_neg, only_aff = KeySet(), aff
+        if "bilateral" in facts.laterality and self._bilateral not in keys:
+            keys = keys | {self._bilateral}
         # where each content word sits, counting content words only (keys, spellings and
         # hyphen parts)
         positions: dict[str, list[int]] = {}
-        stop = self.stop
-        content = [(t, k) for t, k in zip(tokens, keys_, strict=True)
-                   if t[0].isalnum() and t not in stop]
-        for n, (t, k) in enumerate(content):
-            at = positions.get(k)
+        get = positions.get
+        for n, i in enumerate(facts.content_index):
+            t, k = tokens[i], keys_[i]
+            at = get(k)
             if at is None:
                 positions[k] = [n]
             else:
                 at.append(n)
             if t != k:
-                positions.setdefault(t, []).append(n)
+                at = get(t)
+                if at is None:
+                    positions[t] = [n]
+                else:
+                    at.append(n)
             if "-" in t:
                 for part in t.split("-"):
                     if part:
                         positions.setdefault(self.norm.key(part), []).append(n)
-        prefix_keys = KeySet(k for k in view.key_set if len(k) >= 5)
-        return CaptionFacts(facts=facts, support_keys=keys,
-                            key_positions={k: tuple(v) for k, v in positions.items()},
-                            support_tokens=sorted(t for t in all_tokens if len(t) >= 4),
-                            prefixes=sorted(prefix_keys), prefix_keys=prefix_keys,
+        return CaptionFacts(facts=facts, support_keys=keys, key_positions=positions,
+                            support_tokens=[t for t in all_tokens if len(t) >= 4],
+                            prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
                             site_closure=closure, all_tokens=all_tokens,
                             only_negated=only_neg, only_affirmed=only_aff)
 
@@ -478,13 +528,11 @@ class Analyser:
         v = facts.view
         toks, keys = v.tokens, v.keys
         last = len(toks) - 1
-        kinds, kind_of = self._word_kinds, self._word_kind
+        kinds = list(map(self._word_kinds.__getitem__, toks))
         out = []
-        for i, t in enumerate(toks):
-            kind = kinds.get(t)
-            if kind is None:
-                kind = kind_of(t)
-            if not kind or (kind == _BEFORE_BY and (i == last or toks[i + 1] != "by")):
+        for i in compress(range(len(toks)), kinds):
+            t = toks[i]
+            if kinds[i] == _BEFORE_BY and (i == last or toks[i + 1] != "by"):
                 continue
             if question and (t in lx.QUESTION_FRAME
                              or (open_question and t in lx.OPEN_QUESTION_FRAME)
@@ -496,11 +544,8 @@ class Analyser:
     def _word_kind(self, token: str) -> int:
         """1: a content word; `_BEFORE_BY`: one only before "by" (a participle of filler);
         0: never. Cached per word: `is_content` by token, without the pair lookup."""
-        kind = (1 if self._is_content(token, "", "") else
+        return (1 if self._is_content(token, "", "") else
                 _BEFORE_BY if self._is_content(token, "", "by") else 0)
-        if len(self._word_kinds) < 200_000:
-            self._word_kinds[token] = kind
-        return kind
 
     def acronyms_of(self, cap: CaptionFacts) -> tuple[str, ...]:
         """The caption's initialisms, computed the first time an answer needs them."""
@@ -528,7 +573,7 @@ class Analyser:
                 return True
         if 2 <= len(token) <= 5 and token.isalpha():
             if cap.acronym_text is None:
-                cap.acronym_text = "\0".join(self.acronyms_of(cap))
+                cap.acronym_text = initials_text(cap.facts.view.tokens, self.stop)
             if token in cap.acronym_text:  # in one of the initialisms (token has no NUL)
                 return True
         if len(key) >= 5:

@@ -16,6 +16,7 @@ Pure functions of (caption facts, answer facts); everything per caption is memoi
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +45,21 @@ _PAIR_WINDOW = 5  # evidence content words between two words of one answer pair
 _MAX_ZIPF = 7.0
 _MIN_WEIGHT = 0.5
 _WEIGHTS: dict[str, float] = {}
+_UNIT_WEIGHTS: dict[str, float] = {}
+
+
+def _weight(token: str) -> float:
+    """`informativeness` of an answer word, negated for a staining or magnification term
+    (whose weight the caller decides). Memoised per word."""
+    w = _UNIT_WEIGHTS.get(token)
+    if w is None:
+        if token in lx.PROTOCOL_TERMS or (token[0] in "x×" and lx.PROTOCOL_TOKEN.fullmatch(token)):
+            w = -informativeness(token)
+        else:
+            w = informativeness(token)
+        if len(_UNIT_WEIGHTS) < 500_000:
+            _UNIT_WEIGHTS[token] = w
+    return w
 
 
 def informativeness(token: str) -> float:
@@ -179,26 +195,28 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     `protocol_weight` (0: as any other word, when the question asks about them)."""
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
-    weights = [protocol_weight if protocol_weight and (
-        t in lx.PROTOCOL_TERMS or (t[0] in "x×" and lx.PROTOCOL_TOKEN.fullmatch(t)))
-               else informativeness(t) * (name_boost if t in names else 1.0)
-               for _, t, _ in units]
-    pos = [_positions(an, cap, t, k, fuzzy_cutoff) for _, t, k in units]
+    known = _UNIT_WEIGHTS.get
+    weights = [known(t) or _weight(t) for _, t, _ in units]  # (never 0)
+    weights = [protocol_weight if w < 0 and protocol_weight
+               else abs(w) * name_boost if t in names else abs(w)
+               for w, (_, t, _) in zip(weights, units, strict=True)]
+    memo = cap.position_memo
+    pos = [memo.get(t) for _, t, _ in units]
+    if None in pos:
+        pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
+               for p, (_, t, k) in zip(pos, units, strict=True)]
     ok = [bool(p) for p in pos]
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(w for w, s in zip(weights, ok, strict=True) if s)
     if discount is not None:
         credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
     uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total if total else 1.0
-    # sentences of the answer: weakest one
-    sent_of: list[int] = []
-    s_id, j = 0, 0
-    for i, t in enumerate(tokens):
-        if j < len(units) and units[j][0] == i:
-            sent_of.append(s_id)
-            j += 1
-        if t in _SENTENCE_END:
-            s_id += 1
+    # sentences of the answer (the index of the sentence each unit is in)
+    ends = [i for i, t in enumerate(tokens) if t in _SENTENCE_END]
+    if units and ends and ends[0] < units[-1][0]:
+        sent_of = [bisect_left(ends, i) for i, _, _ in units]
+    else:  # one sentence (or none before the last unit)
+        sent_of = [0] * len(units)
     weakest = uni
     if weakest_weight:  # (off by default: the content check mixes in no weakest sentence)
         per_sent: dict[int, list[float]] = {}

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
+from typing import Any
 
 from . import lexicon as lx
 
@@ -25,6 +28,7 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+_WORD_LITERAL = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _GROUP_RE = re.compile(r"\((?:[^()]|\([^()]*\))*\)[?*]?")
 _ESCAPE_RE = re.compile(r"\\[a-zA-Z]")
 _LITERAL_RE = re.compile(r"[a-z&\-]+")
@@ -49,6 +53,25 @@ def _triggers(pattern: str) -> tuple[tuple[str, ...], ...]:
             return ((),)
         out.append(tuple(runs))
     return tuple(out)
+
+
+class Memo(dict):
+    """A bounded memo of a function of one word: a miss computes the value (kept while the
+    memo holds fewer than `limit` words). Lookups through `map(memo.__getitem__, tokens)` run
+    in C, with no Python call per word once the words are known."""
+
+    __slots__ = ("_compute", "_limit")
+
+    def __init__(self, compute: Callable[[str], Any], limit: int = 200_000) -> None:
+        super().__init__()
+        self._compute = compute
+        self._limit = limit
+
+    def __missing__(self, word: str) -> Any:
+        value = self._compute(word)
+        if len(self) < self._limit:
+            self[word] = value
+        return value
 
 
 def light_stem(word: str) -> str:
@@ -118,7 +141,18 @@ class Normaliser:
                     syn_stem.setdefault(st, canon)
         self._syn = syn
         self._syn_stem = syn_stem
-        self._key_cache: dict[str, str] = {}
+        self._key_cache = Memo(self._key)
+        self._literals = [lit for lit, _ in self._first_literals]
+        self._literal_ids = [i for _, i in self._first_literals]
+        # A literal of letters (and inner hyphens) occurs in a text exactly when it occurs in
+        # one of the text's tokens: the rewrites a word can trigger are memoised per word, so
+        # a text costs one lookup per token instead of a scan per literal. Other literals
+        # ("&") are looked for in the text.
+        word_lits = [(lit, i) for lit, i in self._first_literals if _WORD_LITERAL.fullmatch(lit)]
+        self._other_literals = [(lit, i) for lit, i in self._first_literals
+                                if not _WORD_LITERAL.fullmatch(lit)]
+        self._rewrites_of_word = Memo(
+            lambda w: tuple(i for lit, i in word_lits if lit in w))
 
     def _not_site(self, token: str, key: str) -> str:
         if token.endswith("y") and key in self._site_stems and token.rstrip("y") == key:
@@ -128,8 +162,14 @@ class Normaliser:
     def rewrite(self, text: str) -> str:
         """Fold case/accents and expand abbreviations / unify spellings."""
         t = fold(text)
-        firsts = self._first_literals
-        todo = [i for lit, i in firsts if lit in t]
+        return self._rewritten(t, _TOKEN_RE.findall(t))
+
+    def _rewritten(self, t: str, tokens: list[str]) -> str:
+        """`t` (folded) with its rewrites applied; `tokens` are its tokens. Returns `t` itself
+        when no rewrite changes it."""
+        lits, ids = self._literals, self._literal_ids
+        todo = sorted(set().union(*map(self._rewrites_of_word.__getitem__, tokens),
+                                  [i for lit, i in self._other_literals if lit in t]))
         last = -1
         while todo:
             i = todo.pop(0)
@@ -145,32 +185,33 @@ class Normaliser:
                     new = pat.sub(rep, t)
                     if new != t:  # the text changed: later rewrites' literals may too
                         t = new
-                        todo = [j for lit, j in firsts if j > i and lit in t]
+                        todo = [j for j in compress(ids, map(t.__contains__, lits)) if j > i]
                     break
         return t
 
     def key(self, token: str) -> str:
-        """Comparison key of one token: synonym group, else light stem."""
-        k = self._key_cache.get(token)
-        if k is not None:
-            return k
+        """Comparison key of one token: synonym group, else light stem (memoised)."""
+        return self._key_cache[token]
+
+    def _key(self, token: str) -> str:
         k = self._syn.get(token)
         if k is None:
             st = light_stem(lx.IRREGULAR_VERBS.get(token, token))
             k = self._syn.get(st) or self._syn_stem.get(st) or st
             k = self._not_site(token, k)
-        if len(self._key_cache) < 200_000:
-            self._key_cache[token] = k
         return k
 
     def view(self, text: str) -> TextView:
         """Analyse one text into tokens and keys (hyphenated words also contribute parts)."""
-        t = self.rewrite(text)
-        tokens = _TOKEN_RE.findall(t)
+        folded = fold(text)
+        tokens = _TOKEN_RE.findall(folded)
+        t = self._rewritten(folded, tokens)
+        if t is not folded:
+            tokens = _TOKEN_RE.findall(t)
         if "'" in t:
             tokens = [m.replace("'s", "") if m.endswith("'s") else m for m in tokens]
-        cached, key = self._key_cache.get, self.key
-        keys = [cached(tok) or key(tok) for tok in tokens]  # keys are never empty
+        key = self.key
+        keys = list(map(self._key_cache.__getitem__, tokens))
         key_set = set(keys)
         if "-" in t:
             for tok in tokens:

@@ -21,6 +21,9 @@ from .base import Check
 from .numbers import number_supported
 from .relevance import _DIAGNOSIS_Q, _MODALITY_Q
 
+# Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
+_DEMOGRAPHIC_WORDS = frozenset(lx.AGE_GROUPS) | frozenset(lx.SEX_WORDS)
+
 
 class ContentCheck(Check):
     """The main hallucination signal. An answer word counts as supported when its key
@@ -122,6 +125,8 @@ class ContentCheck(Check):
         4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
         so a typical paraphrase loses little."""
         p = self.p
+        if len(keys) <= float(p["copy_from"]):  # short: no weight, whatever its word count
+            return score
         n_words = sum(1 for k in keys if k[:1].isalnum())
         lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
         if not lam:  # short answers (most VQA): no n-grams built, the caption's included
@@ -173,7 +178,9 @@ class ContentCheck(Check):
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         p = self.p
-        a_units = [c for c in qa.answer_content if not self._demographic_ok(c[1], cap)]
+        demographic = _DEMOGRAPHIC_WORDS
+        a_units = [c for c in qa.answer_content
+                   if c[1] not in demographic or not self._demographic_ok(c[1], cap)]
         # Words the answer echoes from an open question (the user's turn, the question's own
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
@@ -229,7 +236,11 @@ class ContentCheck(Check):
                 "unsupported_content",
                 f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
-        if (not qa.yes_no and _DIAGNOSIS_Q.search(qa.question.view.text)
+        diagnosis_q = qa.question.memo.get("diagnosis_q")
+        if diagnosis_q is None:  # per question text
+            diagnosis_q = qa.question.memo["diagnosis_q"] = bool(
+                _DIAGNOSIS_Q.search(qa.question.view.text))
+        if (not qa.yes_no and diagnosis_q
                 and any(informativeness(t) >= p["specific_term"] for t in sup.unsupported
                         if not t[0].isdigit())):
             # The answer to "What is the diagnosis?" is one claim, the disease: naming one the
