@@ -10,6 +10,8 @@ from ..numbers import Quantity, supports
 from ..verdict import Reason
 from .base import Check
 
+_AGE_TIME = (("age", "time"), ("time", "age"))  # ages and durations compare with each other
+
 
 def _year_like(q: Quantity) -> bool:
     return (q.dim == "" and q.lo.is_integer() and q.hi.is_integer() and 1000 <= q.lo <= 2100
@@ -20,8 +22,10 @@ def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
     the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
     the "2" of "2 September" when the caption says "four days"."""
-    pool = [e for e in evidence if claim.dim and (e.dim == claim.dim or
-                                                  {e.dim, claim.dim} == {"age", "time"})]
+    if not claim.dim:  # a bare count is judged against every quantity
+        return any(supports(e, claim) for e in evidence)
+    dim = claim.dim
+    pool = [e for e in evidence if e.dim == dim or (e.dim, dim) in _AGE_TIME]
     return any(supports(e, claim) for e in (pool or evidence))
 
 
