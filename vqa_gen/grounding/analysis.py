@@ -7,6 +7,7 @@ is done per QA pair. Checks never re-tokenise: they read `CaptionFacts` and `QAF
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
@@ -28,6 +29,8 @@ _NEG_WINDOW = 6
 _POST_WINDOW = 4
 # Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
 # image, and its numbers must not be read as measurements.
+_NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
+_NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
 _PROVENANCE_KEYS = frozenset({"source", "id", "uid", "url", "uri", "path", "file", "filename",
                               "image", "image_path", "image_id", "figure", "fig", "doi", "pmid",
                               "pmcid", "license", "licence", "split", "page"})
@@ -42,15 +45,16 @@ class Facts:
 
     view: TextView
     negated: list[bool]
-    affirmed_keys: set[str]
-    negated_keys: set[str]
-    sexes: set[str]
-    sex_nouns: set[str]
+    affirmed_keys: AbstractSet[str]  # (a caption's only: empty for questions and answers)
+    negated_keys: AbstractSet[str]  # (the same)
+    sexes: AbstractSet[str]
+    sex_nouns: AbstractSet[str]
     word_ages: list[tuple[float, float, str]]  # from age words ("elderly", "child")
-    laterality: set[str]
-    sites: set[str]
+    laterality: AbstractSet[str]
+    sites: AbstractSet[str]
     extractor: NumberExtractor
     content_index: list[int]  # positions of word tokens that are not stop words
+    words: list[str]  # word and number tokens, in order (`words`)
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
     _numbers: list[Quantity] | None = None
     _ages: list[tuple[float, float, str]] | None = None
@@ -205,29 +209,28 @@ def acronyms(tokens: list[str], stop: frozenset[str]) -> tuple[str, ...]:
 
 
 def initials_text(tokens: list[str], stop: frozenset[str]) -> str:
-    """The runs' initials of `acronyms` joined by NUL, built in one pass: a word of two or more
-    letters is in one of the caption's initialisms exactly when it is a substring of this text
-    (runs of one initial, kept here, cannot hold such a word)."""
-    every: list[str] = []
-    content: list[str] = []
-    for t in tokens:
-        if t[0].isalpha():
-            e, c = _initials(t, stop)
-            every.append(e)
-            content.append(c)
-        else:
-            every.append("\0")
-            content.append("\0")
-    return "".join(every) + "\0" + "".join(content)
+    """The runs' initials of `acronyms` joined by NUL: a word of two or more letters is in one
+    of the caption's initialisms exactly when it is a substring of this text (runs of one
+    initial, kept here, cannot hold such a word). Built from per-word memos in C."""
+    memo = _INITIALS_TEXT.get(stop)
+    if memo is None:
+        memo = _INITIALS_TEXT[stop] = (
+            Memo(lambda t: _initials(t, stop)[0] if t[0].isalpha() else "\0"),
+            Memo(lambda t: _initials(t, stop)[1] if t[0].isalpha() else "\0"))
+    every, content = memo
+    return "".join(map(every.__getitem__, tokens)) + "\0" + "".join(
+        map(content.__getitem__, tokens))
+
+
+_INITIALS_TEXT: dict[frozenset[str], tuple[Memo, Memo]] = {}  # per stop list: word -> initials
 
 
 def words(facts: Facts) -> list[str]:
-    """The text's word and number tokens (no punctuation), memoised on the facts
-    (read-only)."""
-    hit = facts.memo.get("words")
-    if hit is None:
-        hit = facts.memo["words"] = [t for t in facts.view.tokens if t[0].isalnum()]
-    return hit
+    """The text's word and number tokens (no punctuation; read-only)."""
+    return facts.words
+
+
+_ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punctuation
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -387,55 +390,54 @@ class Analyser:
         return neg
 
     def _facts(self, text: str) -> Facts:
+        """Analyse one text. Its affirmed / negated key sets are left empty: only a caption's
+        are read, and `caption` fills them."""
         view = self.norm.view(text)
         tokens, keys = view.tokens, view.keys
         neg = self._negation(tokens)
-        aff: set[str] = set()
-        negk: set[str] = set()
-        sexes: set[str] = set()
-        sex_nouns: set[str] = set()
-        ages: list[tuple[float, float, str]] = []
-        lat: set[str] = set()
-        sites: set[str] = set()
+        # most texts name no sex, age, side or site: they share empty sets
+        sexes: AbstractSet[str] = _NONE
+        sex_nouns: AbstractSet[str] = _NONE
+        ages: list[tuple[float, float, str]] = _NO_AGES
+        lat: AbstractSet[str] = _NONE
+        sites: AbstractSet[str] = _NONE
+        memo: dict[str, Any] = {}
         roles, site_by_key = self._role_words, self.site_by_key
         if "both" in tokens:  # "both elbows": both sides
             for i, t in enumerate(tokens):
                 if t == "both" and any(site_by_key.get(x) for x in keys[i + 1:i + 4]):
-                    lat.add("bilateral")
-                    aff.add(self._bilateral)
+                    lat = {"bilateral"}
+                    memo["both_sides"] = True
         plain = list(map(self._plain.__getitem__, tokens))
         content = list(compress(range(len(tokens)), plain))
-        if True in neg:
-            for i in content:
-                (negk if neg[i] else aff).add(keys[i])
-        else:
-            aff.update(compress(keys, plain))
-        for i in ([] if roles.isdisjoint(tokens) else
-                  [i for i in content if tokens[i] in roles]):  # sex, age group, side
-            t = tokens[i]
-            ng = neg[i]
-            sx = lx.SEX_WORDS.get(t)
-            if sx:
-                sexes.add(sx)
-                if t not in lx.SEX_PRONOUNS:
-                    sex_nouns.add(sx)
-            if t in self._age_words and not ng:
-                if t == "old" and i and tokens[i - 1] in _TIME_UNITS:
-                    pass
-                else:
-                    lo, hi = self.age_groups.get(t, (55.0, 120.0))
-                    ages.append((lo, hi, t))
-            lt = _LATERALITY.get(t)
-            if lt and not ng:
-                lat.add(lt)
-        for i in ([] if site_by_key.keys().isdisjoint(keys) else
-                  [i for i in content if keys[i] in site_by_key]):
-            site = site_by_key[keys[i]]
-            if site and not neg[i] and not (site == "back" and i and tokens[i - 1] in _GO_WORDS):
-                sites.add(site)
-        return Facts(view=view, negated=neg, affirmed_keys=aff, negated_keys=negk,
-                     sexes=sexes, sex_nouns=sex_nouns, word_ages=ages, laterality=lat,
-                     sites=sites, extractor=self.numbers, content_index=content)
+        if not roles.isdisjoint(tokens):  # sex, age group, side
+            sexes, sex_nouns, ages, lat = set(), set(), [], set(lat)
+            for i in [i for i in content if tokens[i] in roles]:
+                t = tokens[i]
+                ng = neg[i]
+                sx = lx.SEX_WORDS.get(t)
+                if sx:
+                    sexes.add(sx)
+                    if t not in lx.SEX_PRONOUNS:
+                        sex_nouns.add(sx)
+                if t in self._age_words and not ng:
+                    if t == "old" and i and tokens[i - 1] in _TIME_UNITS:
+                        pass
+                    else:
+                        lo, hi = self.age_groups.get(t, (55.0, 120.0))
+                        ages.append((lo, hi, t))
+                lt = _LATERALITY.get(t)
+                if lt and not ng:
+                    lat.add(lt)
+        if not site_by_key.keys().isdisjoint(keys):
+            sites = set()
+            for i in [i for i in content if keys[i] in site_by_key]:
+                site = site_by_key[keys[i]]
+                if site and not neg[i] and not (
+                        site == "back" and i and tokens[i - 1] in _GO_WORDS):
+                    sites.add(site)
+        return Facts(view, neg, _NONE, _NONE, sexes, sex_nouns, ages, lat, sites, self.numbers,
+                     content, list(compress(tokens, map(_ALNUM.__getitem__, tokens))), memo)
 
     # -- public --------------------------------------------------------------------------
     def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
@@ -449,16 +451,25 @@ class Analyser:
         for s in facts.sites:
             closure.add(s)
             closure.update(lx.SITE_PARENTS.get(s, ()))
+        # what the caption affirms and what it negates, by key
+        neg = facts.negated
+        aff, negk = KeySet(), KeySet()
+        if facts.memo.get("both_sides"):
+            aff.add(self._bilateral)
+        if True in neg:
+            for i in facts.content_index:
+                (negk if neg[i] else aff).add(keys_[i])
+        else:
+            aff.update(map(keys_.__getitem__, facts.content_index))
         keys = view.key_set  # copied before it gains implied or bilateral keys
         implying = self._implies.intersection(tokens)
         if implying:
             key = self.norm.key
-            for t, neg in zip(tokens, facts.negated, strict=True):
-                if t in implying and not neg:
-                    facts.affirmed_keys.update(key(w) for w in lx.IMPLIES[t])
+            for t, ng in zip(tokens, neg, strict=True):
+                if t in implying and not ng:
+                    aff.update(key(w) for w in lx.IMPLIES[t])
             keys = keys | {key(w) for t in implying for w in lx.IMPLIES[t]}
-        facts.affirmed_keys = aff = KeySet(facts.affirmed_keys)
-        facts.negated_keys = negk = KeySet(facts.negated_keys)
+        facts.affirmed_keys, facts.negated_keys = aff, negk
         if negk:
             only_neg, only_aff = negk.without(aff), aff.without(negk)
         else:  # (never mutated: the affirmed keys themselves)

@@ -19,11 +19,13 @@ import re
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
+from operator import or_
 
 from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
 from .frequency import zipf as _zipf
-from .text import shared_prefix_match
+from .text import Memo, shared_prefix_match
 
 _SENTENCE_END = frozenset(".;!?")
 _NAME_RE = re.compile(r"(?<=[a-z0-9,;:] )([A-Z][a-z]+(?:[-'][A-Za-z]+)?)")
@@ -45,21 +47,17 @@ _PAIR_WINDOW = 5  # evidence content words between two words of one answer pair
 _MAX_ZIPF = 7.0
 _MIN_WEIGHT = 0.5
 _WEIGHTS: dict[str, float] = {}
-_UNIT_WEIGHTS: dict[str, float] = {}
 
 
-def _weight(token: str) -> float:
+def _unit_weight(token: str) -> float:
     """`informativeness` of an answer word, negated for a staining or magnification term
-    (whose weight the caller decides). Memoised per word."""
-    w = _UNIT_WEIGHTS.get(token)
-    if w is None:
-        if token in lx.PROTOCOL_TERMS or (token[0] in "x×" and lx.PROTOCOL_TOKEN.fullmatch(token)):
-            w = -informativeness(token)
-        else:
-            w = informativeness(token)
-        if len(_UNIT_WEIGHTS) < 500_000:
-            _UNIT_WEIGHTS[token] = w
-    return w
+    (whose weight the caller decides)."""
+    if token in lx.PROTOCOL_TERMS or (token[0] in "x×" and lx.PROTOCOL_TOKEN.fullmatch(token)):
+        return -informativeness(token)
+    return informativeness(token)
+
+
+_UNIT_WEIGHTS = Memo(_unit_weight, 500_000)  # per word
 
 
 def informativeness(token: str) -> float:
@@ -83,18 +81,22 @@ COVERAGE_STOP = frozenset(lx.words(
     "have had"))
 
 
+_COUNTED = Memo(lambda t: t[0].isalnum() and t not in COVERAGE_STOP)  # per word
+
+
 def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
              evidence_keys: set[str]) -> float:
     """Plain share of the answer's words (minus a few stop words) found in the evidence, as
     written or by key (inflection, synonym): the chit-chat and function-ish words the content
     units skip still say how much of the answer was taken from the evidence (1.0 when there
     are none)."""
-    n = hit = 0
-    for t, k in zip(tokens, keys, strict=True):
-        if t[0].isalnum() and t not in COVERAGE_STOP:
-            n += 1
-            hit += t in evidence_tokens or k in evidence_keys
-    return hit / n if n else 1.0
+    counted = list(map(_COUNTED.__getitem__, tokens))
+    n = sum(counted)
+    if not n:
+        return 1.0
+    as_written = map(evidence_tokens.__contains__, compress(tokens, counted))
+    by_key = map(evidence_keys.__contains__, compress(keys, counted))
+    return sum(map(or_, as_written, by_key)) / n
 
 
 def _grams(keys: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -126,7 +128,7 @@ def warm_up() -> None:
     informativeness("the")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Support:
     """`score` in [0, 1]: the weighted share of answer content the evidence supports (mixed
     with pair support and, when weighted, the weakest sentence: `weakest` is `unigram` when
@@ -195,19 +197,21 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     `protocol_weight` (0: as any other word, when the question asks about them)."""
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
-    known = _UNIT_WEIGHTS.get
-    weights = [known(t) or _weight(t) for _, t, _ in units]  # (never 0)
-    weights = [protocol_weight if w < 0 and protocol_weight
-               else abs(w) * name_boost if t in names else abs(w)
-               for w, (_, t, _) in zip(weights, units, strict=True)]
-    memo = cap.position_memo
-    pos = [memo.get(t) for _, t, _ in units]
+    toks = [u[1] for u in units]
+    weights = list(map(_UNIT_WEIGHTS.__getitem__, toks))  # negative: a protocol term
+    if weights and min(weights) < 0:
+        weights = [protocol_weight if w < 0 and protocol_weight
+                   else abs(w) * name_boost if t in names else abs(w)
+                   for w, t in zip(weights, toks, strict=True)]
+    elif names and not names.isdisjoint(toks):
+        weights = [w * name_boost if t in names else w for w, t in zip(weights, toks, strict=True)]
+    pos = list(map(cap.position_memo.get, toks))
     if None in pos:
         pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
                for p, (_, t, k) in zip(pos, units, strict=True)]
-    ok = [bool(p) for p in pos]
+    ok = list(map(bool, pos))
     total = sum(weights) + number_weight * len(numbers)
-    credit = sum(w for w, s in zip(weights, ok, strict=True) if s)
+    credit = sum(compress(weights, ok))
     if discount is not None:
         credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
     uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total if total else 1.0
@@ -229,7 +233,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     # neighbouring pairs (within one sentence) of supported words
     pw_total = pw_ok = 0.0
     broken: list[str] = []
-    for i in range(len(units) - 1):
+    for i in range(len(units) - 1):  # (none for a one-word answer)
         if sent_of[i] != sent_of[i + 1] or not (ok[i] and ok[i + 1]):
             continue
         if units[i][2] == units[i + 1][2]:
@@ -246,8 +250,8 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     else:
         score = (uni + pair_weight * pairs * uni + weakest_weight * weakest) / (
             1 + pair_weight + weakest_weight)
-    unsupported = tuple(dict.fromkeys([*(t for (_, t, _), s in zip(units, ok, strict=True)
-                                         if not s), *(t for t, s in numbers if not s)]))
+    unsupported = tuple(dict.fromkeys([*(t for t, s in zip(toks, ok, strict=True) if not s),
+                                       *(t for t, s in numbers if not s)]))
     return Support(score=min(1.0, max(0.0, score)), unigram=uni, pairs=pairs, weakest=weakest,
                    unsupported=unsupported, broken_pairs=tuple(broken),
                    weight=total)

@@ -83,6 +83,13 @@ class ContentCheck(Check):
             near.setdefault(key(a), set()).add(key(b))
             near.setdefault(key(b), set()).add(key(a))
         self._near = near
+        p = self.p  # the support score's settings, read once (not per QA pair)
+        self._support_args = {
+            "pair_weight": float(p["pair_weight"]), "weakest_weight": float(p["weakest_weight"]),
+            "number_weight": float(p["number_weight"]), "name_boost": float(p["name_boost"]),
+            "window": int(p["pair_window"]), "ordered": bool(p["pair_ordered"])}
+        self._protocol_weight = float(p["protocol_weight"])
+        self._echo_credit = float(p["echo_credit"])
 
     def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
                       units: list[tuple[int, str, str]]) -> list[str]:
@@ -90,7 +97,9 @@ class ContentCheck(Check):
         word, or a colour / lesion type when the caption states other colours / types. In a
         long evidence text an antonym somewhere says little ("late on" vs "an early goal"), so
         there the opposite word must sit near a word the answer puts beside its own."""
-        out = []
+        out: list[str] = []
+        if not items:
+            return out
         sk = cap.support_keys
         local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
@@ -158,29 +167,25 @@ class ContentCheck(Check):
                protocol_asked: bool = False) -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
         # asks how the image was made.
-        nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers or ()
+        nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers
                 if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)
-                and (protocol_asked or q.dim != "magnification")]
+                and (protocol_asked or q.dim != "magnification")] if numbers else []
         disc = None
         if echo:
-            d = float(self.p["echo_credit"])
+            d = self._echo_credit
             disc = [d if k in echo else 0.0 for _, _, k in units]
-        return support(self.an, cap, units, tokens, self.fuzzy_cutoff,
-                       pair_weight=float(self.p["pair_weight"]),
-                       weakest_weight=float(self.p["weakest_weight"]), numbers=nums,
-                       number_weight=float(self.p["number_weight"]), discount=disc,
-                       names=names_in(raw) if raw else frozenset(),
-                       name_boost=float(self.p["name_boost"]),
-                       window=int(self.p["pair_window"]), ordered=bool(self.p["pair_ordered"]),
-                       protocol_weight=0.0 if protocol_asked else float(
-                           self.p["protocol_weight"]))
+        return support(self.an, cap, units, tokens, self.fuzzy_cutoff, numbers=nums,
+                       discount=disc, names=names_in(raw) if raw else frozenset(),
+                       protocol_weight=0.0 if protocol_asked else self._protocol_weight,
+                       **self._support_args)
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         p = self.p
-        demographic = _DEMOGRAPHIC_WORDS
-        a_units = [c for c in qa.answer_content
-                   if c[1] not in demographic or not self._demographic_ok(c[1], cap)]
+        a_units = qa.answer_content  # (read only)
+        if not _DEMOGRAPHIC_WORDS.isdisjoint(qa.answer.view.tokens):
+            a_units = [c for c in a_units if c[1] not in _DEMOGRAPHIC_WORDS
+                       or not self._demographic_ok(c[1], cap)]
         # Words the answer echoes from an open question (the user's turn, the question's own
         # terms) get part credit: the answer relies on the premise only that far.
         echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
@@ -198,8 +203,8 @@ class ContentCheck(Check):
             score = self._copy_adjusted(score, av.keys, cap)
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
-        affirmed = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported]
-        contra_items = list(affirmed)
+        contra_items = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported
+                        ] if sup.unsupported else []  # affirmed unsupported words
         if qa.yes_no and qa.question_content:
             q_units = [c for c in qa.question_content if not self._demographic_ok(c[1], cap)]
             q_sup = self._score(cap, q_units, qa.question.view.tokens,
