@@ -461,7 +461,7 @@ class Analyser:
                 (negk if neg[i] else aff).add(keys_[i])
         else:
             aff.update(map(keys_.__getitem__, facts.content_index))
-        keys = view.key_set  # copied before it gains implied or bilateral keys
+        keys = key_set = self.norm.key_set(view)  # copied before it gains implied keys
         implying = self._implies.intersection(tokens)
         if implying:
             key = self.norm.key
@@ -499,7 +499,7 @@ class Analyser:
                         positions.setdefault(self.norm.key(part), []).append(n)
         return CaptionFacts(facts=facts, support_keys=keys, key_positions=positions,
                             support_tokens=[t for t in all_tokens if len(t) >= 4],
-                            prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
+                            prefix_keys=KeySet(k for k in key_set if len(k) >= 5),
                             site_closure=closure, all_tokens=all_tokens,
                             only_negated=only_neg, only_affirmed=only_aff)
 
