@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from itertools import compress
+from itertools import compress, repeat
+from operator import contains, ne, not_
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -81,9 +82,9 @@ class CaptionFacts:
 
     facts: Facts
     support_keys: set[str]
-    support_tokens: list[str]  # words of 4+ letters as written (any order: membership tests)
     site_closure: set[str] = field(default_factory=set)
-    prefix_keys: KeySet = field(default_factory=lambda: KeySet())
+    prefix_keys: KeySet = field(default_factory=lambda: KeySet())  # the text's own keys
+    support_tokens: list[str] | None = None  # words of 4+ letters as written, on first use
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
     acronym_text: str | None = None  # the initials joined by NUL: one substring test
     support_text: str | None = None  # support_tokens joined by NUL, on first use
@@ -446,7 +447,7 @@ class Analyser:
         facts = self._facts(f"{caption} . {mt}" if mt else caption)
         view = facts.view
         tokens, keys_ = view.tokens, view.keys
-        all_tokens = {t for t in set(tokens) if t[0].isalnum()}
+        all_tokens = set(facts.words)
         closure: set[str] = set()
         for s in facts.sites:
             closure.add(s)
@@ -456,12 +457,14 @@ class Analyser:
         aff, negk = KeySet(), KeySet()
         if facts.memo.get("both_sides"):
             aff.add(self._bilateral)
+        content_keys = list(map(keys_.__getitem__, facts.content_index))
         if True in neg:
-            for i in facts.content_index:
-                (negk if neg[i] else aff).add(keys_[i])
+            negated = list(map(neg.__getitem__, facts.content_index))
+            aff.update(compress(content_keys, map(not_, negated)))
+            negk.update(compress(content_keys, negated))
         else:
-            aff.update(map(keys_.__getitem__, facts.content_index))
-        keys = view.key_set  # copied before it gains implied or bilateral keys
+            aff.update(content_keys)
+        keys = key_set = self.norm.key_set(view)  # copied before it gains implied keys
         implying = self._implies.intersection(tokens)
         if implying:
             key = self.norm.key
@@ -477,29 +480,23 @@ class Analyser:
         if "bilateral" in facts.laterality and self._bilateral not in keys:
             keys = keys | {self._bilateral}
         # where each content word sits, counting content words only (keys, spellings and
-        # hyphen parts)
-        positions: dict[str, list[int]] = {}
-        get = positions.get
-        for n, i in enumerate(facts.content_index):
-            t, k = tokens[i], keys_[i]
-            at = get(k)
-            if at is None:
-                positions[k] = [n]
-            else:
-                at.append(n)
-            if t != k:
-                at = get(t)
-                if at is None:
-                    positions[t] = [n]
-                else:
-                    at.append(n)
-            if "-" in t:
-                for part in t.split("-"):
+        # hyphen parts; each list holds a position once per match, in no particular order)
+        positions = {k: [n] for n, k in enumerate(content_keys)}
+        if len(positions) < len(content_keys):  # a key occurs twice: collect every position
+            positions = {}
+            for n, k in enumerate(content_keys):
+                positions.setdefault(k, []).append(n)
+        spellings = list(map(tokens.__getitem__, facts.content_index))
+        for n in compress(range(len(spellings)), map(ne, spellings, content_keys)):
+            positions.setdefault(spellings[n], []).append(n)
+        if "-" in view.text:
+            key = self.norm.key
+            for n in compress(range(len(spellings)), map(contains, spellings, repeat("-"))):
+                for part in spellings[n].split("-"):
                     if part:
-                        positions.setdefault(self.norm.key(part), []).append(n)
+                        positions.setdefault(key(part), []).append(n)
         return CaptionFacts(facts=facts, support_keys=keys, key_positions=positions,
-                            support_tokens=[t for t in all_tokens if len(t) >= 4],
-                            prefix_keys=KeySet(k for k in view.key_set if len(k) >= 5),
+                            prefix_keys=KeySet(key_set),
                             site_closure=closure, all_tokens=all_tokens,
                             only_negated=only_neg, only_affirmed=only_aff)
 
@@ -587,6 +584,8 @@ class Analyser:
                 cap.acronym_text = initials_text(cap.facts.view.tokens, self.stop)
             if token in cap.acronym_text:  # in one of the initialisms (token has no NUL)
                 return True
+        if cap.support_tokens is None:  # (any order: membership tests)
+            cap.support_tokens = [t for t in cap.all_tokens if len(t) >= 4]
         if len(key) >= 5:
             if key_in(key, cap.prefix_keys):
                 return True

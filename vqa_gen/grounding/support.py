@@ -214,9 +214,11 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     credit = sum(compress(weights, ok))
     if discount is not None:
         credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
-    uni = (credit + number_weight * sum(1 for _, s in numbers if s)) / total if total else 1.0
+    if numbers:
+        credit += number_weight * sum(1 for _, s in numbers if s)
+    uni = credit / total if total else 1.0
     # sentences of the answer (the index of the sentence each unit is in)
-    ends = [i for i, t in enumerate(tokens) if t in _SENTENCE_END]
+    ends = list(compress(range(len(tokens)), map(_SENTENCE_END.__contains__, tokens)))
     if units and ends and ends[0] < units[-1][0]:
         sent_of = [bisect_left(ends, i) for i, _, _ in units]
     else:  # one sentence (or none before the last unit)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import compress
 from typing import Any
 
@@ -112,8 +112,6 @@ class TextView:
     text: str
     tokens: list[str]
     keys: list[str]
-    key_set: set[str] = field(default_factory=set)
-    prefixes: list[str] = field(default_factory=list)  # filled for captions only
 
 
 class Normaliser:
@@ -202,7 +200,7 @@ class Normaliser:
         return k
 
     def view(self, text: str) -> TextView:
-        """Analyse one text into tokens and keys (hyphenated words also contribute parts)."""
+        """Analyse one text into tokens and their keys."""
         folded = fold(text)
         tokens = _TOKEN_RE.findall(folded)
         t = self._rewritten(folded, tokens)
@@ -210,15 +208,19 @@ class Normaliser:
             tokens = _TOKEN_RE.findall(t)
         if "'" in t:
             tokens = [m.replace("'s", "") if m.endswith("'s") else m for m in tokens]
-        key = self.key
-        keys = list(map(self._key_cache.__getitem__, tokens))
-        key_set = set(keys)
-        if "-" in t:
-            for tok in tokens:
+        return TextView(text, t, tokens, list(map(self._key_cache.__getitem__, tokens)))
+
+    def key_set(self, view: TextView) -> set[str]:
+        """The keys of a text's tokens; a hyphenated word also contributes its parts' keys
+        and the key of its parts written together."""
+        key_set = set(view.keys)
+        if "-" in view.text:
+            key = self.key
+            for tok in view.tokens:
                 if "-" in tok:
                     key_set.update(key(p) for p in tok.split("-") if p)
                     key_set.add(key(tok.replace("-", "")))
-        return TextView(raw=text, text=t, tokens=tokens, keys=keys, key_set=key_set)
+        return key_set
 
 
 # What may follow the shared prefix of two keys of one word family (after light_stem):
