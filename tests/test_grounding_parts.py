@@ -282,3 +282,15 @@ def test_ordinals_pass_their_gate(text, value):
 ])
 def test_dimensions_pass_their_gate(text, raws):
     assert [q.raw for q in NX.extract(text)][:len(raws)] == raws
+
+
+@pytest.mark.parametrize("question", [
+    "how is it treated?", "what is the prognosis?", "what causes it?", "is it contagious?",
+    "how common is it?", "should the patient see a doctor?", "how long has it been there?",
+    "does it itch?", "is it hereditary?", "what medication helps?"])
+def test_topic_lookahead_hides_no_topic(question):
+    from vqa_gen.grounding import lexicon as lx
+    from vqa_gen.grounding.checks.answerability import AnswerabilityCheck
+    plain = re.compile("|".join(f"(?:{q})" for _, q, _ in lx.UNANSWERABLE_TOPICS))
+    m = AnswerabilityCheck(Analyser())._any_topic.search(question)
+    assert m is not None and m.span() == plain.search(question).span()
