@@ -524,10 +524,11 @@ REFUSAL_CUES: tuple[str, ...] = (
     r"\bwithout (?:seeing|viewing|access to) the image\b",
 )
 
-# Same for REFUSAL_CUES; texts shorter than REFUSAL_SHORT characters are always searched (the
-# whole-answer cues such as "Unknown." or "N/A").
+# Same for REFUSAL_CUES, except the whole-answer cues ("Unknown.", "N/A", "I don't know"): texts
+# shorter than REFUSAL_SHORT characters that start with their first letters (u, n, i) are
+# searched too (`checks.leakage`).
 REFUSAL_TRIGGERS: tuple[str, ...] = (
-    "cannot", "can not", "can't", "unable", "not able", "ai", "language model", "sorry",
+    "cannot", "can not", "can't", "unable", "not able", "an ai", "language model", "sorry",
     "apologi", "possible", "have", "no image", "information", "not ", "without")
 REFUSAL_SHORT = 24
 
