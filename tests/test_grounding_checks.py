@@ -328,3 +328,12 @@ def test_question_kind_gate_keeps_every_kind(question, kind):
     from vqa_gen.grounding.checks.relevance import _QUESTION_KINDS, _asks
     plain = next((name for name, pattern in _QUESTION_KINDS if pattern.search(question)), "")
     assert _asks(question) == plain == kind
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Psoriasis vulgaris.", "psoriasis vulgaris"), ("Papule?", "PAPULE!"),
+    ("Straße", "STRASSE"), ("  red   papule ", "Red, papule.")])
+def test_a_question_repeating_its_answer_is_malformed(question, answer):
+    v = GroundingFilter().check(PSO, question, answer)
+    assert any(r.code == "malformed_question" and r.detail == "question repeats the answer"
+               for r in v.reasons), v

@@ -44,7 +44,11 @@ class FormCheck(Check):
         words = words_of(qa.question)
         if not words:
             return []  # the empty check reports it
-        if _plain(qa.question) == _plain(qa.answer):
+        q_plain = _plain(qa.question)
+        # (the answer can repeat the question only if it holds the question's first word: most
+        # answers are never rewritten)
+        if (q_plain.split(" ", 1)[0] in qa.answer.view.raw.casefold()
+                and q_plain == _plain(qa.answer)):
             return [self.reason("malformed_question", "question repeats the answer",
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
