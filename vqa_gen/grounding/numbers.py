@@ -137,17 +137,18 @@ class NumberExtractor:
               rf"|(?:{t_tens})(?:[- ](?:{t_digits}))?|{trie_pattern(words.split('|'))})"
         units = trie_pattern(list(_UNITS))
         # A leading lookahead on the characters a match can start with lets the regex engine
-        # skip every other position fast (the patterns match exactly as without it).
+        # skip every other position fast (the patterns match exactly as without it); a number
+        # starts a word, so a `\b` before it rules out the inside of words in one step.
         starts = _initials(f"{words}|{tens}|{digits}")
         self._num_re = re.compile(
-            rf"(?=[\d{starts}])(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
+            rf"\b(?=[\d{starts}])(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
             rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
         )
         # Every "2 x 3 cm" has a separator followed by the start of a number ("x 3", "by two"):
         # a search that starts with a literal, so the engine scans for it fast.
         self._dims_gate = re.compile(rf"(?:x|×|by)\s*(?:\d|{trie_pattern(words.split('|'))})")
         self._dims_re = re.compile(
-            rf"(?=[\d{starts}])(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
+            rf"\b(?=[\d{starts}])(?<![\w.])(?P<d1>{num})\s*(?:x|×|by)\s*(?P<d2>{num})"
             rf"(?:\s*(?:x|×|by)\s*(?P<d3>{num}))?\s*(?P<du>{units})(?![a-z])")
         self._mag_re = re.compile(
             rf"(?=[\d{starts}x×m])(?:"
