@@ -175,6 +175,9 @@ def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
 def _near(a: tuple[int, ...], b: tuple[int, ...], window: int, ordered: bool = False) -> bool:
     if a == (-1,) or b == (-1,):
         return True  # supported by fuzzy/acronym match: no place to compare
+    if len(a) == 1 and len(b) == 1:  # (most words occur once)
+        d = b[0] - a[0]
+        return 0 < d <= window if ordered else -window <= d <= window
     if len(a) * len(b) > 400:
         return True  # very common words: every pair is plausible
     if ordered:
@@ -252,9 +255,10 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     else:
         score = (uni + pair_weight * pairs * uni + weakest_weight * weakest) / (
             1 + pair_weight + weakest_weight)
-    unsupported = tuple(dict.fromkeys([*(t for t, s in zip(toks, ok, strict=True) if not s),
-                                       *(t for t, s in numbers if not s)]))
-    return Support(score=min(1.0, max(0.0, score)), unigram=uni, pairs=pairs, weakest=weakest,
-                   unsupported=unsupported, broken_pairs=tuple(broken),
-                   weight=total)
+    unsupported: tuple[str, ...] = ()
+    if False in ok or (numbers and not all(s for _, s in numbers)):
+        unsupported = tuple(dict.fromkeys([*(t for t, s in zip(toks, ok, strict=True) if not s),
+                                           *(t for t, s in numbers if not s)]))
+    return Support(min(1.0, max(0.0, score)), uni, pairs, weakest, unsupported, tuple(broken),
+                   total)
 

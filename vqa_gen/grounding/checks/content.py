@@ -90,6 +90,8 @@ class ContentCheck(Check):
             "window": int(p["pair_window"]), "ordered": bool(p["pair_ordered"])}
         self._protocol_weight = float(p["protocol_weight"])
         self._echo_credit = float(p["echo_credit"])
+        self._coverage_weight = float(p["coverage_weight"])
+        self._copy_from = float(p["copy_from"])
 
     def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
                       units: list[tuple[int, str, str]]) -> list[str]:
@@ -179,6 +181,14 @@ class ContentCheck(Check):
                        protocol_weight=0.0 if protocol_asked else self._protocol_weight,
                        **self._support_args)
 
+    @staticmethod
+    def _question_asks(qa: QAFacts) -> tuple[bool, bool, set[str] | None]:
+        """(does the question ask how the image was made, does it ask for a diagnosis, the
+        keys an answer may echo from it: an open question's content words)."""
+        text = qa.question.view.text
+        return (bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)),
+                None if qa.yes_no else {k for _, _, k in qa.question_content})
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
         p = self.p
@@ -186,20 +196,20 @@ class ContentCheck(Check):
         if not _DEMOGRAPHIC_WORDS.isdisjoint(qa.answer.view.tokens):
             a_units = [c for c in a_units if c[1] not in _DEMOGRAPHIC_WORDS
                        or not self._demographic_ok(c[1], cap)]
+        q_memo = qa.question.memo
+        asks = q_memo.get("content_check")
+        if asks is None:  # per question text (question facts are cached by text)
+            asks = q_memo["content_check"] = self._question_asks(qa)
         # Words the answer echoes from an open question (the user's turn, the question's own
         # terms) get part credit: the answer relies on the premise only that far.
-        echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
-        asked = qa.question.memo.get("protocol_asked")
-        if asked is None:  # per question text: does it ask how the image was made?
-            asked = qa.question.memo["protocol_asked"] = bool(
-                _MODALITY_Q.search(qa.question.view.text))
-        sup = self._score(cap, a_units, qa.answer.view.tokens, qa.answer.numbers, echo,
-                          qa.answer.view.raw, protocol_asked=asked)
-        cov_w = float(p["coverage_weight"])
+        protocol_asked, diagnosis_q, echo = asks
         av = qa.answer.view
+        sup = self._score(cap, a_units, av.tokens, qa.answer.numbers, echo, av.raw,
+                          protocol_asked=protocol_asked)
+        cov_w = self._coverage_weight
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
-        if p["copy_max"]:
+        if p["copy_max"] and len(av.keys) > self._copy_from:  # (short answers: no copying)
             score = self._copy_adjusted(score, av.keys, cap)
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
@@ -241,10 +251,6 @@ class ContentCheck(Check):
                 "unsupported_content",
                 f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
-        diagnosis_q = qa.question.memo.get("diagnosis_q")
-        if diagnosis_q is None:  # per question text
-            diagnosis_q = qa.question.memo["diagnosis_q"] = bool(
-                _DIAGNOSIS_Q.search(qa.question.view.text))
         if (not qa.yes_no and diagnosis_q
                 and any(informativeness(t) >= p["specific_term"] for t in sup.unsupported
                         if not t[0].isdigit())):
@@ -256,7 +262,7 @@ class ContentCheck(Check):
                 "does not name", p["diagnosis_penalty"],
                 ", ".join(t for t in sup.unsupported
                           if informativeness(t) >= p["specific_term"])))
-        contra = self._contradicted(cap, contra_items, a_units)
+        contra = self._contradicted(cap, contra_items, a_units) if contra_items else None
         if contra:
             out.append(self.reason(
                 "contradicted_content", "caption states the opposite or another colour/type",
