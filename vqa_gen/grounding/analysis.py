@@ -303,6 +303,7 @@ class Analyser:
         # tokens with a role beyond their key (sex, age group, side): looked up only for these
         self._role_words = frozenset(lx.SEX_WORDS) | self._age_words | frozenset(_LATERALITY)
         self._implies = frozenset(lx.IMPLIES)
+        self._open_question_frame = lx.QUESTION_FRAME | lx.OPEN_QUESTION_FRAME
         # Question/answer texts repeat a lot in VQA data ("What is the diagnosis?", "Yes."):
         # their analysis is cached by text. Facts are never mutated after construction.
         self._text_cache: dict[str, Facts] = {}
@@ -339,7 +340,7 @@ class Analyser:
         if cue_first.isdisjoint(tokens):
             return neg
         after = 0  # tokens before this index belong to a cue already read
-        for i in [j for j, t in enumerate(tokens) if t in cue_first]:
+        for i in list(compress(range(n), map(cue_first.__contains__, tokens))):
             if i < after:
                 continue
             t = tokens[i]
@@ -535,19 +536,17 @@ class Analyser:
                  ) -> list[tuple[int, str, str]]:
         v = facts.view
         toks, keys = v.tokens, v.keys
-        last = len(toks) - 1
         kinds = list(map(self._word_kinds.__getitem__, toks))
-        out = []
-        for i in compress(range(len(toks)), kinds):
-            t = toks[i]
-            if kinds[i] == _BEFORE_BY and (i == last or toks[i + 1] != "by"):
-                continue
-            if question and (t in lx.QUESTION_FRAME
-                             or (open_question and t in lx.OPEN_QUESTION_FRAME)
-                             or (i and toks[i - 1] == "how")):
-                continue
-            out.append((i, t, keys[i]))
-        return out
+        at = list(compress(range(len(toks)), kinds))
+        if _BEFORE_BY in kinds:  # a participle of filler is content only before "by"
+            last = len(toks) - 1
+            at = [i for i in at if kinds[i] != _BEFORE_BY or (i != last and toks[i + 1] == "by")]
+        if question:
+            frame = self._open_question_frame if open_question else lx.QUESTION_FRAME
+            how = "how" in toks
+            at = [i for i in at if toks[i] not in frame
+                  and not (how and i and toks[i - 1] == "how")]
+        return list(zip(at, map(toks.__getitem__, at), map(keys.__getitem__, at), strict=True))
 
     def _word_kind(self, token: str) -> int:
         """1: a content word; `_BEFORE_BY`: one only before "by" (a participle of filler);
