@@ -537,15 +537,16 @@ class Analyser:
         v = facts.view
         toks, keys = v.tokens, v.keys
         kinds = list(map(self._word_kinds.__getitem__, toks))
+        last = len(toks) - 1
+        if not question:  # (short texts: one pass)
+            return [(i, toks[i], keys[i]) for i in compress(range(len(toks)), kinds)
+                    if kinds[i] != _BEFORE_BY or (i != last and toks[i + 1] == "by")]
         at = list(compress(range(len(toks)), kinds))
         if _BEFORE_BY in kinds:  # a participle of filler is content only before "by"
-            last = len(toks) - 1
             at = [i for i in at if kinds[i] != _BEFORE_BY or (i != last and toks[i + 1] == "by")]
-        if question:
-            frame = self._open_question_frame if open_question else lx.QUESTION_FRAME
-            how = "how" in toks
-            at = [i for i in at if toks[i] not in frame
-                  and not (how and i and toks[i - 1] == "how")]
+        frame = self._open_question_frame if open_question else lx.QUESTION_FRAME
+        how = "how" in toks
+        at = [i for i in at if toks[i] not in frame and not (how and i and toks[i - 1] == "how")]
         return list(zip(at, map(toks.__getitem__, at), map(keys.__getitem__, at), strict=True))
 
     def _word_kind(self, token: str) -> int:

@@ -29,6 +29,8 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 
 
 _WORD_LITERAL = re.compile(r"[a-z]+(?:-[a-z]+)*")
+_WHOLE_WORD_START = re.compile(r"\\b([a-z]+)\\b")  # a pattern opening with one whole word
+_PART_SPLIT = re.compile(r"['\-]")
 _GROUP_RE = re.compile(r"\((?:[^()]|\([^()]*\))*\)[?*]?")
 _ESCAPE_RE = re.compile(r"\\[a-zA-Z]")
 _LITERAL_RE = re.compile(r"[a-z&\-]+")
@@ -146,11 +148,20 @@ class Normaliser:
         # one of the text's tokens: the rewrites a word can trigger are memoised per word, so
         # a text costs one lookup per token instead of a scan per literal. Other literals
         # ("&") are looked for in the text.
-        word_lits = [(lit, i) for lit, i in self._first_literals if _WORD_LITERAL.fullmatch(lit)]
+        # A rewrite whose pattern opens with a whole word ("\\bct\\b") is triggered only by a
+        # word that is that word (or has it as a hyphen/apostrophe part), not by "tract".
+        whole: dict[int, str] = {}
+        for i, (alternatives, pat, _) in enumerate(self._rewrites):
+            m = _WHOLE_WORD_START.match(pat.pattern)
+            if m and len(alternatives) == 1 and alternatives[0][:1] == (m.group(1),):
+                whole[i] = m.group(1)
+        word_lits = [(lit, i, i in whole) for lit, i in self._first_literals
+                     if _WORD_LITERAL.fullmatch(lit)]
         self._other_literals = [(lit, i) for lit, i in self._first_literals
                                 if not _WORD_LITERAL.fullmatch(lit)]
-        self._rewrites_of_word = Memo(
-            lambda w: tuple(i for lit, i in word_lits if lit in w))
+        self._rewrites_of_word = Memo(lambda w: tuple(
+            i for lit, i, whole_word in word_lits
+            if (lit in _PART_SPLIT.split(w) if whole_word else lit in w)))
 
     def _not_site(self, token: str, key: str) -> str:
         if token.endswith("y") and key in self._site_stems and token.rstrip("y") == key:
