@@ -231,6 +231,8 @@ def words(facts: Facts) -> list[str]:
     return facts.words
 
 
+_CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
+
 _ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punctuation
 
 
@@ -526,7 +528,7 @@ class Analyser:
                 ) -> list[tuple[int, str, str]]:
         """Content tokens as (index, token, key); in questions the word after "how" is a
         frame ("how big", "how many"), not a claim. Memoised on the facts (read-only)."""
-        tag = f"content{question:d}{open_question:d}"
+        tag = _CONTENT_TAGS[question][open_question]
         hit = facts.memo.get(tag)
         if hit is None:
             hit = facts.memo[tag] = self._content(facts, question, open_question)

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import compress
+from itertools import chain, compress
 from typing import Any
 
 from . import lexicon as lx
@@ -177,8 +177,13 @@ class Normaliser:
         """`t` (folded) with its rewrites applied; `tokens` are its tokens. Returns `t` itself
         when no rewrite changes it."""
         lits, ids = self._literals, self._literal_ids
-        todo = sorted(set().union(*map(self._rewrites_of_word.__getitem__, tokens),
-                                  [i for lit, i in self._other_literals if lit in t]))
+        hits = list(filter(None, map(self._rewrites_of_word.__getitem__, tokens)))
+        for lit, i in self._other_literals:
+            if lit in t:
+                hits.append((i,))
+        if not hits:  # (most texts)
+            return t
+        todo = sorted(set(chain.from_iterable(hits)))
         last = -1
         while todo:
             i = todo.pop(0)
