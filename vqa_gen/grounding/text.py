@@ -15,8 +15,10 @@ from typing import Any
 
 from . import lexicon as lx
 
+# (the leading lookahead lets the engine pass over spaces without trying each alternative)
 _TOKEN_RE = re.compile(
-    r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?|[.,;:!?()]")
+    r"(?=[a-z\d.,;:!?()])"
+    r"(?:[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?|[.,;:!?()])")
 
 # Derivational suffixes, longest first: (suffix, replacement). Remainder must keep >= 4 chars.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
