@@ -161,7 +161,7 @@ class KeySet(set):
         return out
 
 
-def key_in(key: str, keys: set[str]) -> bool:
+def key_in(key: str, keys: AbstractSet[str]) -> bool:
     """Key membership that tolerates derivational variants (shared long prefix)."""
     if key in keys:
         return True

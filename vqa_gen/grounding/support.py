@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
 from operator import or_
+from typing import cast
 
 from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
@@ -145,7 +146,7 @@ class Support:
 
 
 def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
-               fuzzy_cutoff: float) -> tuple[int, ...]:
+               fuzzy_cutoff: float) -> Sequence[int]:
     """Positions of the evidence words a supported answer word matches (empty: unsupported).
     Memoised per caption and token."""
     memo = cap.position_memo
@@ -153,7 +154,7 @@ def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
     if hit is not None:
         return hit
     index = cap.key_positions
-    pos: tuple[int, ...] = ()
+    pos: Sequence[int] = ()
     if key in index:
         pos = index[key]
     elif token in index:
@@ -172,7 +173,7 @@ def _positions(an: Analyser, cap: CaptionFacts, token: str, key: str,
     return pos
 
 
-def _near(a: tuple[int, ...], b: tuple[int, ...], window: int, ordered: bool = False) -> bool:
+def _near(a: Sequence[int], b: Sequence[int], window: int, ordered: bool = False) -> bool:
     if a == (-1,) or b == (-1,):
         return True  # supported by fuzzy/acronym match: no place to compare
     if len(a) == 1 and len(b) == 1:  # (most words occur once)
@@ -208,10 +209,11 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
                    for w, t in zip(weights, toks, strict=True)]
     elif names and not names.isdisjoint(toks):
         weights = [w * name_boost if t in names else w for w, t in zip(weights, toks, strict=True)]
-    pos = list(map(cap.position_memo.get, toks))
-    if None in pos:
+    known = list(map(cap.position_memo.get, toks))
+    pos: list[Sequence[int]] = cast("list[Sequence[int]]", known)
+    if None in known:
         pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
-               for p, (_, t, k) in zip(pos, units, strict=True)]
+               for p, (_, t, k) in zip(known, units, strict=True)]
     ok = list(map(bool, pos))
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(compress(weights, ok))

@@ -84,10 +84,12 @@ class ContentCheck(Check):
             near.setdefault(key(b), set()).add(key(a))
         self._near = near
         p = self.p  # the support score's settings, read once (not per QA pair)
-        self._support_args = {
-            "pair_weight": float(p["pair_weight"]), "weakest_weight": float(p["weakest_weight"]),
-            "number_weight": float(p["number_weight"]), "name_boost": float(p["name_boost"]),
-            "window": int(p["pair_window"]), "ordered": bool(p["pair_ordered"])}
+        self._pair_weight = float(p["pair_weight"])
+        self._weakest_weight = float(p["weakest_weight"])
+        self._number_weight = float(p["number_weight"])
+        self._name_boost = float(p["name_boost"])
+        self._pair_window = int(p["pair_window"])
+        self._pair_ordered = bool(p["pair_ordered"])
         self._protocol_weight = float(p["protocol_weight"])
         self._echo_credit = float(p["echo_credit"])
         self._coverage_weight = float(p["coverage_weight"])
@@ -179,7 +181,9 @@ class ContentCheck(Check):
         return support(self.an, cap, units, tokens, self.fuzzy_cutoff, numbers=nums,
                        discount=disc, names=names_in(raw) if raw else frozenset(),
                        protocol_weight=0.0 if protocol_asked else self._protocol_weight,
-                       **self._support_args)
+                       pair_weight=self._pair_weight, weakest_weight=self._weakest_weight,
+                       number_weight=self._number_weight, name_boost=self._name_boost,
+                       window=self._pair_window, ordered=self._pair_ordered)
 
     @staticmethod
     def _question_asks(qa: QAFacts) -> tuple[bool, bool, set[str] | None]:
