@@ -342,7 +342,7 @@ class Analyser:
         if cue_first.isdisjoint(tokens):
             return neg
         after = 0  # tokens before this index belong to a cue already read
-        for i in list(compress(range(n), map(cue_first.__contains__, tokens))):
+        for i in [j for j, t in enumerate(tokens) if t in cue_first]:
             if i < after:
                 continue
             t = tokens[i]

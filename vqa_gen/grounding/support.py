@@ -20,7 +20,6 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
-from operator import or_
 from typing import cast
 
 from . import lexicon as lx
@@ -82,22 +81,18 @@ COVERAGE_STOP = frozenset(lx.words(
     "have had"))
 
 
-_COUNTED = Memo(lambda t: t[0].isalnum() and t not in COVERAGE_STOP)  # per word
-
-
 def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
              evidence_keys: set[str]) -> float:
     """Plain share of the answer's words (minus a few stop words) found in the evidence, as
     written or by key (inflection, synonym): the chit-chat and function-ish words the content
     units skip still say how much of the answer was taken from the evidence (1.0 when there
     are none)."""
-    counted = list(map(_COUNTED.__getitem__, tokens))
-    n = sum(counted)
-    if not n:
-        return 1.0
-    as_written = map(evidence_tokens.__contains__, compress(tokens, counted))
-    by_key = map(evidence_keys.__contains__, compress(keys, counted))
-    return sum(map(or_, as_written, by_key)) / n
+    n = hit = 0
+    for t, k in zip(tokens, keys, strict=True):
+        if t[0].isalnum() and t not in COVERAGE_STOP:
+            n += 1
+            hit += t in evidence_tokens or k in evidence_keys
+    return hit / n if n else 1.0
 
 
 def _grams(keys: Sequence[str], n: int) -> list[tuple[str, ...]]:
@@ -223,8 +218,8 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
         credit += number_weight * sum(1 for _, s in numbers if s)
     uni = credit / total if total else 1.0
     # sentences of the answer (the index of the sentence each unit is in)
-    ends = list(compress(range(len(tokens)), map(_SENTENCE_END.__contains__, tokens)))
-    if units and ends and ends[0] < units[-1][0]:
+    if units and not _SENTENCE_END.isdisjoint(tokens[:units[-1][0]]):  # a sentence ends
+        ends = [i for i, t in enumerate(tokens) if t in _SENTENCE_END]  # before the last word
         sent_of = [bisect_left(ends, i) for i, _, _ in units]
     else:  # one sentence (or none before the last unit)
         sent_of = [0] * len(units)
