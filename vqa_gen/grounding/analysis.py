@@ -168,7 +168,8 @@ def key_in(key: str, keys: AbstractSet[str]) -> bool:
     if len(key) < 5:
         return False
     if isinstance(keys, KeySet):  # shared_prefix_match needs the first 5 characters equal
-        return any(shared_prefix_match(k, key) for k in keys.family(key))
+        family = keys.family(key)
+        return bool(family) and any(shared_prefix_match(k, key) for k in family)
     return any(len(k) >= 5 and k[0] == key[0] and shared_prefix_match(k, key) for k in keys)
 
 

@@ -51,8 +51,12 @@ class AnswerabilityCheck(Check):
                 (name, m, ev_re) for name, q_re, ev_re in
                 (self._topics if self._any_topic.search(q) else ())
                 if (m := q_re.search(q))]
+        c_memo = cap.facts.memo
         for name, m, ev_re in topics:
-            if not ev_re.search(ctext):
+            talks = c_memo.get("topic:" + name)
+            if talks is None:  # per caption: does it talk about the topic?
+                talks = c_memo["topic:" + name] = ev_re.search(ctext) is not None
+            if not talks:
                 out.append(self.reason("unanswerable_question",
                                        f"question asks about {name}, which the image cannot show",
                                        self.p["unanswerable_penalty"], m.group(0)))
@@ -60,14 +64,15 @@ class AnswerabilityCheck(Check):
         a = qa.answer.view.text
         hits: list[str] = []
         gk = qa.answer.memo.get("gk")
-        if gk is None:
-            gk = qa.answer.memo["gk"] = list(self._gk.finditer(a))
-        for m in gk:
-            key = self.an.norm.key
-            words = [w for w in _WORD.findall(m.group(0)) if self.an.is_content(w, key(w))]
-            if words and all(self.an.norm.key(w) in cap.support_keys for w in words):
+        if gk is None:  # per answer text: each cue's text and the keys of its content words
+            key, is_content = self.an.norm.key, self.an.is_content
+            gk = qa.answer.memo["gk"] = [
+                (m.group(0), [key(w) for w in _WORD.findall(m.group(0)) if is_content(w, key(w))])
+                for m in self._gk.finditer(a)]
+        for cue, keys in gk:
+            if keys and all(k in cap.support_keys for k in keys):
                 continue
-            hits.append(m.group(0))
+            hits.append(cue)
         if hits:
             pen = min(0.9, self.p["general_penalty"] * (1 + 0.25 * (len(hits) - 1)))
             out.append(self.reason("general_knowledge",
