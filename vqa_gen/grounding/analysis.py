@@ -461,9 +461,9 @@ class Analyser:
         aff, negk = KeySet(), KeySet()
         if facts.memo.get("both_sides"):
             aff.add(self._bilateral)
-        content_keys = list(map(keys_.__getitem__, facts.content_index))
+        content_keys = [keys_[i] for i in facts.content_index]
         if True in neg:
-            negated = list(map(neg.__getitem__, facts.content_index))
+            negated = [neg[i] for i in facts.content_index]
             aff.update(compress(content_keys, map(not_, negated)))
             negk.update(compress(content_keys, negated))
         else:
@@ -490,7 +490,7 @@ class Analyser:
             positions = {}
             for n, k in enumerate(content_keys):
                 positions.setdefault(k, []).append(n)
-        spellings = list(map(tokens.__getitem__, facts.content_index))
+        spellings = [tokens[i] for i in facts.content_index]
         for n in compress(range(len(spellings)), map(ne, spellings, content_keys)):
             positions.setdefault(spellings[n], []).append(n)
         if "-" in view.text:
@@ -550,7 +550,7 @@ class Analyser:
         frame = self._open_question_frame if open_question else lx.QUESTION_FRAME
         how = "how" in toks
         at = [i for i in at if toks[i] not in frame and not (how and i and toks[i - 1] == "how")]
-        return list(zip(at, map(toks.__getitem__, at), map(keys.__getitem__, at), strict=True))
+        return [(i, toks[i], keys[i]) for i in at]
 
     def _word_kind(self, token: str) -> int:
         """1: a content word; `_BEFORE_BY`: one only before "by" (a participle of filler);
