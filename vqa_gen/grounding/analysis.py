@@ -232,6 +232,8 @@ def words(facts: Facts) -> list[str]:
     return facts.words
 
 
+_CACHED_ANSWER = 40  # characters: answers up to this long are cached by text
+
 _CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
 
 _ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punctuation
@@ -610,7 +612,9 @@ class Analyser:
     def qa(self, question: str, answer: str) -> QAFacts:
         """Analyse one question/answer pair."""
         qf = self.text_facts(question)
-        af = self.text_facts(answer)
+        # Answers repeat when short ("Yes.", "Erythema."); a long answer is almost always new,
+        # and keeping its analysis only costs memory and garbage-collector time.
+        af = self.text_facts(answer) if len(answer) <= _CACHED_ANSWER else self._facts(answer)
         qtok = words(qf)
         atok = words(af)
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
