@@ -207,6 +207,13 @@ def _shared_dev() -> Path:
     return here.parent / "shared" / "grounding-dev"
 
 
+def default_sets() -> list[Path]:
+    """The team set, the general set and the three public dev sets (which may be absent)."""
+    dev = _shared_dev()
+    return [DEFAULT_DATA, DEFAULT_DATA.parent / "general_eval.jsonl", dev / "q2.jsonl",
+            dev / "faithbench.jsonl", dev / "summedits.jsonl"]
+
+
 def overlap_floor(evidence: str, answer: str) -> float:
     """The word-overlap baseline: share of the answer's content words (lower-cased alphanumeric
     tokens minus ~40 stop words) that occur in the evidence (1.0 when there are none)."""
@@ -313,9 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--judge-concurrency", type=int, default=4)
     args = ap.parse_args(argv)
 
-    dev = _shared_dev()
-    paths = args.data or [DEFAULT_DATA, DEFAULT_DATA.parent / "general_eval.jsonl",
-                          dev / "q2.jsonl", dev / "faithbench.jsonl", dev / "summedits.jsonl"]
+    paths = args.data or default_sets()
     results = []
     for path in paths:
         if not path.is_file():
