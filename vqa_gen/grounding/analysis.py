@@ -28,10 +28,10 @@ _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "d
 _GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is no site
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
-# Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
-# image, and its numbers must not be read as measurements.
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
+# Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
+# image, and its numbers must not be read as measurements.
 _PROVENANCE_KEYS = frozenset({"source", "id", "uid", "url", "uri", "path", "file", "filename",
                               "image", "image_path", "image_id", "figure", "fig", "doi", "pmid",
                               "pmcid", "license", "licence", "split", "page"})
@@ -83,7 +83,8 @@ class CaptionFacts:
     facts: Facts
     support_keys: set[str]
     site_closure: set[str] = field(default_factory=set)
-    prefix_keys: KeySet = field(default_factory=lambda: KeySet())  # the text's own keys
+    # the text's own keys (without implied ones), for word-family lookups
+    prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     support_tokens: list[str] | None = None  # words of 4+ letters as written, on first use
     acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
     acronym_text: str | None = None  # the initials joined by NUL: one substring test
@@ -92,7 +93,8 @@ class CaptionFacts:
     only_negated: set[str] = field(default_factory=set)  # negated and never affirmed
     only_affirmed: set[str] = field(default_factory=set)  # affirmed and never negated
     supported_memo: dict[str, bool] = field(default_factory=dict)  # token -> supported
-    key_positions: dict[str, list[int]] = field(default_factory=dict)  # content order
+    # key, spelling or hyphen part -> the content-word positions where it stands (unordered)
+    key_positions: dict[str, list[int]] = field(default_factory=dict)
     position_memo: dict[str, Sequence[int]] = field(default_factory=dict)  # see support.py
 
 
