@@ -30,25 +30,10 @@ texts = st.lists(st.tuples(st.sampled_from(_FRAGMENTS), st.sampled_from(_SEPARAT
 
 
 def reference_rewrite(text: str) -> str:
-    """Every rewrite's literals tested on the whole text, in order (no word memo, no
-    whole-word gate)."""
+    """Every rewrite applied in order to the whole text: no literal gate, no word memo."""
     t = fold(text)
-    firsts = NORM._first_literals
-    todo = [i for lit, i in firsts if lit in t]
-    last = -1
-    while todo:
-        i = todo.pop(0)
-        if i <= last:
-            continue
-        last = i
-        alternatives, pat, rep = NORM._rewrites[i]
-        for literals in alternatives:
-            if all(lit in t for lit in literals):
-                new = pat.sub(rep, t)
-                if new != t:
-                    t = new
-                    todo = [j for lit, j in firsts if j > i and lit in t]
-                break
+    for pattern, replacement in lx.PHRASE_REWRITES:
+        t = re.sub(pattern, replacement, t)
     return t
 
 

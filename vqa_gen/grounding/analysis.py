@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from itertools import compress, repeat
+from itertools import compress, islice, repeat
 from operator import contains, ne, not_
 from typing import Any
 
@@ -333,7 +333,10 @@ class Analyser:
             return hit
         facts = self._facts(text)
         if len(cache) >= self.text_cache_size:
-            del cache[next(iter(cache))]
+            # drop the oldest quarter at once: deleting a dict's first entry one at a time
+            # makes each later deletion scan past the slots freed before it
+            for old in list(islice(cache, max(1, self.text_cache_size // 4))):
+                del cache[old]
         cache[text] = facts
         return facts
 
