@@ -7,13 +7,15 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
-from ..patterns import trie_pattern
+from ..patterns import first_letters, trie_pattern
 from ..verdict import Reason
 from .base import Check
 
 # First letters of the whole-answer refusal cues (`^(?:unknown|n/?a|...)$` in REFUSAL_CUES), the
-# only ones that need no trigger; "" (an empty answer) is searched too, as before.
-_WHOLE_ANSWER_STARTS = "uni"
+# only ones that need no trigger; "" (an empty answer) is searched too, as before. Read from the
+# cues, so a new whole-answer cue is searched without a change here.
+_WHOLE_ANSWER_STARTS = "".join(sorted({c for p in lx.REFUSAL_CUES if p.startswith("^")
+                                       for c in first_letters(p)}))
 
 
 class LeakageCheck(Check):
