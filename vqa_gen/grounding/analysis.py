@@ -637,8 +637,6 @@ class Analyser:
                 polarity = "yes"
             elif any(af.negated):
                 polarity = "no"
-        return QAFacts(question=qf, answer=af, yes_no=yes_no, polarity=polarity,
-                       answer_content=self.content(af),
-                       question_content=self.content(qf, question=True,
-                                                     open_question=not yes_no))
+        return QAFacts(qf, af, yes_no, polarity, self.content(af),
+                       self.content(qf, True, not yes_no))
 

@@ -52,6 +52,7 @@ class GroundingFilter:
             else:
                 inst = cls(self.analyser, settings.params)
             self._checks.append((inst, settings.weight * float(cfg.penalty_scale or 1.0)))
+        self._runs = [(check.run, weight) for check, weight in self._checks]  # bound once
         dup = cfg.check("duplicates")
         self._dup_enabled = dup.enabled
         self._dup_penalty = float(dup.params.get("penalty", 0.6)) * dup.weight
@@ -94,8 +95,9 @@ class GroundingFilter:
                      qa_type: str | None) -> Verdict:
         qa = self.analyser.qa(question or "", answer or "")
         reasons: list[Reason] = []
-        for check, weight in self._checks:
-            for r in check.run(cap, qa, qa_type):
+        for run, weight in self._runs:
+            found = run(cap, qa, qa_type)
+            for r in found:
                 pen = min(1.0, r.penalty * weight)
                 if pen != r.penalty:  # weight 1 and penalty <= 1: the reason as it is
                     r = Reason(code=r.code, check=r.check, detail=r.detail, penalty=pen,
