@@ -20,7 +20,6 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
-from typing import cast
 
 from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
@@ -204,11 +203,10 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
                    for w, t in zip(weights, toks, strict=True)]
     elif names and not names.isdisjoint(toks):
         weights = [w * name_boost if t in names else w for w, t in zip(weights, toks, strict=True)]
-    known = list(map(cap.position_memo.get, toks))
-    pos: list[Sequence[int]] = cast("list[Sequence[int]]", known)
-    if None in known:
+    pos: list[Sequence[int]] = list(map(cap.position_memo.get, toks))  # type: ignore[arg-type]
+    if None in pos:  # words not looked up in this caption yet
         pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
-               for p, (_, t, k) in zip(known, units, strict=True)]
+               for p, (_, t, k) in zip(pos, units, strict=True)]
     ok = list(map(bool, pos))
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(compress(weights, ok))

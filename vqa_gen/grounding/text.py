@@ -234,10 +234,9 @@ class Normaliser:
         key_set = set(view.keys)
         if "-" in view.text:
             key = self.key
-            for tok in view.tokens:
-                if "-" in tok:
-                    key_set.update(key(p) for p in tok.split("-") if p)
-                    key_set.add(key(tok.replace("-", "")))
+            for tok in [t for t in view.tokens if "-" in t]:
+                key_set.update(key(p) for p in tok.split("-") if p)
+                key_set.add(key(tok.replace("-", "")))
         return key_set
 
 
