@@ -234,7 +234,7 @@ def words(facts: Facts) -> list[str]:
     return facts.words
 
 
-_CACHED_ANSWER = 40  # characters: answers up to this long are cached by text
+_CACHED_ANSWER = 12  # characters: answers up to this long ("Yes.", "Psoriasis.") are cached
 
 _CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
 
