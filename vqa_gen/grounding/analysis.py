@@ -86,7 +86,6 @@ class CaptionFacts:
     # the text's own keys (without implied ones), for word-family lookups
     prefix_keys: KeySet = field(default_factory=lambda: KeySet())
     support_tokens: list[str] | None = None  # words of 4+ letters as written, on first use
-    acronyms: tuple[str, ...] | None = None  # run initials, on first use (`acronyms_of`)
     acronym_text: str | None = None  # the initials joined by NUL: one substring test
     support_text: str | None = None  # support_tokens joined by NUL, on first use
     all_tokens: set[str] = field(default_factory=set)  # words and numbers, as written
@@ -564,12 +563,6 @@ class Analyser:
         0: never. Cached per word: `is_content` by token, without the pair lookup."""
         return (1 if self._is_content(token, "", "") else
                 _BEFORE_BY if self._is_content(token, "", "by") else 0)
-
-    def acronyms_of(self, cap: CaptionFacts) -> tuple[str, ...]:
-        """The caption's initialisms, computed the first time an answer needs them."""
-        if cap.acronyms is None:
-            cap.acronyms = acronyms(cap.facts.view.tokens, self.stop)
-        return cap.acronyms
 
     def supported(self, token: str, key: str, cap: CaptionFacts, fuzzy_cutoff: float) -> bool:
         """Exact key, hyphen parts, shared stem prefix, then fuzzy spelling match (memoised

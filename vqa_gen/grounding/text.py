@@ -152,11 +152,11 @@ class Normaliser:
         # ("&") are looked for in the text.
         # A rewrite whose pattern opens with a whole word ("\\bct\\b") is triggered only by a
         # word that is that word (or has it as a hyphen/apostrophe part), not by "tract".
-        whole: dict[int, str] = {}
+        whole: set[int] = set()
         for i, (alternatives, pat, _) in enumerate(self._rewrites):
             m = _WHOLE_WORD_START.match(pat.pattern)
             if m and len(alternatives) == 1 and alternatives[0][:1] == (m.group(1),):
-                whole[i] = m.group(1)
+                whole.add(i)
         word_lits = [(lit, i, i in whole) for lit, i in self._first_literals
                      if _WORD_LITERAL.fullmatch(lit)]
         self._other_literals = [(lit, i) for lit, i in self._first_literals

@@ -102,8 +102,6 @@ class ContentCheck(Check):
         long evidence text an antonym somewhere says little ("late on" vs "an early goal"), so
         there the opposite word must sit near a word the answer puts beside its own."""
         out: list[str] = []
-        if not items:
-            return out
         sk = cap.support_keys
         local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
@@ -138,8 +136,6 @@ class ContentCheck(Check):
         4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
         so a typical paraphrase loses little."""
         p = self.p
-        if len(keys) <= float(p["copy_from"]):  # short: no weight, whatever its word count
-            return score
         n_words = sum(1 for k in keys if k[:1].isalnum())
         lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
         if not lam:  # short answers (most VQA): no n-grams built, the caption's included
