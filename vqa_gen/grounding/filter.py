@@ -60,6 +60,7 @@ class GroundingFilter:
         self._blocking = frozenset(cfg.blocking_codes or ())
         self._threshold = float(cfg.threshold if cfg.threshold is not None else 0.5)
         self._last: tuple[tuple[str, str], CaptionFacts] | None = None
+        self._clean = Verdict(1.0, self._threshold <= 1.0, ())  # the verdict of no reasons
 
     # -- caption -----------------------------------------------------------------------
     def caption_facts(self, caption: str, meta: Mapping[str, Any] | None = None
@@ -81,29 +82,34 @@ class GroundingFilter:
     # -- scoring -----------------------------------------------------------------------
     def combine(self, reasons: Sequence[Reason]) -> Verdict:
         """Score = product of (1 - penalty); fails below threshold or on a blocking code."""
-        if not reasons:  # most common verdict: nothing found
-            return Verdict(score=1.0, passed=self._threshold <= 1.0, reasons=())
+        if not reasons:  # most common verdict: nothing found (immutable, so one serves all)
+            return self._clean
         score = 1.0
+        blocked = False
+        blocking = self._blocking
         for r in reasons:
-            score *= 1.0 - min(1.0, max(0.0, r.penalty))
-        score = min(1.0, max(0.0, score))
-        blocked = any(r.code in self._blocking for r in reasons)
-        return Verdict(score=score, passed=score >= self._threshold and not blocked,
-                       reasons=tuple(reasons))
+            p = r.penalty
+            score *= 1.0 - (p if 0.0 <= p <= 1.0 else min(1.0, max(0.0, p)))
+            if r.code in blocking:
+                blocked = True
+        if not 0.0 <= score <= 1.0:
+            score = min(1.0, max(0.0, score))
+        return Verdict(score, score >= self._threshold and not blocked, tuple(reasons))
 
     def _check_facts(self, cap: CaptionFacts, question: str, answer: str,
                      qa_type: str | None) -> Verdict:
-        qa = self.analyser.qa(question or "", answer or "")
+        qa = self.analyser.qa(question, answer)
         reasons: list[Reason] = []
         for run, weight in self._runs:
             found = run(cap, qa, qa_type)
+            if not found:  # most checks find nothing
+                continue
             for r in found:
                 pen = min(1.0, r.penalty * weight)
                 if pen != r.penalty:  # weight 1 and penalty <= 1: the reason as it is
-                    r = Reason(code=r.code, check=r.check, detail=r.detail, penalty=pen,
-                               evidence=r.evidence)
+                    r = Reason(r.code, r.check, r.detail, pen, r.evidence)
                 reasons.append(r)
-        return self.combine(reasons)
+        return self.combine(reasons) if reasons else self._clean
 
     def check(self, caption: str, question: str, answer: str,
               meta: Mapping[str, Any] | None = None, qa_type: str | None = None) -> Verdict:
