@@ -20,7 +20,7 @@ from .checks.negation import NegationCheck
 from .checks.numbers import NumberCheck
 from .checks.relevance import RelevanceCheck
 from .config import FilterConfig
-from .verdict import Reason, Verdict
+from .verdict import Reason, Verdict, new_reason, new_verdict
 
 _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, ContentCheck,
                                            NumberCheck, DemographicsCheck, NegationCheck,
@@ -94,7 +94,7 @@ class GroundingFilter:
                 blocked = True
         if not 0.0 <= score <= 1.0:
             score = min(1.0, max(0.0, score))
-        return Verdict(score, score >= self._threshold and not blocked, tuple(reasons))
+        return new_verdict(score, score >= self._threshold and not blocked, tuple(reasons))
 
     def _check_facts(self, cap: CaptionFacts, question: str, answer: str,
                      qa_type: str | None) -> Verdict:
@@ -107,7 +107,7 @@ class GroundingFilter:
             for r in found:
                 pen = min(1.0, r.penalty * weight)
                 if pen != r.penalty:  # weight 1 and penalty <= 1: the reason as it is
-                    r = Reason(r.code, r.check, r.detail, pen, r.evidence)
+                    r = new_reason(r.code, r.check, r.detail, pen, r.evidence)
                 reasons.append(r)
         return self.combine(reasons) if reasons else self._clean
 
@@ -160,9 +160,9 @@ class GroundingFilter:
                     continue
                 worse, better = (i, j) if out[i].score < out[j].score else (j, i)
                 dropped.add(worse)
-                r = Reason(code="duplicate_question", check="duplicates",
-                           detail=f"near-duplicate of question {better + 1} ({sim:.0f}%)",
-                           penalty=self._dup_penalty, evidence=str(questions[better])[:120])
+                r = new_reason("duplicate_question", "duplicates",
+                               f"near-duplicate of question {better + 1} ({sim:.0f}%)",
+                               self._dup_penalty, str(questions[better])[:120])
                 out[worse] = self.combine((*out[worse].reasons, r))
                 if worse == i:
                     break

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from ..analysis import Analyser, CaptionFacts, QAFacts
-from ..verdict import Reason
+from ..verdict import Reason, new_reason
 
 
 class Check:
@@ -28,5 +28,4 @@ class Check:
 
     def reason(self, code: str, detail: str, penalty: float, evidence: str | None = None
                ) -> Reason:
-        return Reason(code=code, check=self.name, detail=detail, penalty=float(penalty),
-                      evidence=evidence)
+        return new_reason(code, self.name, detail, float(penalty), evidence)
