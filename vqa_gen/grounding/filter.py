@@ -123,10 +123,13 @@ class GroundingFilter:
         """Verdicts for all pairs of one record (caption analysed once), plus the within-record
         near-duplicate-question check: the worse of two near-duplicates fails."""
         cap = self.caption_facts(caption, meta)  # shared with the template's demographics
-        types = list(qa_types) if qa_types is not None else [None] * len(pairs)
-        verdicts = [self._check_facts(cap, str(q or ""), str(a or ""),
-                                      types[i] if i < len(types) else None)
-                    for i, (q, a) in enumerate(pairs)]
+        check = self._check_facts
+        if qa_types is None:
+            verdicts = [check(cap, str(q or ""), str(a or ""), None) for q, a in pairs]
+        else:
+            types = list(qa_types)
+            verdicts = [check(cap, str(q or ""), str(a or ""), types[i] if i < len(types) else None)
+                        for i, (q, a) in enumerate(pairs)]
         if self._dup_enabled and len(pairs) > 1:
             verdicts = self.mark_duplicates([q for q, _ in pairs], verdicts)
         return verdicts
@@ -149,14 +152,18 @@ class GroundingFilter:
         keys = [self.question_key(q) for q in questions]
         out = list(verdicts)
         dropped: set[int] = set()
+        threshold, ratio = self._dup_threshold, fuzz.token_set_ratio
         for i in range(len(keys)):
-            if i in dropped or not keys[i]:
+            key = keys[i]
+            if i in dropped or not key:
                 continue
             for j in range(i + 1, len(keys)):
-                if j in dropped or not keys[j]:
+                other = keys[j]
+                if j in dropped or not other:
                     continue
-                sim = fuzz.token_set_ratio(keys[i], keys[j])
-                if sim < self._dup_threshold:
+                # (equal keys: 100; below the threshold the cutoff gives 0, never compared)
+                sim = 100.0 if key == other else ratio(key, other, score_cutoff=threshold)
+                if sim < threshold:
                     continue
                 worse, better = (i, j) if out[i].score < out[j].score else (j, i)
                 dropped.add(worse)
