@@ -9,7 +9,7 @@ from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
 from ..patterns import first_letters
 from ..verdict import Reason
-from .base import Check
+from .base import ANSWER_CUES, QUESTION_CUES, Check, CueGate
 
 _WORD = re.compile(r"[a-z][a-z\-]+")
 
@@ -35,10 +35,11 @@ class AnswerabilityCheck(Check):
         super().__init__(analyser, params)
         self._topics = [(name, re.compile(q), re.compile(ev))
                         for name, q, ev in lx.UNANSWERABLE_TOPICS]
-        # One search tells whether any topic can apply (most questions: none). A lookahead on
-        # the patterns' first letters lets the engine skip other positions without trying
-        # every branch.
-        self._any_topic = _with_first_letters([q for _, q, _ in lx.UNANSWERABLE_TOPICS])
+        # One search tells whether any topic can apply (most questions: none); the same for
+        # the cues, whose matches are then found in one pass. A lookahead on the patterns'
+        # first letters lets the engine skip other positions without trying every branch.
+        self._any_topic = CueGate([q for _, q, _ in lx.UNANSWERABLE_TOPICS], "topic_cues")
+        self._any_gk = CueGate(lx.GENERAL_KNOWLEDGE_CUES, "gk_cues")
         self._gk = _with_first_letters(list(lx.GENERAL_KNOWLEDGE_CUES))
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
@@ -49,7 +50,8 @@ class AnswerabilityCheck(Check):
         if topics is None:  # per question text: the topics it asks about, in order
             topics = qa.question.memo["topics"] = [
                 (name, m, ev_re) for name, q_re, ev_re in
-                (self._topics if self._any_topic.search(q) else ())
+                (self._topics if QUESTION_CUES.passes(qa.question)
+                 and self._any_topic.search(q) else ())
                 if (m := q_re.search(q))]
         c_memo = cap.facts.memo
         for name, m, ev_re in topics:
@@ -68,7 +70,8 @@ class AnswerabilityCheck(Check):
             key, is_content = self.an.norm.key, self.an.is_content
             gk = qa.answer.memo["gk"] = [
                 (m.group(0), [key(w) for w in _WORD.findall(m.group(0)) if is_content(w, key(w))])
-                for m in self._gk.finditer(a)]
+                for m in (self._gk.finditer(a) if ANSWER_CUES.passes(qa.answer)
+                          and self._any_gk.search(a) else ())]
         for cue, keys in gk:
             if keys and all(k in cap.support_keys for k in keys):
                 continue

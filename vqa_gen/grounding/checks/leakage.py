@@ -9,7 +9,7 @@ from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
 from ..patterns import first_letters, trie_pattern
 from ..verdict import Reason
-from .base import Check
+from .base import ANSWER_CUES, QUESTION_CUES, Check, CueGate
 
 # First letters of the whole-answer refusal cues (`^(?:unknown|n/?a|...)$` in REFUSAL_CUES), the
 # only ones that need no trigger; "" (an empty answer) is searched too, as before. Read from the
@@ -33,11 +33,12 @@ class LeakageCheck(Check):
         self._leak_gate = re.compile(trie_pattern(list(lx.LEAKAGE_TRIGGERS)))
         self._refuse_gate = re.compile(trie_pattern(list(lx.REFUSAL_TRIGGERS)))
 
-    def _leak_in(self, facts: Facts, text: str, slot: str) -> re.Match[str] | None:
+    def _leak_in(self, facts: Facts, text: str, slot: str, cues: CueGate
+                 ) -> re.Match[str] | None:
         """The first leakage cue in `text` (memoised per text under `slot`)."""
         m = facts.memo.get(slot, False)
         if m is False:
-            gate = self._leak_gate.search(text) is not None
+            gate = cues.passes(facts) and self._leak_gate.search(text) is not None
             m = facts.memo[slot] = self._leak.search(text) if gate else None
         return m
 
@@ -45,10 +46,11 @@ class LeakageCheck(Check):
         out: list[Reason] = []
         a = qa.answer.view.text.strip()
         ctext = cap.facts.view.text
-        m = self._leak_in(qa.answer, a, "leak_answer")
+        m = self._leak_in(qa.answer, a, "leak_answer", ANSWER_CUES)
         where = "answer"
         if not (m and m.group(0) not in ctext):
-            m = self._leak_in(qa.question, qa.question.view.text, "leak_question")
+            m = self._leak_in(qa.question, qa.question.view.text, "leak_question",
+                              QUESTION_CUES)
             where = "question"
         if m and m.group(0) not in ctext:
             out.append(self.reason("text_leakage", f"{where} refers to the source text",
@@ -58,8 +60,9 @@ class LeakageCheck(Check):
             # The cues without a trigger match the whole (short) answer from its start:
             # "unknown", "n/a", "none given", "unclear", "not applicable", "i don't know",
             # "unsure", "uncertain" (see `_WHOLE_ANSWER_STARTS`).
-            gate = ((len(a) < lx.REFUSAL_SHORT and a[:1] in _WHOLE_ANSWER_STARTS)
-                    or self._refuse_gate.search(a) is not None)
+            gate = ANSWER_CUES.passes(qa.answer) and (
+                (len(a) < lx.REFUSAL_SHORT and a[:1] in _WHOLE_ANSWER_STARTS)
+                or self._refuse_gate.search(a) is not None)
             m = qa.answer.memo["refusal"] = self._refuse.search(a) if gate else None
         if m:
             out.append(self.reason("refusal", "answer refuses or says it cannot tell",
