@@ -106,7 +106,7 @@ def literal_heads(pattern: str, limit: int = 256) -> list[tuple[str, str]]:
                 if rep == "?" and sub is not None:  # absent, or there once
                     sub = [("", True, ""), *sub]
                 elif rep != "+":  # absent, or there and maybe more of it
-                    sub = [("", True, ""), *[(h, False, a) for h, _, a in sub or [("", 0, "")]]]
+                    sub = [("", True, ""), *[(h, False, a) for h, _, a in sub or [("", False, "")]]]
                 elif sub is not None:  # there, maybe more of it
                     sub = [(h, False, a) for h, _, a in sub]
             cur = extend(cur, sub)
