@@ -159,3 +159,13 @@ def test_duplicates_with_the_cutoff_match_the_plain_ratio():
                 break
     assert got == out
     assert any(v.reasons for v in got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aBß .?!,-'\t\u00e9\u0130x1", max_size=30))
+def test_form_first_word_is_the_plain_texts(raw):
+    from vqa_gen.grounding.checks.form import _FIRST, _PUNCT
+
+    plain = _PUNCT.sub(" ", raw.strip().casefold()).strip()
+    m = _FIRST.search(raw.casefold())
+    assert (m.group(0) if m else "") == plain.split(" ", 1)[0]

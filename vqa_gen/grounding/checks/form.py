@@ -12,6 +12,7 @@ from ..verdict import Reason
 from .base import Check
 
 _PUNCT = re.compile(r"[^\w]+")
+_FIRST = re.compile(r"\w+")
 # A statement in the first or second person is a conversational turn (the user's message in
 # knowledge-grounded dialogue), which the answer replies to: context, not a malformed question.
 _CHAT = frozenset({"hi", "hello", "hey", "yeah", "ok", "okay", "wow", "cool", "thanks"})
@@ -44,11 +45,13 @@ class FormCheck(Check):
         words = words_of(qa.question)
         if not words:
             return []  # the empty check reports it
-        q_plain = _plain(qa.question)
-        # (the answer can repeat the question only if it holds the question's first word: most
-        # answers are never rewritten)
-        if (q_plain.split(" ", 1)[0] in qa.answer.view.raw.casefold()
-                and q_plain == _plain(qa.answer)):
+        # (the answer can repeat the question only if it holds the question's first word, the
+        # first word of its `_plain` text: most answers are never rewritten)
+        first = qa.question.memo.get("first_word")
+        if first is None:
+            m = _FIRST.search(qa.question.view.raw.casefold())
+            first = qa.question.memo["first_word"] = m.group(0) if m else ""
+        if first in qa.answer.view.raw.casefold() and _plain(qa.question) == _plain(qa.answer):
             return [self.reason("malformed_question", "question repeats the answer",
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
