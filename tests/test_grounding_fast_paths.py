@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from vqa_gen.grounding import lexicon as lx
 from vqa_gen.grounding.analysis import Analyser, acronyms, initials_text
-from vqa_gen.grounding.support import COVERAGE_STOP, coverage
+from vqa_gen.grounding.support import _NAME_RE, COVERAGE_STOP, NAME_PLAIN, coverage
 from vqa_gen.grounding.text import _TOKEN_RE, TOKEN_PLAIN, Normaliser, fold
 
 NORM = Normaliser()
@@ -50,6 +50,14 @@ def test_tokeniser_matches_the_plain_pattern(text):
     # every character a token can hold or stop at: letters (incl. ordinal suffixes), digits,
     # decimal points, each punctuation mark, apostrophes, hyphens and characters of no token
     assert _TOKEN_RE.findall(text) == re.findall(TOKEN_PLAIN, text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["a", "the", "Eiffel", "B", "Zz", "0", "12", ",", ";", ":", " ",
+                                  "-", "'", "O'Neil", "Dell'Arte", "Saint-Denis", ".", "\n"]),
+                max_size=12).map("".join))
+def test_name_pattern_matches_the_plain_one(text):
+    assert _NAME_RE.findall(text) == re.findall(NAME_PLAIN, text)
 
 
 def test_whole_word_rewrites_ignore_the_letters_inside_other_words():
