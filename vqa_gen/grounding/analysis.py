@@ -491,11 +491,13 @@ class Analyser:
             keys = keys | {self._bilateral}
         # where each content word sits, counting content words only (keys, spellings and
         # hyphen parts; each list holds a position once per match, in no particular order)
-        positions = {k: [n] for n, k in enumerate(content_keys)}
-        if len(positions) < len(content_keys):  # a key occurs twice: collect every position
-            positions = {}
-            for n, k in enumerate(content_keys):
-                positions.setdefault(k, []).append(n)
+        positions: dict[str, list[int]] = {}
+        for n, k in enumerate(content_keys):
+            at = positions.get(k)
+            if at is None:
+                positions[k] = [n]
+            else:
+                at.append(n)
         spellings = [tokens[i] for i in facts.content_index]
         for n in compress(range(len(spellings)), map(ne, spellings, content_keys)):
             positions.setdefault(spellings[n], []).append(n)
