@@ -60,6 +60,15 @@ def test_name_pattern_matches_the_plain_one(text):
     assert _NAME_RE.findall(text) == re.findall(NAME_PLAIN, text)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(texts, st.lists(st.sampled_from(
+    ["red", "3", "2.5", "1st", " ", ".", ",", ";", ":", "!", "?", "(", ")", "-", "'s"]),
+    max_size=8).map("".join)))
+def test_words_are_the_tokens_without_punctuation(text):
+    facts = AN._facts(text)
+    assert facts.words == [t for t in facts.view.tokens if t[0].isalnum()]
+
+
 def test_whole_word_rewrites_ignore_the_letters_inside_other_words():
     # "ct" inside "tract" or "act" is no CT; "ct" as a word (or a hyphen part) is
     assert "computed tomography" not in NORM.rewrite("the biliary tract and the act")
