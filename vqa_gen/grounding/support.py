@@ -214,7 +214,7 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     ok = list(map(bool, pos))
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(compress(weights, ok))
-    if discount is not None:
+    if discount is not None and False in ok:  # (part credit for unsupported units only)
         credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
     if numbers:
         credit += number_weight * sum(1 for _, s in numbers if s)
