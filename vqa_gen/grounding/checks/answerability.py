@@ -38,7 +38,9 @@ class AnswerabilityCheck(Check):
         # One search tells whether any topic can apply (most questions: none); the same for
         # the cues, whose matches are then found in one pass. A lookahead on the patterns'
         # first letters lets the engine skip other positions without trying every branch.
-        self._any_topic = CueGate([q for _, q, _ in lx.UNANSWERABLE_TOPICS], "topic_cues")
+        self._topic_gate = CueGate([q for _, q, _ in lx.UNANSWERABLE_TOPICS], "topic_cues")
+        # (the exact alternation, no longer searched per question: tests pin its lookahead)
+        self._any_topic = _with_first_letters([q for _, q, _ in lx.UNANSWERABLE_TOPICS])
         self._any_gk = CueGate(lx.GENERAL_KNOWLEDGE_CUES, "gk_cues")
         self._gk = _with_first_letters(list(lx.GENERAL_KNOWLEDGE_CUES))
 
@@ -50,7 +52,7 @@ class AnswerabilityCheck(Check):
             topics = qf.memo["topics"] = [
                 (name, m, mentions) for name, q_re, mentions in self._topics
                 if (m := q_re.search(q))] if (QUESTION_CUES.passes(qf)
-                                               and self._any_topic.search(q)) else ()
+                                               and self._topic_gate.search(q)) else ()
         gk = af.memo.get("gk")
         if gk is None:  # per answer text: each cue's text and the keys of its content words
             a = af.view.text
