@@ -204,18 +204,10 @@ class NumberExtractor:
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
-        if text.isascii():
-            gates = self._ascii_gates(text)
-            if gates is None:
-                return []
-            digit, roman, ordinal, numbers = gates
-        else:
-            digit = self._digit.search(text) is not None
-            if not digit and self._word_gate.search(text) is None:
-                return []
-            roman = self._roman_gate.search(text) is not None
-            ordinal = digit and _ORDINAL_GATE.search(text) is not None
-            numbers = self._num_re.finditer(text)
+        gates = self._ascii_gates(text) if text.isascii() else self._plain_gates(text)
+        if gates is None:
+            return []
+        roman, ordinal, numbers = gates
         out: list[Quantity] = []
         spans: list[tuple[int, int]] = []
         # Substring gates: each pattern below needs one of these literals to match at all.
@@ -296,11 +288,21 @@ class NumberExtractor:
         return out
 
 
-    def _ascii_gates(self, text: str) -> tuple[bool, bool, bool, Iterable[re.Match[str]]] | None:
-        """The gates of `extract` for ASCII text, from its word-runs: one C-level byte
-        translation and split instead of regex scans that try a match at every position.
-        None when the text can hold no quantity; else (has a digit, may hold a roman numeral,
-        may hold an ordinal, the matches of `_num_re`)."""
+    def _plain_gates(self, text: str) -> tuple[bool, bool, Iterable[re.Match[str]]] | None:
+        """The gates of `extract` as regex scans (any text): None when the text can hold no
+        quantity; else (may hold a roman numeral, may hold an ordinal, the matches of
+        `_num_re`)."""
+        digit = self._digit.search(text) is not None
+        if not digit and self._word_gate.search(text) is None:
+            return None
+        roman = self._roman_gate.search(text) is not None
+        ordinal = digit and _ORDINAL_GATE.search(text) is not None
+        return roman, ordinal, self._num_re.finditer(text)
+
+    def _ascii_gates(self, text: str) -> tuple[bool, bool, Iterable[re.Match[str]]] | None:
+        """`_plain_gates` for ASCII text, read from its word-runs: one C-level byte translation
+        and split instead of regex scans that try a match at every position. The roman and
+        ordinal gates may say no where the plain ones say yes, never where a match exists."""
         runs = text.encode().translate(_WORD_RUNS)  # (ASCII: one byte per character)
         digit = b"0" in runs
         words = runs.split()
@@ -310,7 +312,7 @@ class NumberExtractor:
         # a roman numeral follows its cue word and a space: the cue is a whole word-run
         roman = not self._roman_words.isdisjoint(found)
         if not digit:
-            return False, roman, False, self._num_re.finditer(text)
+            return roman, False, self._num_re.finditer(text)
         ordinal = _ORDINAL_RUN.search(runs) is not None
         if (self._number_words.isdisjoint(found) and not runs.startswith(self._number_word_heads)
                 and self._number_word_run.search(runs) is None):
@@ -320,7 +322,7 @@ class NumberExtractor:
                 text, runs.index(b"0"))
         else:
             numbers = self._num_re.finditer(text)
-        return digit, roman, ordinal, numbers
+        return roman, ordinal, numbers
 
 
 def _close(x: float, y: float, tol: float) -> bool:
