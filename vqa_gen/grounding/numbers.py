@@ -253,25 +253,25 @@ class NumberExtractor:
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)} if "age" in text else ()
         for m in numbers:
-            if spans and any(s <= m.start() < e for s, e in spans):
+            start, end = m.span()
+            if spans and any(s <= start < e for s, e in spans):
                 continue
-            ga = m.group("a")
+            ga, gb, unit = m.group("a", "b", "u")
             a = float(ga) if ga.isdecimal() else _word_number(_num_text(ga))  # (digits: direct)
             if a is None:
                 continue
-            b = _word_number(_num_text(m.group("b"))) if m.group("b") else None
-            unit = m.group("u")
+            b = _word_number(_num_text(gb)) if gb else None
             dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
-            if not unit and m.start() in aged_at:
+            if not unit and start in aged_at:
                 dim = "age"
-            if not unit and b is None and _LIST_MARKER_AFTER.match(text, m.end()) and (
-                    not text[:m.start()].strip(" \t")
-                    or text[:m.start()].rstrip(" \t")[-1] == "\n"):
+            if not unit and b is None and _LIST_MARKER_AFTER.match(text, end) and (
+                    not text[:start].strip(" \t")
+                    or text[:start].rstrip(" \t")[-1] == "\n"):
                 continue  # "1. Homer ...": a list marker at the start of a line, not a count
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
-                out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
-            before = text[max(0, m.start() - 24):m.start()]
+                out.append(Quantity(b, b, dim, b * factor, b * factor, gb))
+            before = text[max(0, start - 24):start]
             hedged, cmp = False, ""
             if before.rstrip().endswith(_BOUND_ENDS):
                 hedged = bool(_HEDGES.search(before))
@@ -280,11 +280,11 @@ class NumberExtractor:
                     hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
             noun = ""
             if not dim:
-                nxt = _NEXT_WORD.match(text, m.end())
+                nxt = _NEXT_WORD.match(text, end)
                 if nxt and nxt.group(1) not in _NOT_A_NOUN:
                     noun = nxt.group(1)
             out.append(_new(Quantity, (lo, hi, dim, lo * factor, hi * factor,
-                                       m.group(0).strip(), hedged, cmp, noun)))
+                                       text[start:end].strip(), hedged, cmp, noun)))
         return out
 
 
@@ -304,7 +304,8 @@ class NumberExtractor:
         and split instead of regex scans that try a match at every position. The roman and
         ordinal gates may say no where the plain ones say yes, never where a match exists."""
         runs = text.encode().translate(_WORD_RUNS)  # (ASCII: one byte per character)
-        digit = b"0" in runs
+        first_digit = runs.find(b"0")  # (`in` would try the bytes as an int first: slower)
+        digit = first_digit >= 0
         words = runs.split()
         found = self._gate_words.intersection(words)  # `_word_gate`: one of them is a word-run
         if not digit and not found:
@@ -319,7 +320,7 @@ class NumberExtractor:
             # no number word starts a word-run: every match starts with a digit (and none
             # before the first digit)
             numbers: Iterable[re.Match[str]] = self._num_digit_re.finditer(
-                text, runs.index(b"0"))
+                text, first_digit)
         else:
             numbers = self._num_re.finditer(text)
         return roman, ordinal, numbers
