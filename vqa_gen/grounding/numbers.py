@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from . import lexicon as lx
 from .patterns import trie_pattern
@@ -55,13 +56,20 @@ _ORDINAL_RE = re.compile(r"(?=\d)(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
 # What every ordinal contains; it starts with a character class, which the engine scans for
 # fast (a leading lookahead is tried at every position).
 _ORDINAL_GATE = re.compile(r"\d(?:st|nd|rd|th)\b")
+# ASCII text as bytes with its digits as "0" and every other character that is no word
+# character (\w) a space: what `_ascii_gates` reads; `_ORDINAL_GATE` in those terms.
+_WORD_RUNS = bytes(b if chr(b).isalnum() or b == 95 else 32 for b in range(128)).translate(
+    bytes.maketrans(b"123456789", b"000000000")) + bytes(range(128, 256))
+_ORDINAL_RUN = re.compile(rb"0(?:st|nd|rd|th)\b")
 _HEDGES = re.compile(r"\b(?:about|approximately|approx|around|roughly|nearly|almost|over|under|"
                      r"less than|more than|up to|at least|at most|estimated|circa|some)\s*$|~\s*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Quantity:
-    """A number or range with its dimension ('' when unitless) and canonical values."""
+class Quantity(NamedTuple):
+    """A number or range with its dimension ('' when unitless) and canonical values.
+
+    (An immutable value; a named tuple because a frozen dataclass's constructor sets each
+    field through `object.__setattr__`, and every quantity in every text is built here.)"""
 
     lo: float
     hi: float
@@ -73,6 +81,8 @@ class Quantity:
     cmp: str = ""  # "<" or ">" when stated as a bound ("less than 1 mm")
     noun: str = ""  # unitless counts: the word counted ("two individuals"), when one follows
 
+
+_new = tuple.__new__  # builds a Quantity from all its fields without a Python-level call
 
 # The word after a unitless number names what it counts; these say nothing about that.
 _NOT_A_NOUN = frozenset(lx.words(
@@ -140,10 +150,22 @@ class NumberExtractor:
         # skip every other position fast (the patterns match exactly as without it); a number
         # starts a word, so a `\b` before it rules out the inside of words in one step.
         starts = _initials(f"{words}|{tens}|{digits}")
-        self._num_re = re.compile(
-            rf"\b(?=[\d{starts}])(?<![\w.])(?P<a>{num})(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
-            rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])"
-        )
+        rest = (rf"(?:\s*(?:-|–|to|and)\s*(?P<b>{num}))?"
+                rf"(?:\s*-?\s*(?P<u>{units})(?![a-z]))?(?![\w])")
+        self._num_re = re.compile(rf"\b(?=[\d{starts}])(?<![\w.])(?P<a>{num}){rest}")
+        # The same matches as `_num_re` in ASCII text where no word-run starts with a number
+        # word (most texts): only the ones starting with a digit. It starts with a character
+        # class (the digit, then a look back past it), which the engine scans for fast.
+        self._num_digit_re = re.compile(
+            rf"(?P<a>[0-9](?<![\w.].)(?:\d{{0,2}}(?:,\d{{3}})+(?:\.\d+)?|\d*(?:[.,]\d+)?)){rest}")
+        # (for `_ascii_gates`: a match of `_num_re` not led by a digit starts a word-run with
+        # a number word, so with one of these starts; the first four letters at most)
+        number_words = set(f"{words}|{tens}|{digits}".split("|"))
+        heads = {w[:4] for w in number_words}
+        heads = {h for h in heads if not any(h != o and h.startswith(o) for o in heads)}
+        self._number_words = frozenset(w.encode() for w in number_words)
+        self._number_word_heads = tuple(h.encode() for h in sorted(heads))
+        self._number_word_run = re.compile(rb" (?:%s)" % trie_pattern(sorted(heads)).encode())
         # Every "2 x 3 cm" has a separator followed by the start of a number ("x 3", "by two"):
         # a search that starts with a literal, so the engine scans for it fast.
         self._dims_gate = re.compile(rf"(?:x|×|by)\s*(?:\d|{trie_pattern(words.split('|'))})")
@@ -176,12 +198,16 @@ class NumberExtractor:
                       "level|nerve|zone|phase|lobe|degree|part|factor")
         # Any quantity needs a digit or one of these whole words (as a trie: one fast scan).
         self._word_gate = re.compile(rf"\b(?:{trie_pattern(gate_words.split('|'))})\b")
+        # ASCII text is read through its word-runs instead (see `_ascii_gates`)
+        self._gate_words = frozenset(gate_words.encode().split(b"|"))
+        self._roman_words = frozenset(w.encode() for w in self._roman_triggers)
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
-        digit = self._digit.search(text) is not None
-        if not digit and self._word_gate.search(text) is None:
+        gates = self._ascii_gates(text) if text.isascii() else self._plain_gates(text)
+        if gates is None:
             return []
+        roman, ordinal, numbers = gates
         out: list[Quantity] = []
         spans: list[tuple[int, int]] = []
         # Substring gates: each pattern below needs one of these literals to match at all.
@@ -217,37 +243,35 @@ class NumberExtractor:
             if v is not None:
                 out.append(Quantity(v, v, "magnification", v, v, m.group(0)))
                 spans.append(m.span())
-        roman = self._roman_gate.search(text) is not None
         for m in (self._roman_re.finditer(text) if roman else ()):
             r = m.group("r")
             if r in _ROMAN:
                 v = float(_ROMAN[r])
                 out.append(Quantity(v, v, "", v, v, m.group(0)))
-        ordinal = digit and _ORDINAL_GATE.search(text) is not None
         for m in (_ORDINAL_RE.finditer(text) if ordinal else ()):
             v = float(m.group(1))
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
         aged_at = {m.start("n") for m in self._aged_re.finditer(text)} if "age" in text else ()
-        for m in self._num_re.finditer(text):
-            if spans and any(s <= m.start() < e for s, e in spans):
+        for m in numbers:
+            start, end = m.span()
+            if spans and any(s <= start < e for s, e in spans):
                 continue
-            ga = m.group("a")
+            ga, gb, unit = m.group("a", "b", "u")
             a = float(ga) if ga.isdecimal() else _word_number(_num_text(ga))  # (digits: direct)
             if a is None:
                 continue
-            b = _word_number(_num_text(m.group("b"))) if m.group("b") else None
-            unit = m.group("u")
+            b = _word_number(_num_text(gb)) if gb else None
             dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
-            if not unit and m.start() in aged_at:
+            if not unit and start in aged_at:
                 dim = "age"
-            if not unit and b is None and _LIST_MARKER_AFTER.match(text, m.end()) and (
-                    not text[:m.start()].strip(" \t")
-                    or text[:m.start()].rstrip(" \t")[-1] == "\n"):
+            if not unit and b is None and _LIST_MARKER_AFTER.match(text, end) and (
+                    not text[:start].strip(" \t")
+                    or text[:start].rstrip(" \t")[-1] == "\n"):
                 continue  # "1. Homer ...": a list marker at the start of a line, not a count
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
-                out.append(Quantity(b, b, dim, b * factor, b * factor, m.group("b")))
-            before = text[max(0, m.start() - 24):m.start()]
+                out.append(Quantity(b, b, dim, b * factor, b * factor, gb))
+            before = text[max(0, start - 24):start]
             hedged, cmp = False, ""
             if before.rstrip().endswith(_BOUND_ENDS):
                 hedged = bool(_HEDGES.search(before))
@@ -256,12 +280,50 @@ class NumberExtractor:
                     hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
             noun = ""
             if not dim:
-                nxt = _NEXT_WORD.match(text, m.end())
+                nxt = _NEXT_WORD.match(text, end)
                 if nxt and nxt.group(1) not in _NOT_A_NOUN:
                     noun = nxt.group(1)
-            out.append(Quantity(lo, hi, dim, lo * factor, hi * factor, m.group(0).strip(),
-                                hedged, cmp, noun))
+            out.append(_new(Quantity, (lo, hi, dim, lo * factor, hi * factor,
+                                       text[start:end].strip(), hedged, cmp, noun)))
         return out
+
+
+    def _plain_gates(self, text: str) -> tuple[bool, bool, Iterable[re.Match[str]]] | None:
+        """The gates of `extract` as regex scans (any text): None when the text can hold no
+        quantity; else (may hold a roman numeral, may hold an ordinal, the matches of
+        `_num_re`)."""
+        digit = self._digit.search(text) is not None
+        if not digit and self._word_gate.search(text) is None:
+            return None
+        roman = self._roman_gate.search(text) is not None
+        ordinal = digit and _ORDINAL_GATE.search(text) is not None
+        return roman, ordinal, self._num_re.finditer(text)
+
+    def _ascii_gates(self, text: str) -> tuple[bool, bool, Iterable[re.Match[str]]] | None:
+        """`_plain_gates` for ASCII text, read from its word-runs: one C-level byte translation
+        and split instead of regex scans that try a match at every position. The roman and
+        ordinal gates may say no where the plain ones say yes, never where a match exists."""
+        runs = text.encode().translate(_WORD_RUNS)  # (ASCII: one byte per character)
+        first_digit = runs.find(b"0")  # (`in` would try the bytes as an int first: slower)
+        digit = first_digit >= 0
+        words = runs.split()
+        found = self._gate_words.intersection(words)  # `_word_gate`: one of them is a word-run
+        if not digit and not found:
+            return None
+        # a roman numeral follows its cue word and a space: the cue is a whole word-run
+        roman = not self._roman_words.isdisjoint(found)
+        if not digit:
+            return roman, False, self._num_re.finditer(text)
+        ordinal = _ORDINAL_RUN.search(runs) is not None
+        if (self._number_words.isdisjoint(found) and not runs.startswith(self._number_word_heads)
+                and self._number_word_run.search(runs) is None):
+            # no number word starts a word-run: every match starts with a digit (and none
+            # before the first digit)
+            numbers: Iterable[re.Match[str]] = self._num_digit_re.finditer(
+                text, first_digit)
+        else:
+            numbers = self._num_re.finditer(text)
+        return roman, ordinal, numbers
 
 
 def _close(x: float, y: float, tol: float) -> bool:
