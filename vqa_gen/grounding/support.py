@@ -20,6 +20,7 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import compress
+from operator import itemgetter, mul, not_
 
 from . import lexicon as lx
 from .analysis import Analyser, CaptionFacts
@@ -215,12 +216,12 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(compress(weights, ok))
     if discount is not None and False in ok:  # (part credit for unsupported units only)
-        credit += sum(w * d for w, s, d in zip(weights, ok, discount, strict=True) if not s)
+        credit += sum(compress(map(mul, weights, discount), map(not_, ok)))
     if numbers:
-        credit += number_weight * sum(1 for _, s in numbers if s)
+        credit += number_weight * sum(map(itemgetter(1), numbers))  # (the supported ones)
     uni = credit / total if total else 1.0
-    # sentences of the answer (the index of the sentence each unit is in)
-    if units and not _SENTENCE_END.isdisjoint(tokens[:units[-1][0]]):  # a sentence ends
+    # sentences of the answer (the index of the sentence each unit is in; one unit needs none)
+    if len(units) > 1 and not _SENTENCE_END.isdisjoint(tokens[:units[-1][0]]):  # one ends
         ends = [i for i, t in enumerate(tokens) if t in _SENTENCE_END]  # before the last word
         sent_of = [bisect_left(ends, i) for i, _, _ in units]
     else:  # one sentence (or none before the last unit)
@@ -242,7 +243,9 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             continue
         if units[i][2] == units[i + 1][2]:
             continue
-        w = min(weights[i], weights[i + 1])
+        w, w2 = weights[i], weights[i + 1]
+        if w2 < w:  # (the lighter word of the pair; the builtin min is slower)
+            w = w2
         pw_total += w
         if _near(pos[i], pos[i + 1], window, ordered):
             pw_ok += w
@@ -255,9 +258,10 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
         score = (uni + pair_weight * pairs * uni + weakest_weight * weakest) / (
             1 + pair_weight + weakest_weight)
     unsupported: tuple[str, ...] = ()
-    if False in ok or (numbers and not all(s for _, s in numbers)):
-        unsupported = tuple(dict.fromkeys([*(t for t, s in zip(toks, ok, strict=True) if not s),
-                                           *(t for t, s in numbers if not s)]))
-    return Support(min(1.0, max(0.0, score)), uni, pairs, weakest, unsupported, tuple(broken),
+    bad_numbers = [t for t, s in numbers if not s] if numbers else ()
+    if False in ok or bad_numbers:
+        unsupported = tuple(dict.fromkeys([*compress(toks, map(not_, ok)), *bad_numbers]))
+    clamped = 1.0 if score > 1.0 else score if score > 0.0 else 0.0  # (min/max: slower)
+    return Support(clamped, uni, pairs, weakest, unsupported, tuple(broken),
                    total)
 
