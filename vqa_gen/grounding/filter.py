@@ -105,7 +105,9 @@ class GroundingFilter:
             if not found:  # most checks find nothing
                 continue
             for r in found:
-                pen = min(1.0, r.penalty * weight)
+                pen = r.penalty * weight
+                if not pen < 1.0:  # (capped at 1 by comparison: the builtin min is slower)
+                    pen = 1.0
                 if pen != r.penalty:  # weight 1 and penalty <= 1: the reason as it is
                     r = new_reason(r.code, r.check, r.detail, pen, r.evidence)
                 reasons.append(r)

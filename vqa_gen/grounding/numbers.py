@@ -271,7 +271,7 @@ class NumberExtractor:
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
                 out.append(Quantity(b, b, dim, b * factor, b * factor, gb))
-            before = text[max(0, start - 24):start]
+            before = text[start - 24 if start > 24 else 0:start]
             hedged, cmp = False, ""
             if before.rstrip().endswith(_BOUND_ENDS):
                 hedged = bool(_HEDGES.search(before))
@@ -327,7 +327,11 @@ class NumberExtractor:
 
 
 def _close(x: float, y: float, tol: float) -> bool:
-    return abs(x - y) <= max(1e-9, tol * max(abs(x), abs(y)))
+    # max(1e-9, tol * max(|x|, |y|)), by comparisons (the builtin max is slower, and this runs
+    # for every pair of numbers compared)
+    ax, ay = abs(x), abs(y)
+    bound = tol * (ay if ay > ax else ax)
+    return abs(x - y) <= (bound if bound > 1e-9 else 1e-9)
 
 
 def supports(evidence: Quantity, claim: Quantity) -> bool:

@@ -260,10 +260,13 @@ def shared_prefix_match(a: str, b: str) -> bool:
     (min 5 chars) and only suffix-like remainders after it: erythem/erythemat,
     hyperkerato-sis/-tic. Rejects different words sharing a prefix: melanom/melanocyt,
     keratin/keratosis, papill/papul."""
-    short = min(len(a), len(b))
+    la, lb = len(a), len(b)
+    short = lb if lb < la else la  # (comparisons: the builtins min and max are slower)
     if short < 5:
         return False
-    need = max(5, int(0.8 * short + 0.999))
+    need = int(0.8 * short + 0.999)
+    if need < 5:
+        need = 5
     if a[:need] != b[:need]:
         return False
     n = need
