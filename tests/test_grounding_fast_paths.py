@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from vqa_gen.grounding import lexicon as lx
 from vqa_gen.grounding.analysis import Analyser, acronyms, initials_text
+from vqa_gen.grounding.checks.relevance import _KIND_CUES, _QUESTION_KINDS
 from vqa_gen.grounding.support import _NAME_RE, COVERAGE_STOP, NAME_PLAIN, coverage
 from vqa_gen.grounding.text import _TOKEN_RE, TOKEN_PLAIN, Normaliser, fold
 
@@ -67,6 +68,23 @@ def test_name_pattern_matches_the_plain_one(text):
 def test_words_are_the_tokens_without_punctuation(text):
     facts = AN._facts(text)
     assert facts.words == [t for t in facts.view.tokens if t[0].isalnum()]
+
+
+_KIND_WORDS = ["type", "kind", "sort", "of", "image", "imaging", "photograph", "view", "scan",
+               "modality", "technique", "method", "how", "was", "this", "the", "picture",
+               "taken", "obtained", "colour", "colors", "hue", "shades", "demographics",
+               "gender", "sex", "old", "age", "patient's", "diagnosis", "diagnoses",
+               "condition", "disease", "disorder", "classification", "what", "is", "lesion"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_KIND_WORDS), max_size=8).map(" ".join))
+def test_kind_cue_gate_hides_no_question_kind(question):
+    # the relevance and content checks skip every kind search (but location's) when the
+    # cue gate finds nothing: each kind's match must hold a cue
+    for kind, pattern in _QUESTION_KINDS:
+        if kind != "location" and pattern.search(question):
+            assert _KIND_CUES.search(question), (kind, question)
 
 
 def test_whole_word_rewrites_ignore_the_letters_inside_other_words():

@@ -19,7 +19,7 @@ from ..support import (
 from ..verdict import Reason
 from .base import Check
 from .numbers import number_supported
-from .relevance import _DIAGNOSIS_Q, _MODALITY_Q
+from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
 _DEMOGRAPHIC_WORDS = frozenset(lx.AGE_GROUPS) | frozenset(lx.SEX_WORDS)
@@ -186,8 +186,10 @@ class ContentCheck(Check):
         """(does the question ask how the image was made, does it ask for a diagnosis, the
         keys an answer may echo from it: an open question's content words)."""
         text = qa.question.view.text
-        return (bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)),
-                None if qa.yes_no else {k for _, _, k in qa.question_content})
+        echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
+        if _KIND_CUES.search(text) is None:  # every modality or diagnosis match holds a cue
+            return False, False, echo
+        return bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)), echo
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
