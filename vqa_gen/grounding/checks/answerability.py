@@ -39,8 +39,6 @@ class AnswerabilityCheck(Check):
         # the cues, whose matches are then found in one pass. A lookahead on the patterns'
         # first letters lets the engine skip other positions without trying every branch.
         self._topic_gate = CueGate([q for _, q, _ in lx.UNANSWERABLE_TOPICS], "topic_cues")
-        # (the exact alternation, no longer searched per question: tests pin its lookahead)
-        self._any_topic = _with_first_letters([q for _, q, _ in lx.UNANSWERABLE_TOPICS])
         self._any_gk = CueGate(lx.GENERAL_KNOWLEDGE_CUES, "gk_cues")
         self._gk = _with_first_letters(list(lx.GENERAL_KNOWLEDGE_CUES))
 
