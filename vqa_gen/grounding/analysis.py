@@ -55,7 +55,7 @@ class Facts:
     sites: AbstractSet[str]
     extractor: NumberExtractor
     content_index: list[int]  # positions of word tokens that are not stop words
-    words: list[str]  # word and number tokens, in order (`words`; may be `view.tokens`)
+    words: list[str]  # word and number tokens, in order (read only: may be `view.tokens`)
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
     _numbers: list[Quantity] | None = None
     _ages: list[tuple[float, float, str]] | None = None
@@ -226,11 +226,6 @@ def initials_text(tokens: list[str], stop: frozenset[str]) -> str:
 
 
 _INITIALS_TEXT: dict[frozenset[str], tuple[Memo, Memo]] = {}  # per stop list: word -> initials
-
-
-def words(facts: Facts) -> list[str]:
-    """The text's word and number tokens (no punctuation; read-only)."""
-    return facts.words
 
 
 _CACHED_ANSWER = 12  # characters: answers up to this long ("Yes.", "Psoriasis.") are cached
@@ -621,8 +616,8 @@ class Analyser:
         # Answers repeat when short ("Yes.", "Erythema."); a long answer is almost always new,
         # and keeping its analysis only costs memory and garbage-collector time.
         af = self.text_facts(answer) if len(answer) <= _CACHED_ANSWER else self._facts(answer)
-        qtok = words(qf)
-        atok = words(af)
+        qtok = qf.words
+        atok = af.words
         yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
         polarity: str | None = None
         if atok and atok[0].isdigit() and len(atok) > 1 and (

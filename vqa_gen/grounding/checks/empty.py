@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..analysis import CaptionFacts, QAFacts, words
+from ..analysis import CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
 
@@ -18,13 +18,13 @@ class EmptyCheck(Check):
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
-        if not words(qa.answer):
+        if not qa.answer.words:
             out.append(self.reason("empty_answer", "answer has no words", self.p["penalty"],
                                    qa.answer.view.raw[:40]))
         q_raw = qa.question.view.raw
         # No question at all (a description, a caption, a dialogue opener): the answer is
         # graded on its own. A question field with only punctuation is a broken question.
-        if q_raw.strip() and not words(qa.question):
+        if q_raw.strip() and not qa.question.words:
             out.append(self.reason("empty_question", "question has no words", self.p["penalty"],
                                    qa.question.view.raw[:40]))
         return out

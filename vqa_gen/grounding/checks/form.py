@@ -7,7 +7,6 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, Facts, QAFacts
-from ..analysis import words as words_of
 from ..verdict import Reason
 from .base import Check
 
@@ -42,7 +41,7 @@ class FormCheck(Check):
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         q_raw = qa.question.view.raw.strip()
-        words = words_of(qa.question)
+        words = qa.question.words
         if not words:
             return []  # the empty check reports it
         # (the answer can repeat the question only if it holds the question's first word, the

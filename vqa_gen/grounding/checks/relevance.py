@@ -16,7 +16,6 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts
-from ..analysis import words as words_of
 from ..patterns import trie_pattern
 from ..verdict import Reason
 from .base import Check
@@ -94,8 +93,8 @@ class RelevanceCheck(Check):
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
         diagnosis?" / "No"), or the question's own words restated ("What is the most likely
         location?" / "The most likely location of the lesions.")."""
-        qtok = words_of(qa.question)
-        atok = words_of(qa.answer)
+        qtok = qa.question.words
+        atok = qa.answer.words
         if not qtok or not atok or qtok[0] not in _WH:
             return None
         if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
