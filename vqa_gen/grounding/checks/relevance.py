@@ -102,9 +102,8 @@ class RelevanceCheck(Check):
         # Cheapest tests first: most answers share no content word with their question.
         if qa.answer.sites or qa.answer.laterality or qa.answer.numbers:
             return None
-        stop, q_words = self.an.stop, set(qtok)
-        if not any(t in q_words and t not in stop for t in atok):
-            return None
+        if self.an.stop.issuperset(set(qtok).intersection(atok)):
+            return None  # no word but stop words in common
         q_keys = {k for _, _, k in self.an.content(qa.question)}
         if all(k in q_keys for _, _, k in qa.answer_content):
             return "the answer restates the question"
