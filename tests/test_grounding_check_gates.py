@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from vqa_gen.grounding import GroundingFilter
 from vqa_gen.grounding import lexicon as lx
 from vqa_gen.grounding.checks.answerability import _Mentions
-from vqa_gen.grounding.checks.base import ANSWER_CUES, QUESTION_CUES, CueGate, literal_heads
+from vqa_gen.grounding.checks.base import ANSWER_CUES, QUESTION_CUES, CueGate
+from vqa_gen.grounding.patterns import literal_heads
 from vqa_gen.grounding.text import Normaliser
 from vqa_gen.grounding.verdict import Reason, Verdict, new_reason, new_verdict
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, QAFacts
-from ..patterns import first_letters
+from ..patterns import first_letters, top_level_alternatives
 from ..verdict import Reason
 from .base import ANSWER_CUES, QUESTION_CUES, Check, CueGate
 
@@ -97,7 +97,7 @@ class _Mentions:
     engine's scan, and only the others by a search."""
 
     def __init__(self, pattern: str) -> None:
-        alternatives = _top_level_alternatives(pattern)
+        alternatives = top_level_alternatives(pattern)
         self.words = tuple(a for a in alternatives if _PLAIN.fullmatch(a))
         rest = [a for a in alternatives if not _PLAIN.fullmatch(a)]
         self.rest = re.compile("|".join(rest)) if rest else None
@@ -107,28 +107,3 @@ class _Mentions:
             if w in text:
                 return True
         return self.rest is not None and self.rest.search(text) is not None
-
-
-def _top_level_alternatives(pattern: str) -> list[str]:
-    """`pattern` split at the `|` outside groups and classes."""
-    out, depth, start, i, in_class = [], 0, 0, 0, False
-    while i < len(pattern):
-        ch = pattern[i]
-        if ch == "\\":
-            i += 1
-        elif in_class:
-            in_class = ch != "]"
-        elif ch == "[":
-            in_class = True
-            i += pattern.startswith("^", i + 1)
-            i += pattern.startswith("]", i + 1)  # a leading "]" is a member
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "|" and depth == 0:
-            out.append(pattern[start:i])
-            start = i + 1
-        i += 1
-    out.append(pattern[start:])
-    return out
