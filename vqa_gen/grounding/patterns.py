@@ -46,9 +46,8 @@ def first_letters(pattern: str) -> str:
         return rest[0]
     if not rest.startswith("("):
         raise ValueError(f"cannot tell how {pattern!r} starts")
-    # split the first group into its top-level alternatives (an escaped character is literal)
-    alternatives: list[str] = []
-    depth, start, end, escaped = 0, 1, -1, False
+    # the first group, split into its top-level alternatives (an escaped character is literal)
+    depth, end, escaped = 0, -1, False
     for i, ch in enumerate(rest):
         if escaped:
             escaped = False
@@ -61,12 +60,9 @@ def first_letters(pattern: str) -> str:
             if depth == 0:
                 end = i
                 break
-        elif ch == "|" and depth == 1:
-            alternatives.append(rest[start:i])
-            start = i + 1
     if end < 0 or rest[end + 1:end + 2] in ("?", "*", "{"):
         raise ValueError(f"cannot tell how {pattern!r} starts")
-    alternatives.append(rest[start:end])
+    alternatives = top_level_alternatives(rest[1:end])
     if alternatives[0].startswith("?:"):
         alternatives[0] = alternatives[0][2:]
     if not all(a[:1].isalpha() for a in alternatives):
