@@ -31,9 +31,12 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+try:  # the installed package (compiled when built with VQA_GEN_COMPILE=1), else this checkout
+    import vqa_gen  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vqa_gen.grounding import FilterConfig, GroundingFilter
+from vqa_gen.grounding import COMPILED, FilterConfig, GroundingFilter
 from vqa_gen.grounding.lexicon import words
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "grounding_eval.jsonl"
@@ -343,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"    lexical only: {summary_line(rows, res['verdicts'])}\n"
                   f"    with judge:   {summary_line(rows, judged)}")
 
-    print(f"\nstrictness for AUROC: {args.strictness}; rejection rates as hallucinated / "
+    build = "compiled with mypyc" if COMPILED else "pure Python"
+    print(f"\ngrounding filter: {build} (Python {sys.version.split()[0]}); "
+          f"strictness for AUROC: {args.strictness}; rejection rates as hallucinated / "
           "grounded rejected; speed = QA checks per CPU-second of this one process, a new "
           "evidence text every 3-5 QA, caches emptied per pass (median of 3)")
     head = ("| set | items | AUROC | binned | floor | floor binned | lenient | default | strict "

@@ -26,9 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", type=Path, default=HERE.parent, help="checkout whose vqa_gen to use")
+    ap.add_argument("--installed", action="store_true",
+                    help="use the installed vqa_gen (e.g. one built with VQA_GEN_COMPILE=1)")
     ap.add_argument("--data", type=Path, action="append", default=None)
     args = ap.parse_args(argv)
-    sys.path.insert(0, str(args.tree.resolve()))
+    if not args.installed:
+        sys.path.insert(0, str(args.tree.resolve()))
     from vqa_gen.grounding import FilterConfig, GroundingFilter  # the tree's, imported first
 
     sys.path.insert(1, str(HERE))

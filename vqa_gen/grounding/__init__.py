@@ -26,10 +26,15 @@ Stable reason codes (see `CODES`).
 
 from __future__ import annotations
 
+from . import support as _support
 from .config import CHECK_NAMES, CheckSettings, FilterConfig
 from .filter import GroundingFilter
 from .judge import GroundingJudge
 from .verdict import Reason, Verdict
+
+# True in an install built with `VQA_GEN_COMPILE=1` (the filter's modules compiled by mypyc,
+# see hatch_build.py): the same source and verdicts, faster. Benchmarks print it.
+COMPILED: bool = not str(_support.__file__).endswith(".py")
 
 CODES: dict[str, str] = {
     "empty_answer": "answer has no words (blocking)",
@@ -68,5 +73,5 @@ CODES: dict[str, str] = {
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",
 }
 
-__all__ = ["CHECK_NAMES", "CODES", "CheckSettings", "FilterConfig", "GroundingFilter",
+__all__ = ["CHECK_NAMES", "CODES", "COMPILED", "CheckSettings", "FilterConfig", "GroundingFilter",
            "GroundingJudge", "Reason", "Verdict"]

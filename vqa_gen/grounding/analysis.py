@@ -13,6 +13,7 @@ from itertools import compress, islice, repeat
 from operator import contains, ne, not_
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 from rapidfuzz import fuzz, process
 
 from . import lexicon as lx
@@ -109,6 +110,7 @@ class QAFacts:
     question_content: list[tuple[int, str, str]]
 
 
+@mypyc_attr(native_class=False)  # (a builtin subclass: a plain class when compiled)
 class KeySet(set):
     """A set of keys that answers `key_in` through its keys' 5-character prefixes (a set of
     them first, then an index of the keys by prefix, each built on first use; the set is not

@@ -134,9 +134,11 @@ def _word_number(s: str) -> float | None:
 
 
 class NumberExtractor:
-    """Finds quantities in folded text."""
+    """Finds quantities in folded text. `ascii_fast_path=False` gates every text through the
+    plain regex scans (the reference the fast path is tested against)."""
 
-    def __init__(self) -> None:
+    def __init__(self, ascii_fast_path: bool = True) -> None:
+        self._ascii_fast_path = ascii_fast_path
         tens = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
         words = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
         digits = "one|two|three|four|five|six|seven|eight|nine"
@@ -204,7 +206,8 @@ class NumberExtractor:
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
-        gates = self._ascii_gates(text) if text.isascii() else self._plain_gates(text)
+        gates = (self._ascii_gates(text) if self._ascii_fast_path and text.isascii()
+                 else self._plain_gates(text))
         if gates is None:
             return []
         roman, ordinal, numbers = gates

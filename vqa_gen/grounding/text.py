@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from itertools import chain, compress
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from . import lexicon as lx
 
 # A token: a word ("t-cell", "don't"), an ordinal ("3rd"), a number ("2.5") or one punctuation
@@ -65,6 +67,7 @@ def _triggers(pattern: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+@mypyc_attr(native_class=False)  # (a builtin subclass: a plain class when compiled)
 class Memo(dict):
     """A bounded memo of a function of one word: a miss computes the value (kept while the
     memo holds fewer than `limit` words). Lookups through `map(memo.__getitem__, tokens)` run
