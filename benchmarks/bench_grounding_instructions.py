@@ -7,11 +7,13 @@ pass) under callgrind twice, with `--passes` and with 0 passes after one warm-up
 prints the difference per check, so start-up and imports do not count.
 
     python benchmarks/bench_grounding_instructions.py [--data SET.jsonl ...] [--passes 2]
-                                                      [--tree DIR] [--gc off]
+                                                      [--tree DIR | --installed] [--gc off]
 
 `--tree` measures another checkout (e.g. a worktree of an older commit) with this script's
 workload, so two versions compare in one run. `--gc off` disables the garbage collector after
-the warm-up pass (the collector's share is the difference to a run with it on). Needs
+the warm-up pass (the collector's share is the difference to a run with it on). `--installed`
+measures the vqa_gen this interpreter has installed instead of a checkout: run it with the
+interpreter of an install built with `VQA_GEN_COMPILE=1` to count the compiled build. Needs
 `valgrind` on PATH; takes about a minute per set.
 """
 
@@ -32,10 +34,11 @@ ROOT = HERE.parent
 DEFAULT_SETS = [HERE / "data" / "grounding_eval.jsonl", HERE / "data" / "general_eval.jsonl"]
 
 
-def workload(tree: Path, data: Path, passes: int, gc_off: bool) -> None:
+def workload(tree: Path | None, data: Path, passes: int, gc_off: bool) -> None:
     """One warm-up pass, then `passes` timed passes of the grouped workload (run inside
-    callgrind by `main`)."""
-    sys.path.insert(0, str(tree))
+    callgrind by `main`). `tree` None: the installed vqa_gen."""
+    if tree is not None:
+        sys.path.insert(0, str(tree))
     from vqa_gen.grounding import FilterConfig, GroundingFilter  # the tree's, imported first
 
     sys.path.insert(1, str(HERE))
@@ -59,10 +62,11 @@ def workload(tree: Path, data: Path, passes: int, gc_off: bool) -> None:
         one_pass()
 
 
-def count(tree: Path, data: Path, passes: int, gc_off: bool) -> int:
+def count(tree: Path | None, data: Path, passes: int, gc_off: bool) -> int:
     """Instructions of a whole run of this script's workload under callgrind."""
+    where = ["--installed"] if tree is None else ["--tree", str(tree)]
     cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-           __file__, "--workload", "--tree", str(tree), "--data", str(data),
+           __file__, "--workload", *where, "--data", str(data),
            "--passes", str(passes)] + (["--gc", "off"] if gc_off else [])
     env = {**os.environ, "PYTHONHASHSEED": "0"}  # set order and so the work: repeatable
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stderr
@@ -78,18 +82,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, action="append", default=None)
     ap.add_argument("--passes", type=int, default=2)
     ap.add_argument("--tree", type=Path, default=ROOT, help="checkout whose vqa_gen to measure")
+    ap.add_argument("--installed", action="store_true",
+                    help="measure this interpreter's installed vqa_gen (e.g. a compiled build)")
     ap.add_argument("--gc", choices=["on", "off"], default="on")
     ap.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     sets = args.data or DEFAULT_SETS
+    tree = None if args.installed else args.tree.resolve()
     if args.workload:
-        workload(args.tree.resolve(), sets[0], args.passes, args.gc == "off")
+        workload(tree, sets[0], args.passes, args.gc == "off")
         return 0
     if shutil.which("valgrind") is None:
         print("valgrind not found on PATH", file=sys.stderr)
         return 2
-    tree = args.tree.resolve()
-    print(f"tree {tree}, gc {args.gc}, {args.passes} passes minus 0 (after one warm-up pass)")
+    if tree is None:
+        from vqa_gen.grounding import COMPILED
+        where = f"installed vqa_gen ({'compiled' if COMPILED else 'pure Python'})"
+    else:
+        where = f"tree {tree}"
+    print(f"{where}, gc {args.gc}, {args.passes} passes minus 0 (after one warm-up pass)")
     for data in sets:
         n = sum(1 for line in data.open(encoding="utf-8") if line.strip())
         full = count(tree, data, args.passes, args.gc == "off")
