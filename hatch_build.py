@@ -24,9 +24,9 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 ENV = "VQA_GEN_COMPILE"
 PACKAGE = "vqa_gen"
 # Compiled: the grounding filter's pure logic. Left as source: the package's entry module, the
-# pydantic settings, the LLM judge (I/O) and the verdict records, whose constructors are tuned
-# to CPython's slot layout.
-COMPILED = "vqa_gen/grounding"
+# pydantic settings, the LLM judge (I/O), the lexicon (data, read once at import) and the
+# verdict records, whose constructors are tuned to CPython's slot layout.
+COMPILED_DIR = "vqa_gen/grounding"
 LEFT_AS_SOURCE = frozenset({"vqa_gen/grounding/__init__.py", "vqa_gen/grounding/config.py",
                             "vqa_gen/grounding/judge.py", "vqa_gen/grounding/lexicon.py",
                             "vqa_gen/grounding/verdict.py"})
@@ -38,7 +38,7 @@ def _wanted() -> bool:
 
 
 class CompileGroundingHook(BuildHookInterface):
-    """Compiles `COMPILED` into the wheel when `VQA_GEN_COMPILE` is set."""
+    """Compiles `COMPILED_DIR` into the wheel when `VQA_GEN_COMPILE` is set."""
 
     def dependencies(self) -> list[str]:
         if not _wanted():
@@ -95,7 +95,7 @@ class CompileGroundingHook(BuildHookInterface):
 
 
 def _compiled_files(root: Path) -> list[str]:
-    files = sorted(p.relative_to(root).as_posix() for p in (root / COMPILED).rglob("*.py"))
+    files = sorted(p.relative_to(root).as_posix() for p in (root / COMPILED_DIR).rglob("*.py"))
     return [f for f in files if f not in LEFT_AS_SOURCE]
 
 
