@@ -104,8 +104,14 @@ class RelevanceCheck(Check):
             return None
         if self.an.stop.issuperset(set(qtok).intersection(atok)):
             return None  # no word but stop words in common
+        if "or" in qtok and "or" not in atok:
+            return None  # a choice question answered by picking one of its options
         q_keys = {k for _, _, k in self.an.content(qa.question)}
-        if all(k in q_keys for _, _, k in qa.answer_content):
+        a_keys = {k for _, _, k in qa.answer_content}
+        # A restatement repeats the question's frame: at least half its content words. An
+        # answer that names one entity of a long question ("What city are the X Hospital and
+        # the Y Hospital in?" / "Washington") takes a few of them and is an answer.
+        if a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys):
             return "the answer restates the question"
         return None
 
