@@ -239,6 +239,20 @@ def test_an_x_inside_a_word_is_no_magnification():
     assert [q.dim for q in NX.extract("axial view, extending 3 cm")] == ["length"]
 
 
+@pytest.mark.parametrize("text", ["covid-19 pneumonia", "sars-cov-2 infection", "il-6 levels",
+                                  "ki-67 staining", "hpv-16 positive"])
+def test_digits_ending_a_hyphenated_name_are_part_of_the_name(text):
+    assert NX.extract(text) == []
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("type-2 diabetes", 2.0), ("a grade-3 tumour", 3.0), ("stage-4 disease", 4.0),
+    ("ages 20-30", 20.0), ("a 3-year-old", 3.0), ("the second-half lead", 0.5),
+])
+def test_numbers_after_a_hyphen_that_are_values(text, value):
+    assert [q.lo for q in NX.extract(text)][:1] == [value]
+
+
 @pytest.mark.parametrize(("pattern", "letters"), [
     (r"\bis (?:a )?common", "i"), (r"\b(?:consult|see|visit) a", "csv"),
     (r"\b(treat\w*|cure[sd]?|remed\w*)\b", "crt"), (r"^(?:unknown|n/?a)\.?$", "nu"),

@@ -58,6 +58,35 @@ def test_false_positives_are_kept(f, caption, question, answer, meta):
                 "unsupported_premise"} & set(v.codes)
 
 
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    # a choice question answered by picking one option: its words are all the question's
+    ("A papule appeared first on the arm; the ulcer followed a week later.",
+     "Which came first, the papule or the ulcer?", "The papule."),
+    ("A plaque on the arm and a larger nodule on the leg.",
+     "Which lesion is larger, the plaque on the arm or the nodule on the leg?",
+     "The nodule on the leg."),
+    # one entity of a long question is an answer, not a restatement of it
+    ("Biopsy taken at the Boston Children's Hospital dermatology clinic.",
+     "Which city is the dermatology clinic of the Children's Hospital in?", "Boston."),
+])
+def test_answers_drawn_from_the_question_are_not_restatements(f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("answer", "ok"), [
+    ("IL-6 levels.", True), ("IL-8 levels.", False), ("SARS-CoV-3.", False),
+    ("Raised IL-6 in SARS-CoV-2 infection.", True),
+])
+def test_names_with_digits_are_matched_exactly_not_as_numbers(f, answer, ok):
+    """"il-6" is a name, not the number 6 (no number check against the caption's numbers),
+    and its digits are its identity: "il-8" is not a spelling variant of it."""
+    v = f.check("Patients with SARS-CoV-2 infection had raised IL-6 levels on day 3.",
+                "What was found?", answer)
+    assert v.passed is ok, v.to_dict()
+    assert "number_mismatch" not in v.codes and "unsupported_number" not in v.codes
+
+
 def test_provenance_metadata_is_not_evidence(f):
     v = f.check(PYO, "How large is the nodule?", "3.9 cm.", meta={"source": "fig 3.9"})
     assert not v.passed and "number_mismatch" not in v.codes

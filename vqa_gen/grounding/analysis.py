@@ -585,8 +585,13 @@ class Analyser:
         if "-" in token:
             parts = [p for p in token.split("-") if p]
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
-                   for p in parts):
+                   for p in parts) and not any(p.isdigit() for p in parts):
                 return True
+        if not token.replace("-", "").isalpha():
+            # A name or code with digits ("il-6", "sars-cov-2", "n95") is matched as written:
+            # its digits are its identity ("il-8" is no spelling variant of it, and "3"
+            # elsewhere in the caption does not make "sars-cov-3").
+            return False
         if 2 <= len(token) <= 5 and token.isalpha():
             if cap.acronym_text is None:
                 cap.acronym_text = initials_text(cap.facts.view.tokens, self.stop)

@@ -99,6 +99,7 @@ _BOUND_ENDS = ("about", "approximately", "approx", "around", "roughly", "nearly"
                "below", "within", "above", "exceeding", "~", "<", ">")
 # Every magnification match has "times", "magnification", or an x/× not followed by a letter
 # ("x40", "x 40", "40x", "40 x"): "axial" and "extending" alone need no search.
+_WORD_END = re.compile(r"[a-z]+$")  # the word a hyphenated number follows ("covid" in "covid-19")
 _MAG_X = re.compile(r"[x×](?![^\W\d])")
 
 
@@ -203,6 +204,7 @@ class NumberExtractor:
         # ASCII text is read through its word-runs instead (see `_ascii_gates`)
         self._gate_words = frozenset(gate_words.encode().split(b"|"))
         self._roman_words = frozenset(w.encode() for w in self._roman_triggers)
+        self._value_words = frozenset(self._roman_triggers)
 
     def extract(self, text: str) -> list[Quantity]:
         """All quantities in `text` (already folded)."""
@@ -259,6 +261,14 @@ class NumberExtractor:
             start, end = m.span()
             if spans and any(s <= start < e for s, e in spans):
                 continue
+            if (start > 1 and text[start - 1] == "-" and text[start - 2].isalpha()
+                    and text[start].isdigit()):
+                # A number that ends a hyphenated name is part of the name ("covid-19",
+                # "sars-cov-2", "ki-67", "il-6"), checked as a word; after a word that takes
+                # a value ("type-2", "grade-3") it is a value.
+                name = _WORD_END.search(text, start - 24 if start > 24 else 0, start - 1)
+                if name is None or name.group() not in self._value_words:
+                    continue
             ga, gb, unit = m.group("a", "b", "u")
             a = float(ga) if ga.isdecimal() else _word_number(_num_text(ga))  # (digits: direct)
             if a is None:
