@@ -477,8 +477,11 @@ def test_llm_calls_counts_every_call_sent_across_retry_failed(tmp_path):
                 "--no-cache", "--max-retries", "1", "--concurrency", "1"]
         assert _run(*args)[0] == 0
         assert _manifest(out)["counts"]["records_failed"] == 3
+        assert _manifest(out)["http_retries"] == 3  # each failed record: one retry
         assert _run(*args, "--retry-failed")[0] == 0
-        assert _manifest(out)["counts"]["llm_calls"] == srv.stats["requests"] == 18
+        m = _manifest(out)
+        assert m["counts"]["llm_calls"] == srv.stats["requests"] == 18
+        assert m["http_retries"] == 3  # the first run's, which the second needed none of
 
 
 def test_llm_calls_counts_calls_of_records_lost_to_a_kill(tmp_path):

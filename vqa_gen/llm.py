@@ -369,8 +369,9 @@ class ChatClient:
         self._semaphore = asyncio.Semaphore(config.concurrency)
         self.calls = 0
         self.retries = 0
-        self.on_call: Callable[[], None] | None = None
-        """Called before every HTTP call is sent (the runner counts calls durably with it)."""
+        self.on_call: Callable[[bool], None] | None = None
+        """Called before every HTTP call is sent, with whether it is a retry (the runner counts
+        calls durably with it)."""
 
     async def __aenter__(self) -> ChatClient:
         await self.open()
@@ -393,11 +394,11 @@ class ChatClient:
             await self._session.close()
             self._session = None
 
-    async def _post_once(self, payload: bytes) -> Completion:
+    async def _post_once(self, payload: bytes, retry: bool) -> Completion:
         assert self._session is not None, "use ChatClient as an async context manager"
         self.calls += 1
         if self.on_call is not None:
-            self.on_call()
+            self.on_call(retry)
         try:
             async with self._session.post(self._url, data=payload, headers=self._headers) as resp:
                 body = await self._read_capped(resp)
@@ -459,7 +460,7 @@ class ChatClient:
             while True:
                 attempts += 1
                 try:
-                    result = await self._post_once(payload)
+                    result = await self._post_once(payload, attempts > 1)
                 except LLMError as err:
                     status = f" (HTTP {err.status})" if err.status else ""
                     if not err.retryable or attempts > self.config.max_retries:

@@ -57,8 +57,9 @@ their stored replies, so they are committed again in input order without a singl
 LOCK_FILE = "lock"
 """Under STATE_DIR: flock-ed by the run that owns the folder; holds its pid, host and start."""
 CALLS_FILE = "calls"
-"""Under STATE_DIR: one byte per HTTP call sent, appended before the call, so `llm_calls`
-counts calls whose record was never committed (a kill, a `--retry-failed`) too."""
+"""Under STATE_DIR: one byte per HTTP call sent, appended before the call ("." for a first
+attempt, "r" for an HTTP retry), so `llm_calls` and `http_retries` count the calls of every run
+on the folder, also those whose record was never committed (a kill, a `--retry-failed`)."""
 DEFAULT_FSYNC_INTERVAL = 1.0
 """Seconds between fsyncs of the output files and the progress log (0: at every commit).
 See benchmarks/bench_reliability.py `--only fsync` for the cost per commit."""
@@ -563,6 +564,8 @@ class RunWriter:
         self._calls_fd: int | None = None
         self.calls_sent = 0
         """HTTP calls sent for this folder over all its runs (see CALLS_FILE)."""
+        self.retries_sent = 0
+        """The HTTP retries among them."""
 
     @property
     def _files(self) -> tuple[ShardSet | SideFile, ...]:
@@ -585,14 +588,16 @@ class RunWriter:
     def _open_calls(self) -> None:
         path = self.state_dir / CALLS_FILE
         self._calls_fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.calls_sent = os.fstat(self._calls_fd).st_size
+        earlier = path.read_bytes()  # (a byte a call: small)
+        self.calls_sent, self.retries_sent = len(earlier), earlier.count(b"r")
 
-    def note_call(self) -> None:
+    def note_call(self, retry: bool = False) -> None:
         """Count one HTTP call about to be sent (a byte appended: survives a kill)."""
         self.calls_sent += 1
+        self.retries_sent += retry
         if self._calls_fd is not None:
             with naming(self.state_dir / CALLS_FILE):
-                os.write(self._calls_fd, b".")
+                os.write(self._calls_fd, b"r" if retry else b".")
 
     def start_resume(self, *, retry_failed: bool = False) -> None:
         """Rebuild counts and shard positions from the progress log after checking the shards

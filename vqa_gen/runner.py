@@ -247,7 +247,6 @@ class Run:
         self.resumed = False
         self.endpoint_info: dict[str, Any] = {}
         self.model = options.endpoint.model or ""
-        self._client: ChatClient | None = None
         self.error: str | None = None
         self.pool: WorkerPool | None = None
         self.last_pool_graded = 0
@@ -346,7 +345,7 @@ class Run:
             "shard_size": o.shard_size,
             "limit": o.limit,
             "usage": dict(self.writer.usage),
-            "http_retries": self._client.retries if self._client is not None else 0,
+            "http_retries": self.writer.retries_sent,  # (every run on the folder)
             "outputs": self.writer.outputs(),
             "resumed": self.resumed,
             "error": redact(self.error, o.endpoint.api_key) if self.error else self.error,
@@ -422,7 +421,6 @@ class Run:
         try:
             async with self.client_factory(client_config) as client:
                 client.on_call = self.writer.note_call
-                self._client = client
                 shared = self.pool.context if self.pool is not None else None
                 ctx = GenerationContext.build(self.template, o.generation, client, self.model,
                                               o.filter, cache=cache,
