@@ -179,6 +179,20 @@ def test_negation_scope_stops_at_comparison(f):
     assert "negation_conflict" not in v.codes, v.to_dict()
 
 
+def test_a_negation_conflict_weighs_less_in_a_long_evidence_text(f):
+    """NegEx scopes reach words a cue does not deny more often in an abstract than in a
+    caption: the same conflict costs `long_penalty` there, `penalty` in a caption."""
+    short = "Topical steroids improved the rash within two weeks."
+    filler = " ".join(f"Patient {i} was seen in clinic and followed up." for i in range(12))
+    long = f"{short} {filler}"
+    q, a = "What did the steroids do?", "Topical steroids did not improve the rash."
+    pens = []
+    for cap in (short, long):
+        v = f.check(cap, q, a)
+        pens.append([r.penalty for r in v.reasons if r.code == "negation_conflict"])
+    assert pens == [[0.85], [0.6]], pens
+
+
 # --------------------------------------------------------------------- speed mechanisms
 def _reference_rewrite(text: str) -> str:
     t = fold(text)

@@ -14,10 +14,13 @@ from .base import Check
 class NegationCheck(Check):
     """Uses the NegEx-style scopes computed by the analyser. Caption concepts that are both
     affirmed and negated (e.g. "ulcerated centre, no ulceration at the rim") are ambiguous and
-    never produce a conflict. A grounded "No" (caption: "without ulceration") passes."""
+    never produce a conflict. A grounded "No" (caption: "without ulceration") passes. In a long
+    evidence text (over `long_after` tokens: an abstract, an article) a cue's scope more often
+    reaches words it does not deny ("did not differ between the groups"), so a conflict there
+    weighs `long_penalty`, less than in a caption."""
 
     name = "negation"
-    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.85}
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.85, "long_penalty": 0.6, "long_after": 80}
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         cf = cap.facts
@@ -48,5 +51,7 @@ class NegationCheck(Check):
                 conflicts.append(t)
         if not conflicts:
             return []
+        long = len(cf.view.tokens) > self.p["long_after"]
         return [self.reason("negation_conflict", "answer polarity contradicts the caption",
-                            self.p["penalty"], ", ".join(dict.fromkeys(conflicts)))]
+                            self.p["long_penalty" if long else "penalty"],
+                            ", ".join(dict.fromkeys(conflicts)))]
