@@ -89,6 +89,15 @@ def test_negation_scope(text, negated, affirmed):
     assert not (affirmed & neg)
 
 
+@pytest.mark.parametrize(("text", "sites"), [
+    ("the sole cause of death", set()), ("the obstetric manual was read", set()),
+    ("plaques on the palms and soles", {"palm", "sole"}), ("a papule on the sole.", {"sole"}),
+    ("a nodule on the sole of the foot", {"sole", "foot"}), ("eczema of both hands", {"hand"}),
+])
+def test_body_sites_and_the_words_that_only_look_like_them(text, sites):
+    assert set(Analyser().text_facts(fold(text)).sites) == sites
+
+
 def test_acronyms_from_caption():
     an = Analyser()
     cap = an.caption("Optical coherence tomography; central retinal artery occlusion; "

@@ -27,6 +27,9 @@ _BEFORE_BY = 2  # `Analyser._word_kind`: content only when "by" follows
 _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "day", "days",
                          "yrs", "yr"})  # "3 years old" is an age, not the word "old"
 _GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is no site
+# "sole" is the foot's only before these ("soles of the feet", "palms and soles", "on the
+# sole."); before another word it means "only" ("the sole lesion", "the sole cause")
+_SOLE_SITE_NEXT = frozenset({"of", "and", "or", "nor", ",", ".", ";", ":", ")", "!", "?"})
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
@@ -443,7 +446,9 @@ class Analyser:
             for i in [i for i in content if keys[i] in site_by_key]:
                 site = site_by_key[keys[i]]
                 if site and not neg[i] and not (
-                        site == "back" and i and tokens[i - 1] in _GO_WORDS):
+                        site == "back" and i and tokens[i - 1] in _GO_WORDS) and not (
+                        tokens[i] == "sole" and i + 1 < len(tokens)
+                        and tokens[i + 1] not in _SOLE_SITE_NEXT):
                     sites.add(site)
         # the word and number tokens: all but the punctuation, which most questions and
         # answers have only at their end (then a slice, or the tokens themselves, will do)

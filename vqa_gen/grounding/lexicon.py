@@ -294,7 +294,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("center", "centre", "central", "centrally", "middle"),
     ("defined", "demarcated", "circumscribed", "distinct"),
     ("face", "facial"),
-    ("hand", "hands", "manual"),
+    ("hand", "hands"),  # (not "manual": a handbook, "manual therapy", far more than the hand)
     ("arm", "arms", "brachial"),
     ("leg", "legs", "crural"),
     ("foot", "feet", "pedal"),
