@@ -6,6 +6,7 @@ is done per QA pair. Checks never re-tokenise: they read `CaptionFacts` and `QAF
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ _GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is
 # "sole" is the foot's only before these ("soles of the feet", "palms and soles", "on the
 # sole."); before another word it means "only" ("the sole lesion", "the sole cause")
 _SOLE_SITE_NEXT = frozenset({"of", "and", "or", "nor", ",", ".", ";", ":", ")", "!", "?"})
+_DIGIT = re.compile(r"\d")
 _NEG_WINDOW = 6
 _POST_WINDOW = 4
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
@@ -592,7 +594,7 @@ class Analyser:
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
                    for p in parts) and not any(p.isdigit() for p in parts):
                 return True
-        if not token.replace("-", "").isalpha():
+        if not token.isalpha() and _DIGIT.search(token) is not None:
             # A name or code with digits ("il-6", "sars-cov-2", "n95") is matched as written:
             # its digits are its identity ("il-8" is no spelling variant of it, and "3"
             # elsewhere in the caption does not make "sars-cov-3").
