@@ -246,3 +246,40 @@ def test_a_caption_claim_given_as_question_is_malformed_even_when_long(f):
     turn = f.check(cap, "My aunt had a carcinoma on her nose last year and it was removed.",
                    "A pigmented basal cell carcinoma shows arborizing vessels.")
     assert "malformed_question" not in turn.codes, turn.to_dict()
+
+
+GA = ("Granuloma annulare (H&E, x100). Palisading histiocytes around foci of degenerated "
+      "collagen and mucin in the mid dermis.")
+
+
+def test_one_answer_given_to_several_questions_is_kept_once(f):
+    """A small model answers every question of a record with the diagnosis: it fits one of
+    them at most, and the rest teach a model to answer anything with it."""
+    qs = ["What is the diagnosis?", "What is the distribution?", "What is the modality?"]
+    vs = f.check_record(GA, [(q, "Granuloma annulare (H&E, x100)") for q in qs])
+    assert [v.passed for v in vs] == [True, False, False]
+    assert all("duplicate_answer" in v.codes for v in vs[1:])
+
+
+def test_short_answers_may_repeat_across_questions(f):
+    qs = ["Are histiocytes seen?", "Is mucin present?", "What magnification?"]
+    vs = f.check_record(GA, list(zip(qs, ["Yes.", "Yes.", "x100"], strict=True)))
+    assert not any("duplicate_answer" in v.codes for v in vs), [v.to_dict() for v in vs]
+
+
+def test_a_blocked_duplicate_does_not_push_out_one_that_passes(f):
+    # the treatment question is unanswerable from the image (blocked, its score untouched)
+    pairs = [("What is the treatment of granuloma annulare?", "Granuloma annulare (H&E, x100)"),
+             ("What is the diagnosis?", "Granuloma annulare (H&E, x100)")]
+    first, second = f.check_record(GA, pairs)
+    assert not first.passed and second.passed, (first.to_dict(), second.to_dict())
+
+
+def test_an_answer_in_a_decoding_loop_is_rejected(f):
+    loop = ("No, this condition is a skin condition that is a skin condition that is a skin "
+            "condition that is a skin condition.")
+    v = f.check(GA, "Is this condition a benign skin condition?", loop)
+    assert not v.passed and "degenerate_answer" in v.codes
+    fine = ("Palisading histiocytes surround foci of degenerated collagen and mucin in the mid "
+            "dermis, the pattern of granuloma annulare at x100.")
+    assert "degenerate_answer" not in f.check(GA, "Describe the histology.", fine).codes

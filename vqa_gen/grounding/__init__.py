@@ -68,6 +68,9 @@ CODES: dict[str, str] = {
                        "a colour, a place, an image type, an age/sex; a diagnosis answered with "
                        "only the image type; a wh-question answered yes/no; the question restated",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
+    "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
+                        "another question: it fits one of them at most (blocking)",
+    "degenerate_answer": "the answer repeats itself in a loop (blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",

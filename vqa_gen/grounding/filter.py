@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,13 @@ _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, 
 _KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
                                    "not", "or"})
 _DROP_FROM_QUESTION_KEY = lx.STOPWORDS - _KEEP_IN_QUESTION_KEY  # (one set test per token)
+_ANSWER_WORDS = re.compile(r"\w+")
+
+
+def _rank(v: Verdict) -> tuple[bool, float]:
+    """Of two duplicates the better is the one that passes, then the higher score (a pair
+    blocked for another reason keeps its score: it must not push out one that passes)."""
+    return v.passed, v.score
 
 
 class GroundingFilter:
@@ -133,7 +141,8 @@ class GroundingFilter:
             verdicts = [check(cap, str(q or ""), str(a or ""), types[i] if i < len(types) else None)
                         for i, (q, a) in enumerate(pairs)]
         if self._dup_enabled and len(pairs) > 1:
-            verdicts = self.mark_duplicates([q for q, _ in pairs], verdicts)
+            verdicts = self.mark_duplicates([q for q, _ in pairs], verdicts,
+                                            [a for _, a in pairs])
         return verdicts
 
     # -- duplicates --------------------------------------------------------------------
@@ -148,9 +157,11 @@ class GroundingFilter:
                 if t[0].isalnum() and t not in _DROP_FROM_QUESTION_KEY])
         return key
 
-    def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict]
-                        ) -> list[Verdict]:
-        """Fail the worse of each near-duplicate question pair (ties: keep the first)."""
+    def mark_duplicates(self, questions: Sequence[str], verdicts: Sequence[Verdict],
+                        answers: Sequence[str] = ()) -> list[Verdict]:
+        """Fail the worse of each near-duplicate question pair, then of each pair of different
+        questions given the same answer of 3+ words ("Granuloma annulare (H&E, x100)" to "What
+        is the diagnosis?" and to "What is the distribution?"); ties: keep the first."""
         keys = [self.question_key(q) for q in questions]
         out = list(verdicts)
         dropped: set[int] = set()
@@ -167,7 +178,7 @@ class GroundingFilter:
                 sim = 100.0 if key == other else ratio(key, other, score_cutoff=threshold)
                 if sim < threshold:
                     continue
-                worse, better = (i, j) if out[i].score < out[j].score else (j, i)
+                worse, better = (i, j) if _rank(out[i]) < _rank(out[j]) else (j, i)
                 dropped.add(worse)
                 r = new_reason("duplicate_question", "duplicates",
                                f"near-duplicate of question {better + 1} ({sim:.0f}%)",
@@ -175,4 +186,26 @@ class GroundingFilter:
                 out[worse] = self.combine((*out[worse].reasons, r))
                 if worse == i:
                     break
+        if answers:
+            self._mark_duplicate_answers(answers, out, dropped)
         return out
+
+    def _mark_duplicate_answers(self, answers: Sequence[str], out: list[Verdict],
+                                dropped: set[int]) -> None:
+        first: dict[str, int] = {}
+        for i, answer in enumerate(answers):
+            if i in dropped:
+                continue
+            words = _ANSWER_WORDS.findall(str(answer or "").casefold())
+            if len(words) < 3:
+                continue  # "Yes.", "Red.", "3": the same short answer fits many questions
+            key = " ".join(words)
+            j = first.setdefault(key, i)
+            if j == i:
+                continue
+            worse, better = (j, i) if _rank(out[j]) < _rank(out[i]) else (i, j)
+            r = new_reason("duplicate_answer", "duplicates",
+                           f"the same answer as pair {better + 1}, to another question",
+                           self._dup_penalty, str(answer)[:120])
+            out[worse] = self.combine((*out[worse].reasons, r))
+            first[key] = better

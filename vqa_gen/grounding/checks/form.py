@@ -1,4 +1,5 @@
-"""Question form: a "question" that is not a question (a bare label, or the answer repeated)."""
+"""Form: a "question" that is not a question (a bare label, or the answer repeated), and an
+answer caught in a decoding loop."""
 
 from __future__ import annotations
 
@@ -26,6 +27,19 @@ def _plain(facts: Facts) -> str:
     return hit
 
 
+def _loops(words: list[str]) -> bool:
+    """A small model's decoding loop ("a skin condition that is a skin condition that is ..."):
+    fewer than half the words distinct, and one three-word run said three times or more."""
+    if 2 * len(set(words)) >= len(words):
+        return False
+    runs: dict[tuple[str, str, str], int] = {}
+    for run in zip(words, words[1:], words[2:], strict=False):
+        n = runs[run] = runs.get(run, 0) + 1
+        if n >= 3:
+            return True
+    return False
+
+
 class FormCheck(Check):
     """Small models sometimes emit a label as the question ("Psoriasis vulgaris." / "Papule")
     and the same text as the answer. A question must end in '?' or open (within its first few
@@ -37,9 +51,13 @@ class FormCheck(Check):
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
-                                          "context_words": 8}
+                                          "context_words": 8, "loop_words": 12}
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
+        a_words = qa.answer.words
+        if len(a_words) >= self.p["loop_words"] and _loops(a_words):
+            return [self.reason("degenerate_answer", "the answer repeats itself in a loop",
+                                self.p["penalty"], qa.answer.view.raw[:60])]
         q_raw = qa.question.view.raw.strip()
         words = qa.question.words
         if not words:
