@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +28,6 @@ _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, 
 _KEEP_IN_QUESTION_KEY = frozenset({"what", "which", "who", "where", "when", "why", "how", "no",
                                    "not", "or"})
 _DROP_FROM_QUESTION_KEY = lx.STOPWORDS - _KEEP_IN_QUESTION_KEY  # (one set test per token)
-_ANSWER_WORDS = re.compile(r"\w+")
 
 
 def _rank(v: Verdict) -> tuple[bool, float]:
@@ -196,10 +194,10 @@ class GroundingFilter:
         for i, answer in enumerate(answers):
             if i in dropped:
                 continue
-            words = _ANSWER_WORDS.findall(str(answer or "").casefold())
+            words = str(answer or "").casefold().split()
             if len(words) < 3:
                 continue  # "Yes.", "Red.", "3": the same short answer fits many questions
-            key = " ".join(words)
+            key = " ".join(words).rstrip(" .!;:,")  # (spacing, case, a closing mark aside)
             j = first.setdefault(key, i)
             if j == i:
                 continue
