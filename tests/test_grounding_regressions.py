@@ -283,3 +283,19 @@ def test_an_answer_in_a_decoding_loop_is_rejected(f):
     fine = ("Palisading histiocytes surround foci of degenerated collagen and mucin in the mid "
             "dermis, the pattern of granuloma annulare at x100.")
     assert "degenerate_answer" not in f.check(GA, "Describe the histology.", fine).codes
+
+
+BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with peripheral "
+         "palisading and retraction artefact in the dermis.")
+
+
+@pytest.mark.parametrize(("question", "answer", "ok"), [
+    ("What is the morphology?", "Papillary cell carcinoma", False),  # another disease
+    ("What is seen?", "A papillary carcinoma of the dermis.", False),
+    ("What is the morphology?", "Nodular basal cell carcinoma", True),
+    ("What is the morphology?", "Basaloid tumour nests with peripheral palisading.", True),
+])
+def test_a_disease_renamed_by_an_unsupported_term_is_rejected_whatever_the_question(
+        f, question, answer, ok):
+    v = f.check(BCC_H, question, answer)
+    assert v.passed is ok and ("unsupported_diagnosis" in v.codes) is not ok, v.to_dict()

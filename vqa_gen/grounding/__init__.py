@@ -47,7 +47,9 @@ CODES: dict[str, str] = {
                            "numbers and word pairs (or question terms a 'Yes' affirms) that "
                            "caption/meta do not support",
     "unsupported_diagnosis": "a diagnosis question answered with a specific term the caption "
-                             "does not name (another disease)",
+                             "does not name, or any answer with such a term right before a "
+                             "disease name ('papillary cell carcinoma' for a basal cell "
+                             "carcinoma): another disease",
     "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
     "unsupported_negative": "a 'No' denies something the caption never mentions "
                             "(reported; no penalty by default)",

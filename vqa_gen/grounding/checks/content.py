@@ -25,6 +25,28 @@ from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 _DEMOGRAPHIC_WORDS = frozenset(lx.AGE_GROUPS) | frozenset(lx.SEX_WORDS)
 
 
+_DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
+                 "disease", "syndrome", "dermatosis", "keratosis")
+
+
+def _renamed_disease(units: list[tuple[int, str, str]], unsupported: tuple[str, ...],
+                     specific: float) -> str | None:
+    """"Papillary cell carcinoma" for a basal cell carcinoma: a specific word the caption lacks
+    right before (within two content words, one phrase) a disease name it has. The answer names
+    another disease whatever the question asked."""
+    bad = set(unsupported)
+    for j, (i, t, _) in enumerate(units):
+        if t not in bad or informativeness(t) < specific or t.endswith(_DISEASE_ENDS):
+            continue
+        for d in (1, 2):
+            if j + d >= len(units) or units[j + d][0] - i > d + 1:
+                break
+            head = units[j + d][1]
+            if head.endswith(_DISEASE_ENDS) and head not in bad:
+                return " ".join(u[1] for u in units[j:j + d + 1])
+    return None
+
+
 class ContentCheck(Check):
     """The main hallucination signal. An answer word counts as supported when its key
     (synonym group or light stem) is in caption+metadata, or it shares a long stem prefix with a
@@ -253,7 +275,13 @@ class ContentCheck(Check):
                 "unsupported_content",
                 f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
-        if (not qa.yes_no and diagnosis_q
+        renamed = _renamed_disease(a_units, sup.unsupported, p["specific_term"]
+                                   ) if sup.unsupported and not qa.yes_no else None
+        if renamed:
+            out.append(self.reason(
+                "unsupported_diagnosis", "the answer names a disease the caption does not: "
+                "an unsupported term before a disease name", p["diagnosis_penalty"], renamed))
+        elif (not qa.yes_no and diagnosis_q
                 and any(informativeness(t) >= p["specific_term"] for t in sup.unsupported
                         if not t[0].isdigit())):
             # The answer to "What is the diagnosis?" is one claim, the disease: naming one the
