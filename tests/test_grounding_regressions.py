@@ -299,3 +299,37 @@ def test_a_disease_renamed_by_an_unsupported_term_is_rejected_whatever_the_quest
         f, question, answer, ok):
     v = f.check(BCC_H, question, answer)
     assert v.passed is ok and ("unsupported_diagnosis" in v.codes) is not ok, v.to_dict()
+
+
+STUDY = ("Elderly patients with atrial fibrillation were followed for five years. Warfarin "
+         "lowered the rate of ischaemic stroke compared with aspirin, and major bleeding was "
+         "similar in both groups.")
+
+
+def test_repeating_the_question_earns_little_what_the_answer_adds_decides(f):
+    # Both answers reuse the question's terms, which the evidence has; one adds what the
+    # evidence says, the other adds an invented mechanism.
+    q = "Does warfarin lower stroke in elderly patients with atrial fibrillation?"
+    grounded = f.check(STUDY, q, "Warfarin lowered ischaemic stroke more than aspirin, with "
+                                 "similar major bleeding.")
+    invented = f.check(STUDY, q, "Warfarin lowers stroke in elderly patients with atrial "
+                                 "fibrillation by dissolving cardiac thrombi through plasmin "
+                                 "activation.")
+    assert grounded.score > invented.score + 0.2, (grounded.to_dict(), invented.to_dict())
+
+
+def test_an_invented_premise_the_answer_repeats_keeps_its_full_weight(f):
+    # Only question words the evidence has weigh less: an ungrounded premise ("leg") repeated
+    # by the answer is still the answer's own unsupported claim.
+    v = f.check("A red plaque on the arm.", "What colour is the plaque on the leg?",
+                "The plaque on the leg is red.")
+    assert "leg" in (v.reasons[0].evidence or "") and v.score < 0.75, v.to_dict()
+
+
+def test_given_weight_one_restores_plain_weighting():
+    plain = GroundingFilter(FilterConfig(checks={"content": {"params": {"given_weight": 1.0}}}))
+    q = "Does warfarin lower stroke in elderly patients with atrial fibrillation?"
+    a = ("Warfarin lowers stroke in elderly patients with atrial fibrillation by dissolving "
+         "cardiac thrombi through plasmin activation.")
+    assert plain.check(STUDY, q, a).score > GroundingFilter().check(STUDY, q, a).score
+

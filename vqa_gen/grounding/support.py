@@ -191,13 +191,17 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             number_weight: float = 6.0, discount: Sequence[float] | None = None,
             names: frozenset[str] = frozenset(), name_boost: float = 1.0,
             window: int = _PAIR_WINDOW, ordered: bool = False,
-            protocol_weight: float = 1.0) -> Support:
+            protocol_weight: float = 1.0, given: frozenset[str] = frozenset(),
+            given_weight: float = 1.0) -> Support:
     """Graded support of the answer content `units` ((index, token, key) in `tokens`) and of
     its `numbers` ((text, supported), unit-aware support decided by the caller). `discount`
     (per unit, 0..1) credits part of an unsupported unit's weight (words echoed from the
     question); `names` (words written capitalised inside a sentence: names, places, brands)
     weigh `name_boost` times more; staining and magnification terms ("H&E", "x100") weigh
-    `protocol_weight` (0: as any other word, when the question asks about them)."""
+    `protocol_weight` (0: as any other word, when the question asks about them). A supported
+    unit whose key is in `given` (a term of the question, which the evidence has too) weighs
+    `given_weight` times as much: repeating the question tells nothing new, so what the answer
+    adds decides its support ("Do X promote Y?" -> "X promote Y through Z": Z does)."""
     if not units and not numbers:
         return Support(1.0, 1.0, None, 1.0, (), (), 0.0)
     toks = [u[1] for u in units]
@@ -213,6 +217,9 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
         pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
                for p, (_, t, k) in zip(pos, units, strict=True)]
     ok = list(map(bool, pos))
+    if given and given_weight != 1.0:
+        weights = [w * given_weight if s and u[2] in given else w
+                   for w, s, u in zip(weights, ok, units, strict=True)]
     total = sum(weights) + number_weight * len(numbers)
     credit = sum(compress(weights, ok))
     if discount is not None and False in ok:  # (part credit for unsupported units only)

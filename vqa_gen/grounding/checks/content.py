@@ -85,6 +85,7 @@ class ContentCheck(Check):
         "run_weight": 0.3,
         "run_neutral": 0.3,
         "run_n": 4,
+        "given_weight": 0.1,
     }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
@@ -116,6 +117,7 @@ class ContentCheck(Check):
         self._echo_credit = float(p["echo_credit"])
         self._coverage_weight = float(p["coverage_weight"])
         self._copy_from = float(p["copy_from"])
+        self._given_weight = float(p["given_weight"])
 
     def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
                       units: list[tuple[int, str, str]]) -> list[str]:
@@ -186,7 +188,8 @@ class ContentCheck(Check):
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
                echo: set[str] | None = None, raw: str = "",
-               protocol_asked: bool = False) -> Support:
+               protocol_asked: bool = False, given: frozenset[str] = frozenset()
+               ) -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
         # asks how the image was made.
         nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers
@@ -201,17 +204,22 @@ class ContentCheck(Check):
                        protocol_weight=0.0 if protocol_asked else self._protocol_weight,
                        pair_weight=self._pair_weight, weakest_weight=self._weakest_weight,
                        number_weight=self._number_weight, name_boost=self._name_boost,
-                       window=self._pair_window, ordered=self._pair_ordered)
+                       window=self._pair_window, ordered=self._pair_ordered,
+                       given=given, given_weight=self._given_weight)
 
     @staticmethod
-    def _question_asks(qa: QAFacts) -> tuple[bool, bool, set[str] | None]:
+    def _question_asks(qa: QAFacts
+                       ) -> tuple[bool, bool, set[str] | None, frozenset[str]]:
         """(does the question ask how the image was made, does it ask for a diagnosis, the
-        keys an answer may echo from it: an open question's content words)."""
+        keys an answer may echo from it for part credit: an open question's content words,
+        the keys of all the question's content words)."""
         text = qa.question.view.text
-        echo = None if qa.yes_no else {k for _, _, k in qa.question_content}
+        given = frozenset(k for _, _, k in qa.question_content)
+        echo = None if qa.yes_no else set(given)
         if _KIND_CUES.search(text) is None:  # every modality or diagnosis match holds a cue
-            return False, False, echo
-        return bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)), echo
+            return False, False, echo, given
+        return (bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)), echo,
+                given)
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         out: list[Reason] = []
@@ -225,11 +233,12 @@ class ContentCheck(Check):
         if asks is None:  # per question text (question facts are cached by text)
             asks = q_memo["content_check"] = self._question_asks(qa)
         # Words the answer echoes from an open question (the user's turn, the question's own
-        # terms) get part credit: the answer relies on the premise only that far.
-        protocol_asked, diagnosis_q, echo = asks
+        # terms) get part credit: the answer relies on the premise only that far. The ones
+        # the evidence has weigh little: what the answer adds decides its support.
+        protocol_asked, diagnosis_q, echo, given = asks
         av = qa.answer.view
         sup = self._score(cap, a_units, av.tokens, qa.answer.numbers, echo, av.raw,
-                          protocol_asked=protocol_asked)
+                          protocol_asked=protocol_asked, given=given)
         cov_w = self._coverage_weight
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
