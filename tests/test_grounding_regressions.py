@@ -333,3 +333,17 @@ def test_given_weight_one_restores_plain_weighting():
          "cardiac thrombi through plasmin activation.")
     assert plain.check(STUDY, q, a).score > GroundingFilter().check(STUDY, q, a).score
 
+
+def test_a_long_answer_negating_another_term_is_no_denial_of_the_question(f):
+    q = "Does warfarin lower stroke in elderly patients with atrial fibrillation?"
+    a = ("Warfarin lowered stroke compared with aspirin in elderly patients with atrial "
+         "fibrillation over five years, in patients not on dialysis.")
+    v = f.check(STUDY, q, a)
+    assert "negation_conflict" not in v.codes and v.passed, v.to_dict()
+
+
+@pytest.mark.parametrize("answer", ["It is not seen.", "Warfarin did not lower stroke in these "
+                                    "elderly patients with atrial fibrillation."])
+def test_a_short_negation_or_one_of_the_question_term_still_answers_no(f, answer):
+    v = f.check(STUDY, "Does warfarin lower stroke in elderly patients?", answer)
+    assert "negation_conflict" in v.codes, v.to_dict()

@@ -236,6 +236,7 @@ _INITIALS_TEXT: dict[frozenset[str], tuple[Memo, Memo]] = {}  # per stop list: w
 
 
 _CACHED_ANSWER = 12  # characters: answers up to this long ("Yes.", "Psoriasis.") are cached
+_SHORT_DENIAL = 6  # words: a short answer with a negation ("It is not seen.") answers "no"
 
 _CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
 
@@ -645,8 +646,16 @@ class Analyser:
                 polarity = "no"
             elif first in {"present", "visible", "seen", "there"} and not any(af.negated):
                 polarity = "yes"
-            elif any(af.negated):
+            elif any(af.negated) and (len(atok) <= _SHORT_DENIAL or self._denies(qf, af)):
                 polarity = "no"
         return QAFacts(qf, af, yes_no, polarity, self.content(af),
                        self.content(qf, True, not yes_no))
+
+    def _denies(self, qf: Facts, af: Facts) -> bool:
+        """Does the answer negate a term of the question? A long answer that negates
+        something else ("X lowered the rate of Y, without more bleeding") does not answer
+        "Does X lower Y?" with no."""
+        q_keys = {k for _, _, k in self.content(qf, True)}
+        return any(n and key_in(k, q_keys) for k, n in zip(af.view.keys, af.negated,
+                                                           strict=True))
 
