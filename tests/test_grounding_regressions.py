@@ -347,3 +347,19 @@ def test_a_long_answer_negating_another_term_is_no_denial_of_the_question(f):
 def test_a_short_negation_or_one_of_the_question_term_still_answers_no(f, answer):
     v = f.check(STUDY, "Does warfarin lower stroke in elderly patients?", answer)
     assert "negation_conflict" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    ("The chain runs about 40 drug stores, all of them in the state of Hawaii.",
+     "In which state are the drug stores?", "Hawaii"),
+    ("The magazine writes for readers who feel marginalised by their lifestyle choices.",
+     "Which readers does the magazine write for, by lifestyle?", "Readers who feel marginalised"),
+])
+def test_a_topic_cue_the_caption_itself_uses_is_answerable(f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert "unanswerable_question" not in v.codes and v.passed, v.to_dict()
+
+
+def test_a_treatment_question_about_an_image_is_still_unanswerable(f):
+    v = f.check(PYO, "Which drug treats this lesion?", "Silver nitrate")
+    assert "unanswerable_question" in v.codes and not v.passed, v.to_dict()

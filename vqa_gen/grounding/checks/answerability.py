@@ -14,6 +14,18 @@ from .base import ANSWER_CUES, QUESTION_CUES, Check, CueGate
 _WORD = re.compile(r"[a-z][a-z\-]+")
 
 
+def _says(cap: CaptionFacts, cue: str) -> bool:
+    """Does the caption use the question's own cue ("drug" in "drug stores", "lifestyle")?
+    Then it talks about what the question asks, whatever the topic's usual words. Memoised
+    per caption and cue."""
+    memo = cap.facts.memo
+    tag = "says:" + cue
+    hit = memo.get(tag)
+    if hit is None:
+        hit = memo[tag] = re.search(rf"\b{re.escape(cue)}\b", cap.facts.view.text) is not None
+    return hit
+
+
 def _with_first_letters(patterns: list[str]) -> re.Pattern[str]:
     """The alternation of `patterns` behind a lookahead on the letters they can start with:
     the same matches, found faster."""
@@ -24,7 +36,7 @@ def _with_first_letters(patterns: list[str]) -> re.Pattern[str]:
 class AnswerabilityCheck(Check):
     """Treatment, prognosis, cause, contagion, advice and history are not visible in a picture;
     such a question is `unanswerable_question` (blocking, score unchanged) unless the caption
-    itself talks about the topic.
+    itself talks about the topic or uses the question's cue word.
     Textbook phrasing in the answer ("is commonly caused by", "treatment options include") is
     `general_knowledge` unless the caption contains those words."""
 
@@ -70,7 +82,7 @@ class AnswerabilityCheck(Check):
             talks = c_memo.get("topic:" + name)
             if talks is None:  # per caption: does it talk about the topic?
                 talks = c_memo["topic:" + name] = mentions(cap.facts.view.text)
-            if not talks:
+            if not talks and not _says(cap, m.group(0)):
                 out.append(self.reason("unanswerable_question",
                                        f"question asks about {name}, which the image cannot show",
                                        self.p["unanswerable_penalty"], m.group(0)))
