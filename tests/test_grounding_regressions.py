@@ -363,3 +363,15 @@ def test_a_topic_cue_the_caption_itself_uses_is_answerable(f, caption, question,
 def test_a_treatment_question_about_an_image_is_still_unanswerable(f):
     v = f.check(PYO, "Which drug treats this lesion?", "Silver nitrate")
     assert "unanswerable_question" in v.codes and not v.passed, v.to_dict()
+
+
+BANDS = ("The Lanterns are a Canadian indie rock band from Vancouver. The Harbour Kings are an "
+         "American rock band from Nashville.")
+
+
+def test_no_to_a_question_about_all_of_several_things_is_no_negation_conflict(f):
+    v = f.check(BANDS, "Are both The Lanterns and The Harbour Kings American rock bands?", "no")
+    assert "negation_conflict" not in v.codes, v.to_dict()
+    # one thing: the caption affirms every term, so "no" still conflicts
+    v = f.check(BANDS, "Are The Harbour Kings an American rock band?", "no")
+    assert "negation_conflict" in v.codes, v.to_dict()

@@ -10,6 +10,8 @@ from ..analysis import key_in as _in
 from ..verdict import Reason
 from .base import Check
 
+_ALL_OF = frozenset({"both", "all", "each", "every"})
+
 
 class NegationCheck(Check):
     """Uses the NegEx-style scopes computed by the analyser. Caption concepts that are both
@@ -37,8 +39,11 @@ class NegationCheck(Check):
             if pol == "yes":
                 conflicts += [t for t, k in terms if _in(k, only_neg)]
             elif (terms and all(_in(k, only_aff) for _, k in terms)
-                  and not any(t in lx.STATE_PREDICATES for t in qa.question.view.tokens)):
-                # "No" although the caption affirms every term of the question.
+                  and lx.STATE_PREDICATES.isdisjoint(qa.question.view.tokens)
+                  and _ALL_OF.isdisjoint(qa.question.view.tokens)):
+                # "No" although the caption affirms every term of the question (unless the
+                # question asks whether all of several things hold: "Are both X and Y
+                # American bands?" is "no" when one is Canadian, every term in the caption).
                 conflicts += [t for t, _ in terms]
         # Statements in the answer.
         a = qa.answer
