@@ -187,7 +187,7 @@ class ContentCheck(Check):
 
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
-               echo: set[str] | None = None, raw: str = "",
+               echo: frozenset[str] | None = None, raw: str = "",
                protocol_asked: bool = False, given: frozenset[str] = frozenset()
                ) -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
@@ -209,13 +209,13 @@ class ContentCheck(Check):
 
     @staticmethod
     def _question_asks(qa: QAFacts
-                       ) -> tuple[bool, bool, set[str] | None, frozenset[str]]:
+                       ) -> tuple[bool, bool, frozenset[str] | None, frozenset[str]]:
         """(does the question ask how the image was made, does it ask for a diagnosis, the
         keys an answer may echo from it for part credit: an open question's content words,
         the keys of all the question's content words)."""
         text = qa.question.view.text
         given = frozenset(k for _, _, k in qa.question_content)
-        echo = None if qa.yes_no else set(given)
+        echo = None if qa.yes_no else given
         if _KIND_CUES.search(text) is None:  # every modality or diagnosis match holds a cue
             return False, False, echo, given
         return (bool(_MODALITY_Q.search(text)), bool(_DIAGNOSIS_Q.search(text)), echo,
