@@ -375,3 +375,45 @@ def test_no_to_a_question_about_all_of_several_things_is_no_negation_conflict(f)
     # one thing: the caption affirms every term, so "no" still conflicts
     v = f.check(BANDS, "Are The Harbour Kings an American rock band?", "no")
     assert "negation_conflict" in v.codes, v.to_dict()
+
+
+VASCULITIS = ("Leukocytoclastic vasculitis (H&E, x200): fibrinoid necrosis of small dermal vessel "
+              "walls, neutrophilic infiltrate with nuclear dust, and red cell extravasation.")
+NAIL = "Periodic acid-Schiff stain (x400) of a nail clipping showing fungal hyphae."
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code"), [
+    # the quick start's kept "1.": "cell" only qualifies "extravasation"
+    (VASCULITIS, "How many cells are there?", "1.", "unsupported_number"),
+    ("Multiple erythematous papules on the trunk.", "How many papules are there?", "1",
+     "unsupported_number"),
+    ("Two pink papules on the arm.", "How many papules are there?", "1", "number_mismatch"),
+    ("Psoriasis plaques on the elbows.", "How many plaques are there?", "One plaque.",
+     "unsupported_number"),
+    ("Psoriasis plaques on the elbows.", "What is the number of plaques?", "One.",
+     "unsupported_number"),
+])
+def test_a_one_answering_a_count_question_is_a_count_claim(f, caption, question, answer, code):
+    v = f.check(caption, question, answer)
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    ("A solitary nodule on the cheek.", "How many nodules are there?", "1"),
+    ("A nodule on the cheek.", "How many nodules are there?", "One."),
+    ("Erythematous plaque on the elbow.", "How many plaques are visible?", "1"),
+    ("A well-demarcated erythematous plaque on the knee.", "How many plaques are there?", "1"),
+    (NAIL, "How many nails are there?", "1"),
+    ("Two pink papules on the arm.", "How many papules are there?", "2"),
+    ("Two pink papules on the arm.", "How many pink papules are there?", "Two."),
+])
+def test_a_count_the_caption_states_is_kept_whole(f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert v.passed and v.score == 1.0, v.to_dict()
+
+
+def test_one_outside_a_count_question_stays_article_like(f):
+    # "one" here says no more than "a lesion": not checked as a count
+    v = f.check("Multiple erythematous papules on the trunk.", "What is on the trunk?",
+                "One erythematous papule.")
+    assert "unsupported_number" not in v.codes, v.to_dict()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import compress
 from operator import itemgetter, mul, not_
@@ -85,17 +86,27 @@ COVERAGE_STOP = frozenset(lx.words(
     "have had"))
 
 
+def _token_value(token: str) -> float | None:
+    """The value of a number token ("2", "2.5", "two"); None for any other token."""
+    if token[0].isdigit():
+        return float(token) if token.replace(".", "", 1).isdecimal() else None
+    return lx.NUMBER_WORDS.get(token)
+
+
 def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
-             evidence_keys: set[str]) -> float:
+             evidence_keys: set[str], values: AbstractSet[float] = frozenset()) -> float:
     """Plain share of the answer's words (minus a few stop words) found in the evidence, as
     written or by key (inflection, synonym): the chit-chat and function-ish words the content
     units skip still say how much of the answer was taken from the evidence (1.0 when there
-    are none)."""
+    are none). A number counts as found when its value is one of `values` (the answer's
+    numbers that the number units found supported or do not check: "2" for "two")."""
     n = hit = 0
     for t, k in zip(tokens, keys, strict=True):
         if t[0].isalnum() and t not in COVERAGE_STOP:
             n += 1
-            hit += t in evidence_tokens or k in evidence_keys
+            if (t in evidence_tokens or k in evidence_keys
+                    or (values and _token_value(t) in values)):
+                hit += 1
     return hit / n if n else 1.0
 
 

@@ -18,7 +18,7 @@ from ..support import (
 )
 from ..verdict import Reason
 from .base import Check
-from .numbers import number_supported
+from .numbers import counted, ignored_values, number_supported
 from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
@@ -91,7 +91,8 @@ class ContentCheck(Check):
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
-        self._ignore_numbers = {1.0}  # a bare "one": articles and "a single" say as much
+        # a bare "one": articles and "a single" say as much (unless it answers a count)
+        self._ignore_numbers = frozenset({1.0})
         warm_up()  # load the word-frequency table now, not inside the first record's check
         key = analyser.norm.key
         opp: dict[str, set[str]] = {}
@@ -188,12 +189,13 @@ class ContentCheck(Check):
     def _score(self, cap: CaptionFacts, units: list[tuple[int, str, str]],
                tokens: list[str], numbers: list[Quantity] | None = None,
                echo: frozenset[str] | None = None, raw: str = "",
-               protocol_asked: bool = False, given: frozenset[str] = frozenset()
-               ) -> Support:
+               protocol_asked: bool = False, given: frozenset[str] = frozenset(),
+               ignore: frozenset[float] | None = None) -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
         # asks how the image was made.
+        skip = self._ignore_numbers if ignore is None else ignore
         nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers
-                if not (q.dim == "" and q.lo == q.hi and q.lo in self._ignore_numbers)
+                if not (q.dim == "" and q.lo == q.hi and q.lo in skip)
                 and (protocol_asked or q.dim != "magnification")] if numbers else []
         disc = None
         if echo:
@@ -237,10 +239,22 @@ class ContentCheck(Check):
         # the evidence has weigh little: what the answer adds decides its support.
         protocol_asked, diagnosis_q, echo, given = asks
         av = qa.answer.view
-        sup = self._score(cap, a_units, av.tokens, qa.answer.numbers, echo, av.raw,
-                          protocol_asked=protocol_asked, given=given)
+        numbers = qa.answer.numbers
+        ignore = ignored_values(qa, cap, self.an, self._ignore_numbers) if numbers else None
+        sup = self._score(cap, a_units, av.tokens, numbers, echo, av.raw,
+                          protocol_asked=protocol_asked, given=given, ignore=ignore)
         cov_w = self._coverage_weight
-        cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys) if cov_w else 1.0
+        values: frozenset[float] = frozenset()
+        if numbers and cov_w and counted(qa.question):
+            # A count the number units accept counts as found, however written ("2" for
+            # "two"; a "1" for "a nodule"). (Elsewhere the literal match stays: it tells a
+            # hedged "about 300" from the caption's 330, which the units accept.)
+            skip = self._ignore_numbers if ignore is None else ignore
+            values = frozenset(v for q in numbers for v in (q.lo, q.hi) if (
+                q.dim == "" and q.lo == q.hi and q.lo in skip) or number_supported(
+                    q, cap.facts.numbers))
+        cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values
+                       ) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
         if p["copy_max"] and len(av.keys) > self._copy_from:  # (short answers: no copying)
             score = self._copy_adjusted(score, av.keys, cap)

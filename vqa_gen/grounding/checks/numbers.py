@@ -3,14 +3,112 @@ backed by caption or metadata (unit-aware: 2 cm == 20 mm; "in her sixties" fits 
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
 from ..numbers import Quantity, supports
 from ..verdict import Reason
 from .base import Check
 
 _AGE_TIME = (("age", "time"), ("time", "age"))  # ages and durations compare with each other
+# What ends the counted phrase of "How many pink papules are there?" (the head is its last
+# content word)
+_COUNT_PHRASE_END = frozenset({
+    "are", "is", "were", "was", "do", "does", "did", "can", "could", "should", "would", "will",
+    "have", "has", "had", "there", "in", "on", "at", "of", "within", "with", "from", "per",
+    "seen", "visible", "present", "shown", "noted", "appear", "appears",
+    "?", ".", ",", ";", ":", "!", "(", ")"})
+# Words that state one of the next noun ("a papule", "a solitary well-defined nodule"), and
+# words that state one wherever they stand
+_ONE_BEFORE = frozenset({"a", "an", "one", "single", "solitary", "isolated", "lone", "1"})
+_ONE_ANYWHERE = frozenset({"single", "solitary", "isolated", "lone"})
+_ONE_WINDOW = 4  # tokens before the noun in which a marker of one may stand
+_PUNCTUATION = frozenset(".,;:!?()")
+_NO_COUNT = ""  # memo value: not a count question, or no counted noun
+
+
+def counted(question: Facts) -> str:
+    """The key of what a count question counts ("How many papules are there?",
+    "What is the number of lesions?" -> the key of "papules"/"lesions"); "" for any other
+    question. Memoised on the question's facts."""
+    hit = question.memo.get("counted")
+    if hit is None:
+        hit = question.memo["counted"] = _counted(question)
+    return hit
+
+
+def _counted(question: Facts) -> str:
+    toks, keys = question.view.tokens, question.view.keys
+    start = -1
+    for i in range(len(toks) - 1):
+        if (toks[i] == "how" and toks[i + 1] == "many") or (
+                toks[i] == "number" and toks[i + 1] == "of"):
+            start = i + 2
+            break
+    if start < 0:
+        return _NO_COUNT
+    head = _NO_COUNT
+    for j in range(start, len(toks)):
+        t = toks[j]
+        if t in _COUNT_PHRASE_END:
+            break
+        if t[0].isalpha():
+            head = keys[j]
+    return head
+
+
+def _plural(token: str) -> bool:
+    """A regular English plural ("papules", "cells"; not "mass", "naevus", "psoriasis")."""
+    return token.endswith("s") and not token.endswith(("ss", "us", "is"))
+
+
+def one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str]) -> bool:
+    """Does the caption say there is one of `noun` (a key)? It does with a marker of one
+    before the noun in the singular ("a papule", "a solitary nodule", "one plaque"), with the
+    singular noun heading its phrase ("Erythematous plaque on the elbow": captions drop
+    articles; not "red cell extravasation", where "cell" qualifies the next noun), or with
+    "single"/"solitary"/"isolated" anywhere. Memoised per caption and noun."""
+    memo = cap.facts.memo
+    tag = "one:" + noun
+    hit = memo.get(tag)
+    if hit is None:
+        hit = memo[tag] = _one_stated(cap, noun, stop)
+    return hit
+
+
+def _one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str]) -> bool:
+    toks, keys = cap.facts.view.tokens, cap.facts.view.keys
+    if not _ONE_ANYWHERE.isdisjoint(toks):
+        return True
+    last = len(toks) - 1
+    for i in range(len(toks)):
+        if keys[i] != noun or _plural(toks[i]) or cap.facts.negated[i]:
+            continue
+        for j in range(i - 1, max(-1, i - 1 - _ONE_WINDOW), -1):
+            if toks[j] in _PUNCTUATION:
+                break
+            if toks[j] in _ONE_BEFORE:
+                return True
+        nxt = toks[i + 1] if i < last else "."
+        if not (nxt[0].isalpha() and nxt not in stop):  # the phrase's head, not a modifier
+            return True
+    return False
+
+
+def ignored_values(qa: QAFacts, cap: CaptionFacts, an: Analyser,
+                   ignore: frozenset[float]) -> frozenset[float]:
+    """The bare values not checked as claims (`ignore`, by default one: "a lesion" says as
+    much as "one lesion"). A "1" or "one" answering a count question is a count, though: it
+    is checked unless the caption states one of what is counted ("How many cells are
+    there?" -> "1." for "red cell extravasation" is invented; for "a nail clipping", "How
+    many nails?" -> "1" is not)."""
+    if 1.0 not in ignore:
+        return ignore
+    noun = counted(qa.question)
+    if not noun or one_stated(cap, noun, an.stop):
+        return ignore
+    return ignore - {1.0}
 
 
 def _year_like(q: Quantity) -> bool:
@@ -29,7 +127,7 @@ def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     return any(supports(e, claim) for e in (pool or evidence))
 
 
-def number_claims(qa: QAFacts, ignore: set[float]) -> list[Quantity]:
+def number_claims(qa: QAFacts, ignore: AbstractSet[float]) -> list[Quantity]:
     """The quantities an answer asserts (a "Yes" also asserts the question's)."""
     claims = list(qa.answer.numbers)
     if qa.yes_no and qa.polarity == "yes":
@@ -51,11 +149,15 @@ class NumberCheck(Check):
         "ignore_values": [1.0],
     }
 
+    def __init__(self, analyser: Analyser, params: dict[str, Any] | None = None) -> None:
+        super().__init__(analyser, params)
+        self._ignore = frozenset(float(v) for v in self.p["ignore_values"])
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         if not qa.answer.numbers and not (qa.yes_no and qa.polarity == "yes"
                                           and qa.question.numbers):
             return []  # most answers: no quantity to check
-        claims = number_claims(qa, set(self.p["ignore_values"]))
+        claims = number_claims(qa, ignored_values(qa, cap, self.an, self._ignore))
         if not claims:
             return []
         evidence = cap.facts.numbers
