@@ -392,6 +392,7 @@ NAIL = "Periodic acid-Schiff stain (x400) of a nail clipping showing fungal hyph
      "unsupported_number"),
     ("Psoriasis plaques on the elbows.", "What is the number of plaques?", "One.",
      "unsupported_number"),
+    ("Multiple nodules on the cheek.", "How many lesions are there?", "1", "unsupported_number"),
 ])
 def test_a_one_answering_a_count_question_is_a_count_claim(f, caption, question, answer, code):
     v = f.check(caption, question, answer)
@@ -406,6 +407,8 @@ def test_a_one_answering_a_count_question_is_a_count_claim(f, caption, question,
     (NAIL, "How many nails are there?", "1"),
     ("Two pink papules on the arm.", "How many papules are there?", "2"),
     ("Two pink papules on the arm.", "How many pink papules are there?", "Two."),
+    # one nodule is one lesion
+    ("A nodule on the cheek.", "How many lesions are there?", "1"),
 ])
 def test_a_count_the_caption_states_is_kept_whole(f, caption, question, answer):
     v = f.check(caption, question, answer)

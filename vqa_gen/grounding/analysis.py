@@ -295,6 +295,9 @@ class Analyser:
                 for w in group:
                     self.site_by_key.setdefault(k(w), group[0])
         self.count_words = frozenset(lx.NUMBER_WORDS) | frozenset(lx.DECADE_WORDS)
+        # what "lesion" counts: one nodule is one lesion (checks/numbers.py)
+        self.lesion_key = k("lesion")
+        self.lesion_kinds = frozenset(k(w) for w in lx.MORPHOLOGY_TERMS)
         self.neg_pre_single = frozenset(t for t in lx.NEG_PRE if " " not in t)
         self.neg_pre_multi: dict[str, list[tuple[str, ...]]] = {}
         for t in lx.NEG_PRE:

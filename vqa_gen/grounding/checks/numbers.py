@@ -63,27 +63,30 @@ def _plural(token: str) -> bool:
     return token.endswith("s") and not token.endswith(("ss", "us", "is"))
 
 
-def one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str]) -> bool:
+def one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str],
+               kinds: frozenset[str] = frozenset()) -> bool:
     """Does the caption say there is one of `noun` (a key)? It does with a marker of one
     before the noun in the singular ("a papule", "a solitary nodule", "one plaque"), with the
     singular noun heading its phrase ("Erythematous plaque on the elbow": captions drop
     articles; not "red cell extravasation", where "cell" qualifies the next noun), or with
-    "single"/"solitary"/"isolated" anywhere. Memoised per caption and noun."""
+    "single"/"solitary"/"isolated" anywhere. `kinds`: keys that count as the noun too (the
+    lesion types, for "lesion": "a nodule" is one lesion). Memoised per caption and noun."""
     memo = cap.facts.memo
     tag = "one:" + noun
     hit = memo.get(tag)
     if hit is None:
-        hit = memo[tag] = _one_stated(cap, noun, stop)
+        hit = memo[tag] = _one_stated(cap, noun, stop, kinds)
     return hit
 
 
-def _one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str]) -> bool:
+def _one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str],
+                kinds: frozenset[str]) -> bool:
     toks, keys = cap.facts.view.tokens, cap.facts.view.keys
     if not _ONE_ANYWHERE.isdisjoint(toks):
         return True
     last = len(toks) - 1
     for i in range(len(toks)):
-        if keys[i] != noun or _plural(toks[i]) or cap.facts.negated[i]:
+        if (keys[i] != noun and keys[i] not in kinds) or _plural(toks[i]) or cap.facts.negated[i]:
             continue
         for j in range(i - 1, max(-1, i - 1 - _ONE_WINDOW), -1):
             if toks[j] in _PUNCTUATION:
@@ -106,7 +109,8 @@ def ignored_values(qa: QAFacts, cap: CaptionFacts, an: Analyser,
     if 1.0 not in ignore:
         return ignore
     noun = counted(qa.question)
-    if not noun or one_stated(cap, noun, an.stop):
+    if not noun or one_stated(cap, noun, an.stop,
+                              an.lesion_kinds if noun == an.lesion_key else frozenset()):
         return ignore
     return ignore - {1.0}
 
