@@ -420,3 +420,13 @@ def test_one_outside_a_count_question_stays_article_like(f):
     v = f.check("Multiple erythematous papules on the trunk.", "What is on the trunk?",
                 "One erythematous papule.")
     assert "unsupported_number" not in v.codes, v.to_dict()
+
+
+def test_a_wordless_question_blocks_without_erasing_the_support_score(f):
+    # ":)" as the user's turn of a dialogue: the pair fails, but its score still says how
+    # well the evidence backs the answer (issue 8: blocking reasons keep the ranking)
+    caption = "In the film, Princess Elsa has magical powers and accidentally hurts her sister."
+    good = f.check(caption, ":)", "Princess Elsa has magical powers.")
+    bad = f.check(caption, ":)", "Princess Elsa rules a desert kingdom of camels.")
+    assert "empty_question" in good.codes and not good.passed, good.to_dict()
+    assert good.score > 0.9 and good.score > bad.score + 0.3, (good.to_dict(), bad.to_dict())
