@@ -430,3 +430,22 @@ def test_a_wordless_question_blocks_without_erasing_the_support_score(f):
     bad = f.check(caption, ":)", "Princess Elsa rules a desert kingdom of camels.")
     assert "empty_question" in good.codes and not good.passed, good.to_dict()
     assert good.score > 0.9 and good.score > bad.score + 0.3, (good.to_dict(), bad.to_dict())
+
+
+STORY = ("Reaching the ice palace, the young man meets the old troll king, who tells him that only "
+         "an act of true love can thaw a frozen heart. Kristoff rides back with the reindeer to "
+         "the castle, where the prince leaves him outside; the prince reveals that he only "
+         "wanted the throne, and he locks the door behind him while the storm grows and the "
+         "kingdom waits for him to act. Then he rides out to find the queen alone on the "
+         "frozen fjord, and the trolls sing of the winter that he brought on the mountain.")
+
+
+def test_a_long_text_speaks_of_several_people_so_one_sex_in_it_is_no_mismatch(f):
+    assert len(f.analyser.norm.view(STORY).tokens) > 80
+    v = f.check(STORY, "What happens at the palace?",
+                "Elsa becomes agitated and she freezes her sister Anna's heart.")
+    assert "sex_mismatch" not in v.codes, v.to_dict()
+    # a caption of one patient still conflicts
+    v = f.check("Psoriasis on the elbow of a 40-year-old man.", "Who is the patient?",
+                "A woman.")
+    assert "sex_mismatch" in v.codes, v.to_dict()

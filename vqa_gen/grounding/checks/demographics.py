@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import Analyser, CaptionFacts, QAFacts
 from ..verdict import Reason
 from .base import Check
 
@@ -25,7 +25,12 @@ class DemographicsCheck(Check):
         "laterality_penalty": 0.8,
         "site_penalty": 0.7,
         "pronoun_factor": 0.6,
+        "one_person_max": 80,
     }
+
+    def __init__(self, analyser: Analyser, params: dict[str, Any] | None = None) -> None:
+        super().__init__(analyser, params)
+        self._one_person_max = int(self.p["one_person_max"])  # evidence tokens
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         c, a = cap.facts, qa.answer
@@ -42,7 +47,10 @@ class DemographicsCheck(Check):
         p = self.p
         tokens = a.view.tokens + q.view.tokens if q else a.view.tokens
         # sex
-        if len(c.sexes) == 1 and a_sexes and a_sexes != c.sexes:
+        # (a caption describes one patient; a longer text, a story or an article, speaks of
+        # several people, and the one sex its words name says nothing of the answer's person)
+        if len(c.sexes) == 1 and a_sexes and a_sexes != c.sexes and (
+                len(c.view.tokens) <= self._one_person_max):
             a_nouns = a.sex_nouns | q.sex_nouns if q else a.sex_nouns
             pen = p["sex_penalty"] * (1.0 if a_nouns - c.sexes else p["pronoun_factor"])
             words = [t for t in tokens if lx.SEX_WORDS.get(t) in a_sexes - c.sexes]
