@@ -241,7 +241,7 @@ _SHORT_DENIAL = 6  # words: a short answer with a negation ("It is not seen.") a
 _CONTENT_TAGS = (("content00", "content01"), ("content10", "content11"))  # memo keys
 
 _ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punctuation
-_PUNCTUATION = frozenset(".,;:!?()")  # the tokens that are not words or numbers (text.py)
+PUNCTUATION = frozenset(".,;:!?()")  # the tokens that are not words or numbers (text.py)
 
 
 def meta_text(meta: Mapping[str, Any] | None) -> str:
@@ -458,8 +458,8 @@ class Analyser:
                     sites.add(site)
         # the word and number tokens: all but the punctuation, which most questions and
         # answers have only at their end (then a slice, or the tokens themselves, will do)
-        body = tokens[:-1] if tokens and tokens[-1] in _PUNCTUATION else tokens
-        words = body if _PUNCTUATION.isdisjoint(body) else list(
+        body = tokens[:-1] if tokens and tokens[-1] in PUNCTUATION else tokens
+        words = body if PUNCTUATION.isdisjoint(body) else list(
             compress(tokens, map(_ALNUM.__getitem__, tokens)))
         return Facts(view, neg, _NONE, _NONE, sexes, sex_nouns, ages, lat, sites, self.numbers,
                      content, words, memo)

@@ -240,7 +240,8 @@ class ContentCheck(Check):
         protocol_asked, diagnosis_q, echo, given = asks
         av = qa.answer.view
         numbers = qa.answer.numbers
-        ignore = ignored_values(qa, cap, self.an, self._ignore_numbers) if numbers else None
+        ignore = (ignored_values(qa, cap, self.an, self._ignore_numbers) if numbers
+                  else self._ignore_numbers)
         sup = self._score(cap, a_units, av.tokens, numbers, echo, av.raw,
                           protocol_asked=protocol_asked, given=given, ignore=ignore)
         cov_w = self._coverage_weight
@@ -249,9 +250,8 @@ class ContentCheck(Check):
             # A count the number units accept counts as found, however written ("2" for
             # "two"; a "1" for "a nodule"). (Elsewhere the literal match stays: it tells a
             # hedged "about 300" from the caption's 330, which the units accept.)
-            skip = self._ignore_numbers if ignore is None else ignore
             values = frozenset(v for q in numbers for v in (q.lo, q.hi) if (
-                q.dim == "" and q.lo == q.hi and q.lo in skip) or number_supported(
+                q.dim == "" and q.lo == q.hi and q.lo in ignore) or number_supported(
                     q, cap.facts.numbers))
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values
                        ) if cov_w else 1.0

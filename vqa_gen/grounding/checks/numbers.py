@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
-from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
+from ..analysis import PUNCTUATION, Analyser, CaptionFacts, Facts, QAFacts
 from ..numbers import Quantity, supports
 from ..verdict import Reason
 from .base import Check
@@ -17,14 +17,12 @@ _AGE_TIME = (("age", "time"), ("time", "age"))  # ages and durations compare wit
 _COUNT_PHRASE_END = frozenset({
     "are", "is", "were", "was", "do", "does", "did", "can", "could", "should", "would", "will",
     "have", "has", "had", "there", "in", "on", "at", "of", "within", "with", "from", "per",
-    "seen", "visible", "present", "shown", "noted", "appear", "appears",
-    "?", ".", ",", ";", ":", "!", "(", ")"})
+    "seen", "visible", "present", "shown", "noted", "appear", "appears"}) | PUNCTUATION
 # Words that state one of the next noun ("a papule", "a solitary well-defined nodule"), and
 # words that state one wherever they stand
 _ONE_BEFORE = frozenset({"a", "an", "one", "single", "solitary", "isolated", "lone", "1"})
 _ONE_ANYWHERE = frozenset({"single", "solitary", "isolated", "lone"})
 _ONE_WINDOW = 4  # tokens before the noun in which a marker of one may stand
-_PUNCTUATION = frozenset(".,;:!?()")
 _NO_COUNT = ""  # memo value: not a count question, or no counted noun
 
 
@@ -89,7 +87,7 @@ def _one_stated(cap: CaptionFacts, noun: str, stop: frozenset[str],
         if (keys[i] != noun and keys[i] not in kinds) or _plural(toks[i]) or cap.facts.negated[i]:
             continue
         for j in range(i - 1, max(-1, i - 1 - _ONE_WINDOW), -1):
-            if toks[j] in _PUNCTUATION:
+            if toks[j] in PUNCTUATION:
                 break
             if toks[j] in _ONE_BEFORE:
                 return True
