@@ -449,3 +449,16 @@ def test_a_long_text_speaks_of_several_people_so_one_sex_in_it_is_no_mismatch(f)
     v = f.check("Psoriasis on the elbow of a 40-year-old man.", "Who is the patient?",
                 "A woman.")
     assert "sex_mismatch" in v.codes, v.to_dict()
+
+
+def test_words_echoed_from_an_ungrounded_question_earn_no_support(f):
+    # The LLM writes the question too: repeating its invented premise ("satellite papules")
+    # supports nothing. The echo scores as if the question had not named them.
+    caption = "Erythematous plaque on the elbow."
+    answer = "Satellite papules around the plaque."
+    echoed = f.check(caption, "Where are the satellite papules?", answer)
+    plain = f.check(caption, "What else is seen?", answer)
+    assert not echoed.passed and echoed.score <= plain.score + 1e-9, echoed.to_dict()
+    # an echoed term the caption has is still supported
+    v = f.check(caption, "Where is the plaque?", "The plaque is on the elbow.")
+    assert v.passed and v.score > 0.9, v.to_dict()

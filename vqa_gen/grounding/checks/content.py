@@ -71,7 +71,7 @@ class ContentCheck(Check):
         "specific_term": 3.5,
         "diagnosis_penalty": 0.6,
         "pair_ordered": False,
-        "echo_credit": 0.5,
+        "echo_credit": 0.0,
         "weakest_weight": 0.0,
         "premise_factor": 0.6,
         "negative_penalty": 0.0,
@@ -198,7 +198,7 @@ class ContentCheck(Check):
                 if not (q.dim == "" and q.lo == q.hi and q.lo in skip)
                 and (protocol_asked or q.dim != "magnification")] if numbers else []
         disc = None
-        if echo:
+        if echo and self._echo_credit:  # (0 by default: no discounts to build)
             d = self._echo_credit
             disc = [d if k in echo else 0.0 for _, _, k in units]
         return support(self.an, cap, units, tokens, self.fuzzy_cutoff, numbers=nums,
@@ -235,8 +235,9 @@ class ContentCheck(Check):
         if asks is None:  # per question text (question facts are cached by text)
             asks = q_memo["content_check"] = self._question_asks(qa)
         # Words the answer echoes from an open question (the user's turn, the question's own
-        # terms) get part credit: the answer relies on the premise only that far. The ones
-        # the evidence has weigh little: what the answer adds decides its support.
+        # terms) get `echo_credit` (0 by default: the LLM wrote the question too, so its
+        # invented premise repeated supports nothing). The ones the evidence has weigh
+        # little: what the answer adds decides its support.
         protocol_asked, diagnosis_q, echo, given = asks
         av = qa.answer.view
         numbers = qa.answer.numbers
