@@ -71,10 +71,10 @@ def test_edge_texts_match_the_plain_gates(text):
 
 def test_quantity_stays_an_immutable_value():
     q = NX.extract("about 2 cm")[0]
-    assert q == Quantity(2.0, 2.0, "length", 20.0, 20.0, "2 cm", True, "", "")
+    assert q == Quantity(2.0, 2.0, "length", 20.0, 20.0, "2 cm", True, "", "", "")
     assert hash(q) == hash(Quantity(2.0, 2.0, "length", 20.0, 20.0, "2 cm", True))
     assert repr(q) == ("Quantity(lo=2.0, hi=2.0, dim='length', clo=20.0, chi=20.0, raw='2 cm', "
-                       "hedged=True, cmp='', noun='')")
+                       "hedged=True, cmp='', noun='', label='')")
     with pytest.raises(AttributeError):
         q.lo = 3.0  # type: ignore[misc]
-    assert not dataclasses.is_dataclass(q) and q._fields[-1] == "noun"
+    assert not dataclasses.is_dataclass(q) and q._fields[-1] == "label"

@@ -462,3 +462,48 @@ def test_words_echoed_from_an_ungrounded_question_earn_no_support(f):
     # an echoed term the caption has is still supported
     v = f.check(caption, "Where is the plaque?", "The plaque is on the elbow.")
     assert v.passed and v.score > 0.9, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("The infusion ran for 2.5 hours.", "Two and a half hours."),
+    ("The infusion ran for 2.5 hours.", "Two and half hours."),
+    ("A plaque of 1.5 cm.", "1 and a half cm."),
+    ("Biopsy from a patient with COVID-19.", "A patient with COVID 19."),
+    ("Serum IL-6 was raised.", "IL 6 was raised."),
+    ("Patients with SARS-CoV-2 infection.", "SARS CoV 2 infection."),
+    ("In the film, earth-199999 is the main universe.", "The main universe is earth -199999."),
+    ("Type 2 diabetes with necrobiosis lipoidica.", "Type-2 diabetes."),
+    ("Patients with COVID 19 were treated.", "COVID-19 patients."),
+])
+def test_a_number_written_another_way_is_the_same_number(f, caption, answer):
+    # "and a half", and names with a number spaced or hyphenated otherwise than the caption
+    v = f.check(caption, "What is described?", answer)
+    assert v.passed and v.score > 0.95, v.to_dict()
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "code"), [
+    ("The infusion ran for 2.5 hours.", "Three and a half hours.", "number_mismatch"),
+    ("Serum IL-6 was raised.", "IL 8 was raised.", "unsupported_number"),
+    ("Type 2 diabetes with necrobiosis lipoidica.", "Type 1 diabetes.", "number_mismatch"),
+    ("Type 2 diabetes with necrobiosis lipoidica.", "Type-1 diabetes.", "number_mismatch"),
+    ("Grade 3 squamous cell carcinoma.", "Grade 1 squamous cell carcinoma.", "number_mismatch"),
+    ("Stage II melanoma.", "Stage I melanoma.", "number_mismatch"),
+])
+def test_a_labelled_one_is_a_value_not_an_article(f, caption, answer, code):
+    # a bare "one" says no more than "a"; "type 1", "grade 1", "stage I" are claims
+    v = f.check(caption, "What is described?", answer)
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+def test_the_content_score_leaves_unchecked_the_values_the_numbers_check_does():
+    # `numbers.params.ignore_values` decides for both checks which bare values are no claim
+    caption, answer = "A papule on the arm.", "One papule on the arm."
+    default = GroundingFilter().check(caption, "What is seen?", answer)
+    assert default.passed and default.score > 0.8, default.to_dict()
+    strict_ones = GroundingFilter(FilterConfig.model_validate(
+        {"checks": {"numbers": {"params": {"ignore_values": []}}}}))
+    v = strict_ones.check(caption, "What is seen?", answer)
+    content = [r for r in v.reasons if r.code == "unsupported_content"]
+    assert "unsupported_number" in v.codes and content and "one" in (content[0].evidence or ""), \
+        v.to_dict()

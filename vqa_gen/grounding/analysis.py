@@ -601,8 +601,15 @@ class Analyser:
         if not token.isalpha() and _DIGIT.search(token) is not None:
             # A name or code with digits ("il-6", "sars-cov-2", "n95") is matched as written:
             # its digits are its identity ("il-8" is no spelling variant of it, and "3"
-            # elsewhere in the caption does not make "sars-cov-3").
-            return False
+            # elsewhere in the caption does not make "sars-cov-3"); written with spaces there
+            # ("type 2 diabetes", "COVID 19") it is the same name.
+            if "-" not in token:
+                return False
+            memo = cap.facts.memo
+            spaced = memo.get("spaced")
+            if spaced is None:
+                spaced = memo["spaced"] = f" {' '.join(cap.facts.view.tokens)} "
+            return f" {token.replace('-', ' ')} " in spaced
         if 2 <= len(token) <= 5 and token.isalpha():
             if cap.acronym_text is None:
                 cap.acronym_text = initials_text(cap.facts.view.tokens, self.stop)

@@ -53,8 +53,11 @@ class GroundingFilter:
             if not settings.enabled:
                 continue
             if cls is ContentCheck:
+                ignore = cfg.check("numbers").params.get(
+                    "ignore_values", NumberCheck.defaults["ignore_values"])
                 inst: Check = ContentCheck(self.analyser, settings.params,
-                                           fuzzy_cutoff=float(cfg.fuzzy_cutoff or 88.0))
+                                           fuzzy_cutoff=float(cfg.fuzzy_cutoff or 88.0),
+                                           ignore_values=ignore)
             else:
                 inst = cls(self.analyser, settings.params)
             self._checks.append((inst, settings.weight * float(cfg.penalty_scale or 1.0)))

@@ -157,6 +157,12 @@ main key overall summary words sentence sentences paragraph
 # but "Is this a primary tumour?" answered "Yes" claims it.
 OPEN_QUESTION_FRAME: frozenset[str] = frozenset(_words("primary principal medical likely"))
 
+# "Two and a half hours" is 2.5 hours (and not the numbers 2 and 0.5).
+_AND_A_HALF = tuple(
+    (rf"\b{w} and (?:an? )?half\b", f"{v}.5") for v, w in enumerate(
+        ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+         "eleven", "twelve"), start=1))
+
 # Abbreviations and spelling variants rewritten on the raw lower-cased text before tokenising.
 # Multi-word targets let "BCC" meet "basal cell carcinoma" token by token.
 PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
@@ -190,6 +196,8 @@ PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
     (r"\b(?:big|great) toe", "hallux"),
     (r"\bmammogra(?:m|ms|phy|phic)\b", "breast mammography"),
     (r"\b(?:o|e)sophagogastroduodenoscop\w*", "upper endoscopy ogd egd"),
+    (r"\b(\d+) and (?:an? )?half\b", r"\1.5"),
+    *_AND_A_HALF,
     (r"\bhalf an? (?=[a-z])", "0.5 "),
     (r"\bfingernails?\b", "finger nail"),
     (r"\blower legs?\b", "leg"),

@@ -80,6 +80,7 @@ class Quantity(NamedTuple):
     hedged: bool = False
     cmp: str = ""  # "<" or ">" when stated as a bound ("less than 1 mm")
     noun: str = ""  # unitless counts: the word counted ("two individuals"), when one follows
+    label: str = ""  # a value's label ("type 1", "grade-1", "stage i"): never article-like
 
 
 _new = tuple.__new__  # builds a Quantity from all its fields without a Python-level call
@@ -101,6 +102,11 @@ _BOUND_ENDS = ("about", "approximately", "approx", "around", "roughly", "nearly"
 # ("x40", "x 40", "40x", "40 x"): "axial" and "extending" alone need no search.
 _WORD_END = re.compile(r"[a-z]+$")  # the word a hyphenated number follows ("covid" in "covid-19")
 _MAG_X = re.compile(r"[x×](?![^\W\d])")
+# how the text before a labelled value ends: its label word, then a space or hyphen
+# Words that label a value after them ("grade 3", "type-2", "stage iv")
+_VALUE_WORDS = ("segment", "grade", "stage", "type", "class", "level", "nerve", "zone", "phase",
+                "lobe", "degree", "part", "factor")
+_LABEL_ENDS = tuple(f"{w}{sep}" for w in _VALUE_WORDS for sep in (" ", "-"))
 
 
 def _num_text(s: str) -> str:
@@ -193,8 +199,7 @@ class NumberExtractor:
             rf"|\b(?P<o>{ordinals}) decade\b")
         self._digit = re.compile(r"\d")
         self._decade_triggers = (*lx.DECADE_WORDS, "decade")
-        self._roman_triggers = ("segment", "grade", "stage", "type", "class", "level", "nerve",
-                                "zone", "phase", "lobe", "degree", "part", "factor")
+        self._roman_triggers = _VALUE_WORDS
         # one C-level scan for any of them (instead of a substring test per word)
         self._roman_gate = re.compile(trie_pattern(list(self._roman_triggers)))
         gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
@@ -252,7 +257,8 @@ class NumberExtractor:
             r = m.group("r")
             if r in _ROMAN:
                 v = float(_ROMAN[r])
-                out.append(Quantity(v, v, "", v, v, m.group(0)))
+                out.append(Quantity(v, v, "", v, v, m.group(0),
+                                    label=m.group(0)[:m.start("r") - m.start()].strip()))
         for m in (_ORDINAL_RE.finditer(text) if ordinal else ()):
             v = float(m.group(1))
             out.append(Quantity(v, v, "ordinal", v, v, m.group(0)))
@@ -291,13 +297,17 @@ class NumberExtractor:
                 cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
                 if dim == "time" and _OVER_END.search(before):
                     hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
-            noun = ""
+            noun = label = ""
             if not dim:
                 nxt = _NEXT_WORD.match(text, end)
                 if nxt and nxt.group(1) not in _NOT_A_NOUN:
                     noun = nxt.group(1)
+                if before.endswith(_LABEL_ENDS):  # "type 1", "grade-1": a value, not a count
+                    lw = _WORD_END.search(before.rstrip(" -"))
+                    if lw is not None and lw.group() in self._value_words:
+                        label = lw.group()
             out.append(_new(Quantity, (lo, hi, dim, lo * factor, hi * factor,
-                                       text[start:end].strip(), hedged, cmp, noun)))
+                                       text[start:end].strip(), hedged, cmp, noun, label)))
         return out
 
 

@@ -93,6 +93,12 @@ def _token_value(token: str) -> float | None:
     return lx.NUMBER_WORDS.get(token)
 
 
+def _spaced_name(token: str, evidence_tokens: AbstractSet[str]) -> bool:
+    """A hyphenated name with a number at an end ("covid-19", "type-2") whose parts the
+    evidence has (where it writes "COVID 19", "type 2")."""
+    return all(p in evidence_tokens for p in token.split("-") if p)
+
+
 def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
              evidence_keys: set[str], values: AbstractSet[float] = frozenset()) -> float:
     """Plain share of the answer's words (minus a few stop words) found in the evidence, as
@@ -105,7 +111,9 @@ def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
         if t[0].isalnum() and t not in COVERAGE_STOP:
             n += 1
             if (t in evidence_tokens or k in evidence_keys
-                    or (values and _token_value(t) in values)):
+                    or (values and _token_value(t) in values)
+                    or ("-" in t and (t[-1].isdigit() or t[0].isdigit())
+                        and _spaced_name(t, evidence_tokens))):
                 hit += 1
     return hit / n if n else 1.0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
@@ -18,7 +19,7 @@ from ..support import (
 )
 from ..verdict import Reason
 from .base import Check
-from .numbers import counted, ignored_values, number_supported
+from .numbers import counted, ignored_values, named_number, number_supported, unchecked
 from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
@@ -88,11 +89,13 @@ class ContentCheck(Check):
         "given_weight": 0.1,
     }
 
-    def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0) -> None:
+    def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0,
+                 ignore_values: Iterable[float] = (1.0,)) -> None:
         super().__init__(analyser, params)
         self.fuzzy_cutoff = fuzzy_cutoff
-        # a bare "one": articles and "a single" say as much (unless it answers a count)
-        self._ignore_numbers = frozenset({1.0})
+        # the numbers check's bare values left unchecked (a bare "one": articles and "a
+        # single" say as much, unless it answers a count): weighed as no claim here either
+        self._ignore_numbers = frozenset(float(v) for v in ignore_values)
         warm_up()  # load the word-frequency table now, not inside the first record's check
         key = analyser.norm.key
         opp: dict[str, set[str]] = {}
@@ -194,8 +197,9 @@ class ContentCheck(Check):
         # A magnification ("x100") is protocol: weighed as a light word unless the question
         # asks how the image was made.
         skip = self._ignore_numbers if ignore is None else ignore
-        nums = [(q.raw, number_supported(q, cap.facts.numbers)) for q in numbers
-                if not (q.dim == "" and q.lo == q.hi and q.lo in skip)
+        nums = [(q.raw, number_supported(q, cap.facts.numbers)
+                 or named_number(q, cap, tokens)) for q in numbers
+                if not unchecked(q, skip)
                 and (protocol_asked or q.dim != "magnification")] if numbers else []
         disc = None
         if echo and self._echo_credit:  # (0 by default: no discounts to build)
@@ -251,8 +255,8 @@ class ContentCheck(Check):
             # A count the number units accept counts as found, however written ("2" for
             # "two"; a "1" for "a nodule"). (Elsewhere the literal match stays: it tells a
             # hedged "about 300" from the caption's 330, which the units accept.)
-            values = frozenset(v for q in numbers for v in (q.lo, q.hi) if (
-                q.dim == "" and q.lo == q.hi and q.lo in ignore) or number_supported(
+            values = frozenset(v for q in numbers for v in (q.lo, q.hi) if unchecked(
+                q, ignore) or number_supported(
                     q, cap.facts.numbers))
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values
                        ) if cov_w else 1.0

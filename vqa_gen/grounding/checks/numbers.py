@@ -129,12 +129,47 @@ def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     return any(supports(e, claim) for e in (pool or evidence))
 
 
+def name_numbers(cap: CaptionFacts) -> dict[float, frozenset[str]]:
+    """The numbers that end a hyphenated name in the caption ("covid-19", "il-6",
+    "sars-cov-2"), each with the name's word parts. The extractor reads such a number as part
+    of the name, not as a quantity, so an answer spacing the name ("COVID 19", "IL 6") would
+    otherwise claim a number the caption lacks. Memoised per caption."""
+    memo = cap.facts.memo
+    hit = memo.get("name_numbers")
+    if hit is None:
+        found: dict[float, set[str]] = {}
+        if "-" in cap.facts.view.text:
+            for t in cap.facts.view.tokens:
+                if "-" in t and t[-1].isdigit():
+                    *head, last = t.split("-")
+                    words = [p for p in head if p.isalpha()]
+                    if last.isdecimal() and words:
+                        found.setdefault(float(last), set()).update(words)
+        hit = memo["name_numbers"] = {v: frozenset(w) for v, w in found.items()}
+    return hit
+
+
+def named_number(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]) -> bool:
+    """Is a bare number in the answer the number of a caption name that the answer writes
+    out too ("COVID 19" for "COVID-19")? `token_lists`: the texts the claim comes from."""
+    if claim.dim or claim.lo != claim.hi:
+        return False
+    words = name_numbers(cap).get(claim.lo)
+    return words is not None and any(not words.isdisjoint(t) for t in token_lists)
+
+
+def unchecked(q: Quantity, ignore: AbstractSet[float]) -> bool:
+    """A bare count of an ignored value ("a lesion" says as much as "one lesion"); a labelled
+    value ("type 1", "stage I") is always checked."""
+    return q.dim == "" and q.lo == q.hi and q.lo in ignore and not q.label
+
+
 def number_claims(qa: QAFacts, ignore: AbstractSet[float]) -> list[Quantity]:
     """The quantities an answer asserts (a "Yes" also asserts the question's)."""
     claims = list(qa.answer.numbers)
     if qa.yes_no and qa.polarity == "yes":
         claims += qa.question.numbers
-    return [q for q in claims if not (q.dim == "" and q.lo == q.hi and q.lo in ignore)]
+    return [q for q in claims if not unchecked(q, ignore)]
 
 
 class NumberCheck(Check):
@@ -165,8 +200,9 @@ class NumberCheck(Check):
         evidence = cap.facts.numbers
         key = self.an.norm.key
         out: list[Reason] = []
+        tokens = (qa.answer.view.tokens, qa.question.view.tokens)
         for c in claims:
-            if number_supported(c, evidence):
+            if number_supported(c, evidence) or named_number(c, cap, *tokens):
                 continue
             # A mismatch needs the same kind of quantity: a count against a year ("two" vs
             # "2014") is only unsupported, and a count of a named thing mismatches only a count
