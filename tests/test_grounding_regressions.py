@@ -507,3 +507,16 @@ def test_the_content_score_leaves_unchecked_the_values_the_numbers_check_does():
     content = [r for r in v.reasons if r.code == "unsupported_content"]
     assert "unsupported_number" in v.codes and content and "one" in (content[0].evidence or ""), \
         v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("Chilblain-like lesions in COVID-19.", "Chilblain-like lesions in coronavirus disease 2019."),
+    ("Chilblain-like lesions in COVID-19.", "Chilblain-like lesions in COVID19."),
+    ("Chilblain-like lesions in coronavirus disease 2019.", "Chilblain-like lesions in COVID-19."),
+    ("Chilblain-like lesions in COVID-19.", "Chilblain-like lesions in a coronavirus disease."),
+    ("Viral particles of 2019-nCoV.", "Viral particles of SARS-CoV-2."),
+])
+def test_the_names_of_covid_are_one_name_and_no_year(f, caption, answer):
+    # "coronavirus disease 2019" names the disease: its 2019 is no claimed number
+    v = f.check(caption, "What is shown?", answer)
+    assert v.passed and v.score > 0.95, v.to_dict()

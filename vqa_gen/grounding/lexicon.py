@@ -200,6 +200,9 @@ PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
     *_AND_A_HALF,
     (r"\bhalf an? (?=[a-z])", "0.5 "),
     (r"\bfingernails?\b", "finger nail"),
+    (r"\bcoronavirus disease[- ]?2019\b", "covid-19"),  # names, not a claimed 2019
+    (r"\bcovid19\b", "covid-19"),
+    (r"\b2019-ncov\b", "sars-cov-2"),
     (r"\blower legs?\b", "leg"),
     (r"\bpap\b", "papanicolaou"),
     (r"\bfat[- ]sat(?:urated)?\b", "fat suppressed"),
@@ -384,7 +387,9 @@ SITE_PARENTS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
 IMPLIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     w: ("malignant",) for w in _words("""melanoma melanomas carcinoma carcinomas sarcoma sarcomas
     lymphoma lymphomas leukaemia leukemia myeloma metastasis metastases metastatic
-    adenocarcinoma mesothelioma glioblastoma""")})
+    adenocarcinoma mesothelioma glioblastoma""")} | {
+    # what a name says ("coronavirus disease 2019" is rewritten to "covid-19")
+    "covid-19": ("coronavirus", "disease"), "sars-cov-2": ("coronavirus", "virus")})
 
 # Numbers written as words (counts and ages).
 NUMBER_WORDS: MappingProxyType[str, float] = MappingProxyType({
