@@ -48,9 +48,19 @@ def test_number_not_supported(evidence, claim):
 @pytest.mark.parametrize(("a", "b"), [
     ("lesions", "lesion"), ("papular", "papule"), ("pigmented", "pigmentation"),
     ("scaling", "scaly"), ("nodular", "nodule"), ("capillaries", "capillary"),
+    # a short stem's lost "e" restored; "-ys" plurals
+    ("rated", "rating"), ("rated", "rate"), ("dosing", "dose"), ("based", "base"),
+    ("plays", "play"), ("days", "day"),
 ])
 def test_light_stem_meets(a, b):
     assert light_stem(a) == light_stem(b)
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("fixed", "fixe"), ("rated", "rat"), ("scaled", "scald"), ("lived", "liver"),
+])
+def test_light_stem_keeps_apart(a, b):
+    assert light_stem(a) != light_stem(b)
 
 
 def test_prefix_rule():

@@ -38,6 +38,7 @@ _SUFFIXES: tuple[tuple[str, str], ...] = (
 )
 
 
+_VOWELS = "aeiou"
 _WORD_LITERAL = re.compile(r"[a-z]+(?:-[a-z]+)*")
 _WHOLE_WORD_START = re.compile(r"\\b([a-z]+)\\b")  # a pattern opening with one whole word
 _PART_SPLIT = re.compile(r"['\-]")
@@ -97,12 +98,18 @@ def light_stem(word: str) -> str:
         w = w[:-3] + "y"
     elif w.endswith(("sses", "xes", "ches", "shes", "zes")):
         w = w[:-2]
-    elif w.endswith("s") and not w.endswith(("ss", "us", "is", "ous", "ys")) and len(w) > 3:
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is", "ous")) and len(w) > 3:
         w = w[:-1]
     for suf, rep in _SUFFIXES:
         if w.endswith(suf) and len(w) - len(suf) >= 4:
             w = w[: -len(suf)] + rep
             break
+    else:
+        # a short stem lost its "e" ("rated", "rating", "based" -> rate, base): restored
+        stem = w[:-2] if w.endswith("ed") else w[:-3] if w.endswith("ing") else ""
+        if (len(stem) == 3 and stem[0] not in _VOWELS and stem[1] in _VOWELS
+                and stem[2] not in _VOWELS and stem[2] not in "wxy"):
+            return stem + "e"
     if len(w) > 4 and w[-1] in "aeoy":
         w = w[:-1]
     return w
