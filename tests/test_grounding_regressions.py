@@ -520,3 +520,12 @@ def test_the_names_of_covid_are_one_name_and_no_year(f, caption, answer):
     # "coronavirus disease 2019" names the disease: its 2019 is no claimed number
     v = f.check(caption, "What is shown?", answer)
     assert v.passed and v.score > 0.95, v.to_dict()
+
+
+def test_two_caption_words_written_as_one_are_supported(f):
+    v = f.check("Leonardo DiCaprio in The Wolf of Wall Street.", "Which film?",
+                "The Wolf of Wallstreet.")
+    assert "wallstreet" not in str(v.to_dict()["reasons"]), v.to_dict()
+    # not any concatenation: the two words must stand side by side in the caption
+    v = f.check("A street near the wall.", "Which film?", "The Wolf of Wallstreet.")
+    assert "wallstreet" in str(v.to_dict()["reasons"]), v.to_dict()

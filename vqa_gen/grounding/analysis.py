@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from itertools import compress, islice, repeat
+from itertools import compress, islice, pairwise, repeat
 from operator import contains, ne, not_
 from typing import Any
 
@@ -628,6 +628,17 @@ class Analyser:
                     for t in cap.support_tokens:
                         if len(t) > n and key in t:
                             return True
+        if len(token) >= 6 and token.isalpha():
+            # two caption words written as one ("wallstreet", "healthcare")
+            memo = cap.facts.memo
+            joined = memo.get("joined")
+            if joined is None:
+                toks = cap.facts.view.tokens
+                joined = memo["joined"] = frozenset(
+                    a + b for a, b in pairwise(toks)
+                    if a.isalpha() and b.isalpha() and len(a) >= 3 and len(b) >= 3)
+            if token in joined:
+                return True
         if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
             hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
                                      score_cutoff=fuzzy_cutoff)
