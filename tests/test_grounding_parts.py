@@ -81,6 +81,24 @@ def test_abbreviation_rewrites():
     n = Normaliser()
     assert "basal cell carcinoma" in n.rewrite("BCC of the nose")
     assert "hematoxylin eosin" in n.rewrite("H&E stain")
+    assert n.view("H and E, x100; h & e").tokens == [
+        "hematoxylin", "eosin", ",", "x100", ";", "hematoxylin", "eosin"]
+
+
+@pytest.mark.parametrize("text", [
+    "a rough and erythematous plaque", "smooth and even borders", "Smith & Edwards",
+    "the late 19th and early 20th century",
+])
+def test_a_rewrite_never_rewrites_inside_words(text):
+    # "h and e" inside "rough and erythematous" once became "roughematoxylin eosinrythematous"
+    n = Normaliser()
+    assert n.view(text).tokens == fold(text).replace("&", " ").split()
+
+
+def test_and_a_half_is_one_number():
+    n = Normaliser()
+    assert n.view("two and a half hours, 3 and half days, twelve and a half").tokens == [
+        "2.5", "hours", ",", "3.5", "days", ",", "12.5"]
 
 
 @pytest.mark.parametrize(("text", "negated", "affirmed"), [

@@ -262,6 +262,23 @@ def meta_text(meta: Mapping[str, Any] | None) -> str:
     return " . ".join(parts)
 
 
+def _joined(token: str, cap: CaptionFacts) -> bool:
+    """Is `token` two caption words side by side written as one ("wallstreet" for "Wall
+    Street", "healthcare")? Each part has three letters or more."""
+    text = cap.facts.view.text
+    if token[:3] not in text or token[-3:] not in text:  # (most words: one of them is not)
+        return False
+    words = cap.all_tokens
+    for k in range(3, len(token) - 2):
+        head = token[:k]
+        if head in words and token[k:] in words:
+            tail = token[k:]
+            toks = cap.facts.view.tokens
+            if any(a == head and b == tail for a, b in pairwise(toks)):
+                return True
+    return False
+
+
 class Analyser:
     """Holds the compiled normaliser, number extractor and vocab keys."""
 
@@ -628,17 +645,8 @@ class Analyser:
                     for t in cap.support_tokens:
                         if len(t) > n and key in t:
                             return True
-        if len(token) >= 6 and token.isalpha():
-            # two caption words written as one ("wallstreet", "healthcare")
-            memo = cap.facts.memo
-            joined = memo.get("joined")
-            if joined is None:
-                toks = cap.facts.view.tokens
-                joined = memo["joined"] = frozenset(
-                    a + b for a, b in pairwise(toks)
-                    if a.isalpha() and b.isalpha() and len(a) >= 3 and len(b) >= 3)
-            if token in joined:
-                return True
+        if len(token) >= 6 and token.isalpha() and _joined(token, cap):
+            return True
         if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
             hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
                                      score_cutoff=fuzzy_cutoff)

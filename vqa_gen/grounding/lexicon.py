@@ -9,6 +9,7 @@ are additions on top, so the filter also works on non-medical passages.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from types import MappingProxyType
 
 
@@ -158,16 +159,21 @@ main key overall summary words sentence sentences paragraph
 OPEN_QUESTION_FRAME: frozenset[str] = frozenset(_words("primary principal medical likely"))
 
 # "Two and a half hours" is 2.5 hours (and not the numbers 2 and 0.5).
-_AND_A_HALF = tuple(
-    (rf"\b{w} and (?:an? )?half\b", f"{v}.5") for v, w in enumerate(
-        ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-         "eleven", "twelve"), start=1))
+_HALF_WHOLES = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                "eleven", "twelve")
+
+
+def _and_a_half(m: re.Match[str]) -> str:
+    whole = m.group(1)
+    return f"{whole if whole.isdecimal() else _HALF_WHOLES.index(whole) + 1}.5"
+
 
 # Abbreviations and spelling variants rewritten on the raw lower-cased text before tokenising.
 # Multi-word targets let "BCC" meet "basal cell carcinoma" token by token.
-PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
-    (r"h\s*&\s*e", "hematoxylin eosin"),
-    (r"h\s+and\s+e", "hematoxylin eosin"),
+# (A replacement is a string, or a function of the match for `re.sub`.)
+PHRASE_REWRITES: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = (
+    (r"\bh\s*&\s*e\b", "hematoxylin eosin"),  # (not "smith & edwards")
+    (r"\bh\b\s+and\s+e\b", "hematoxylin eosin"),  # (not "rough and erythematous")
     (r"haematoxylin", "hematoxylin"),
     (r"\bbcc\b", "basal cell carcinoma"),
     (r"\bscc\b", "squamous cell carcinoma"),
@@ -196,13 +202,12 @@ PHRASE_REWRITES: tuple[tuple[str, str], ...] = (
     (r"\b(?:big|great) toe", "hallux"),
     (r"\bmammogra(?:m|ms|phy|phic)\b", "breast mammography"),
     (r"\b(?:o|e)sophagogastroduodenoscop\w*", "upper endoscopy ogd egd"),
-    (r"\b(\d+) and (?:an? )?half\b", r"\1.5"),
-    *_AND_A_HALF,
+    (rf"\b(\d+|{'|'.join(_HALF_WHOLES)}) and (?:an? )?half\b", _and_a_half),
     (r"\bhalf an? (?=[a-z])", "0.5 "),
     (r"\bfingernails?\b", "finger nail"),
     (r"\bcoronavirus disease[- ]?2019\b", "covid-19"),  # names, not a claimed 2019
     (r"\bcovid19\b", "covid-19"),
-    (r"\b2019-ncov\b", "sars-cov-2"),
+    (r"\b2019[- ]ncov\b", "sars-cov-2"),
     (r"\blower legs?\b", "leg"),
     (r"\bpap\b", "papanicolaou"),
     (r"\bfat[- ]sat(?:urated)?\b", "fat suppressed"),

@@ -64,6 +64,9 @@ def _triggers(pattern: str) -> tuple[tuple[str, ...], ...]:
                       key=lambda r: (-len(r), r.isalpha()))  # "h & e": "&" first
         if not runs:
             return ((),)
+        whole = _WHOLE_WORD_START.match(b)
+        if whole:  # a whole first word ("\\bh\\b and e") is the rarest trigger ("and" is not)
+            runs = [whole.group(1), *(r for r in runs if r != whole.group(1))]
         out.append(tuple(runs))
     return tuple(out)
 
