@@ -22,7 +22,7 @@ NORM = Normaliser()
 AN = Analyser()
 
 _FRAGMENTS = sorted({w for p, r in lx.PHRASE_REWRITES
-                     for w in re.findall(r"[a-z&\-]+", p + " " + r)}
+                     for w in re.findall(r"[a-z&\-]+", p + " " + (r if isinstance(r, str) else ""))}
                     | {"tract", "focus", "thus", "3", "10th", "2nd", "x", "image", "scan", "of",
                        "no", "not", "lesions", "plaque", "red", "_", "α", "æ"})
 _SEPARATORS = ["", " ", " ", "-", "'", "'s ", "’", ", ", ". ", "(", ")", "&", " & "]
