@@ -199,7 +199,7 @@ PHRASE_REWRITES: tuple[tuple[str, str | Callable[[re.Match[str]], str]], ...] = 
     (r"\bblackheads?\b", "open comedones"),
     (r"\bwhiteheads?\b", "closed comedones"),
     (r"\btoenails?\b", "toe nail"),
-    (r"\b(?:big|great) toe", "hallux"),
+    (r"\b(?:big|great) toes?\b", "hallux"),
     (r"\bmammogra(?:m|ms|phy|phic)\b", "breast mammography"),
     (r"\b(?:o|e)sophagogastroduodenoscop\w*", "upper endoscopy ogd egd"),
     (rf"\b(\d+|{'|'.join(_HALF_WHOLES)}) and (?:an? )?half\b", _and_a_half),
