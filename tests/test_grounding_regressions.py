@@ -529,3 +529,26 @@ def test_two_caption_words_written_as_one_are_supported(f):
     # not any concatenation: the two words must stand side by side in the caption
     v = f.check("A street near the wall.", "Which film?", "The Wolf of Wallstreet.")
     assert "wallstreet" in str(v.to_dict()["reasons"]), v.to_dict()
+
+
+def test_a_fraction_in_words_is_no_count_to_mismatch(f):
+    # "the second half" is a period of the match, not the count 0.5 that "two tries" differs from
+    caption = ("Cuthbert scored a try before the break, and another early in the second half, "
+               "as the Blues won.")
+    v = f.check(caption, "How many tries did Cuthbert score?", "He scored two.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    # a count against a count still mismatches
+    v = f.check("Cuthbert scored three tries.", "How many tries did Cuthbert score?",
+                "He scored two.")
+    assert "number_mismatch" in v.codes, v.to_dict()
+
+
+def test_an_ordinal_word_is_no_number_with_a_unit(f):
+    # "eighth" was read as "eight" + the unit "h": 8 hours, which then stood as the evidence's
+    # only duration against the age "aged 30" ("30 (caption: eighth)")
+    caption = ("Clarkson, 30, joined St Mirren in July. St Mirren are eighth in the league, "
+               "7 points clear.")
+    assert [q.raw for q in f.caption_facts(caption).facts.numbers] == ["30", "7"]
+    v = f.check(caption, "Who joined?", "Clarkson, aged 30, joined St Mirren in July.")
+    assert not {"number_mismatch", "age_mismatch", "unsupported_number"} & set(v.codes), \
+        v.to_dict()

@@ -152,8 +152,9 @@ class NumberExtractor:
         thousands = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
         # (word lists as prefix tries: the same matches, far fewer branches tried per word)
         t_digits, t_tens = trie_pattern(digits.split("|")), trie_pattern(tens.split("|"))
-        num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:{t_digits})[- ]hundred" \
-              rf"|(?:{t_tens})(?:[- ](?:{t_digits}))?|{trie_pattern(words.split('|'))})"
+        # (a number word ends its word: "eighth" is no "eight" followed by the unit "h")
+        num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:(?:{t_digits})[- ]hundred" \
+              rf"|(?:{t_tens})(?:[- ](?:{t_digits}))?|{trie_pattern(words.split('|'))})(?![a-z]))"
         units = trie_pattern(list(_UNITS))
         # A leading lookahead on the characters a match can start with lets the regex engine
         # skip every other position fast (the patterns match exactly as without it); a number

@@ -24,6 +24,8 @@ _ONE_BEFORE = frozenset({"a", "an", "one", "single", "solitary", "isolated", "lo
 _ONE_ANYWHERE = frozenset({"single", "solitary", "isolated", "lone"})
 _ONE_WINDOW = 4  # tokens before the noun in which a marker of one may stand
 _NO_COUNT = ""  # memo value: not a count question, or no counted noun
+# A fraction in words is no count: "two tries" does not mismatch "the second half"
+_FRACTIONS = frozenset({"half", "quarter"})
 
 
 def counted(question: Facts) -> str:
@@ -209,7 +211,7 @@ class NumberCheck(Check):
             # of the same thing ("two individuals" vs "14 May" is no mismatch); a bare "3"
             # (the question names what it counts) compares with any count.
             same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
-                _year_like(e) or _year_like(c)
+                _year_like(e) or _year_like(c) or e.raw in _FRACTIONS or c.raw in _FRACTIONS
                 or (c.noun and (not e.noun or key(c.noun) != key(e.noun))))))
                         or {e.dim, c.dim} == {"age", "time"}]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
