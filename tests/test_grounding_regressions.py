@@ -552,3 +552,31 @@ def test_an_ordinal_word_is_no_number_with_a_unit(f):
     v = f.check(caption, "Who joined?", "Clarkson, aged 30, joined St Mirren in July.")
     assert not {"number_mismatch", "age_mismatch", "unsupported_number"} & set(v.codes), \
         v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    # tokenised text (dialogue corpora): "23 , 768" and "twenty - five" are one number
+    ("As of November 2016 , it operates 23 , 768 locations worldwide .",
+     "they have 23,768 locations worldwide ."),
+    ("As of November 2016, it operates 23,768 locations worldwide.",
+     "they have 23 , 768 locations worldwide ."),
+    ("The band played for twenty - five years .", "They played for 25 years."),
+    # a bound at the stated value restates it ("over 10 million" for "10 million")
+    ("His first two albums both exceeded sales of 10 million copies.",
+     "His first two albums sold over 10 million copies."),
+])
+def test_a_number_the_evidence_states_is_no_mismatch(f, caption, answer):
+    v = f.check(caption, "Tell me more.", answer)
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+def test_labelled_values_compare_only_under_the_same_label(f):
+    # "type 2" is no value of the grade: a wrong grade is compared with the caption's grade
+    caption = "Type 2 diabetes with a grade 1 ulcer of the foot."
+    v = f.check(caption, "What is the grade?", "A grade 1 ulcer.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    for answer, evidence in (("A grade 3 ulcer.", "3 (caption: 1)"),
+                             ("Type 3 diabetes.", "3 (caption: 2)")):
+        v = f.check(caption, "What is shown?", answer)
+        assert [r.evidence for r in v.reasons if r.code == "number_mismatch"] == [evidence], \
+            v.to_dict()

@@ -113,6 +113,7 @@ def _num_text(s: str) -> str:
     """"5,895" is a thousands separator; "2,5" a decimal comma."""
     if "," not in s:  # most numbers: nothing to rewrite
         return s
+    s = s.replace(" , ", ",")  # (tokenised text)
     return s.replace(",", "") if _THOUSANDS.fullmatch(s) else s.replace(",", ".")
 
 
@@ -149,12 +150,14 @@ class NumberExtractor:
         tens = "twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety"
         words = "|".join(sorted(_COUNT_WORDS, key=len, reverse=True))
         digits = "one|two|three|four|five|six|seven|eight|nine"
-        thousands = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+        # (" , ": tokenised text, "23 , 768"; "twenty - five" likewise)
+        thousands = r"\d{1,3}(?:(?:,| , )\d{3})+(?:\.\d+)?"
         # (word lists as prefix tries: the same matches, far fewer branches tried per word)
         t_digits, t_tens = trie_pattern(digits.split("|")), trie_pattern(tens.split("|"))
         # (a number word ends its word: "eighth" is no "eight" followed by the unit "h")
+        tens_digits = rf"(?:{t_tens})(?:(?:[- ]| - )(?:{t_digits}))?"
         num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:(?:{t_digits})[- ]hundred" \
-              rf"|(?:{t_tens})(?:[- ](?:{t_digits}))?|{trie_pattern(words.split('|'))})(?![a-z]))"
+              rf"|{tens_digits}|{trie_pattern(words.split('|'))})(?![a-z]))"
         units = trie_pattern(list(_UNITS))
         # A leading lookahead on the characters a match can start with lets the regex engine
         # skip every other position fast (the patterns match exactly as without it); a number
@@ -167,7 +170,8 @@ class NumberExtractor:
         # word (most texts): only the ones starting with a digit. It starts with a character
         # class (the digit, then a look back past it), which the engine scans for fast.
         self._num_digit_re = re.compile(
-            rf"(?P<a>[0-9](?<![\w.].)(?:\d{{0,2}}(?:,\d{{3}})+(?:\.\d+)?|\d*(?:[.,]\d+)?)){rest}")
+            rf"(?P<a>[0-9](?<![\w.].)(?:\d{{0,2}}(?:(?:,| , )\d{{3}})+(?:\.\d+)?|\d*(?:[.,]\d+)?))"
+            rf"{rest}")
         # (for `_ascii_gates`: a match of `_num_re` not led by a digit starts a word-run with
         # a number word, so with one of these starts; the first four letters at most)
         number_words = set(f"{words}|{tens}|{digits}".split("|"))
@@ -370,6 +374,8 @@ def supports(evidence: Quantity, claim: Quantity) -> bool:
             return claim.cmp == evidence.cmp and (
                 evidence.clo <= claim.clo if claim.cmp == "<" else evidence.clo >= claim.clo)
         if claim.cmp:  # claim "less than 1 mm", evidence "0.8 mm"
+            if evidence.clo == evidence.chi and _close(claim.clo, evidence.clo, 1e-6):
+                return True  # the bound at the stated value ("over 10 million" for 10 million)
             return evidence.chi < claim.clo if claim.cmp == "<" else evidence.clo > claim.chi
         # evidence is a bound ("larger than 15 mm"), claim a value; the bound's own value
         # restates it less precisely ("over 300 songs" -> "300 songs")

@@ -3,6 +3,7 @@ backed by caption or metadata (unit-aware: 2 cm == 20 mm; "in her sixties" fits 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
@@ -120,6 +121,20 @@ def _year_like(q: Quantity) -> bool:
             and 1000 <= q.hi <= 2100)
 
 
+def _same_count(c: Quantity, e: Quantity, key: Callable[[str], str]) -> bool:
+    """Do two unitless numbers count the same thing, so that different values mismatch? Values
+    with a label compare only under the same label ("grade 1" / "grade 3", not "grade 1" /
+    "type 3"); a count of a named thing only with a count of the same ("two individuals" /
+    "three individuals", not "14 May"); a bare number with any count ("How many plaques?" ->
+    "3"; in statements, "won 2-0" against "won 3-0"). Years and fractions in words ("the
+    second half") are no counts."""
+    if _year_like(e) or _year_like(c) or e.raw in _FRACTIONS or c.raw in _FRACTIONS:
+        return False
+    if c.label or e.label:
+        return c.label == e.label
+    return not c.noun or (bool(e.noun) and key(c.noun) == key(e.noun))
+
+
 def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
     the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
@@ -210,9 +225,8 @@ class NumberCheck(Check):
             # "2014") is only unsupported, and a count of a named thing mismatches only a count
             # of the same thing ("two individuals" vs "14 May" is no mismatch); a bare "3"
             # (the question names what it counts) compares with any count.
-            same_dim = [e for e in evidence if (e.dim == c.dim and (c.dim or not (
-                _year_like(e) or _year_like(c) or e.raw in _FRACTIONS or c.raw in _FRACTIONS
-                or (c.noun and (not e.noun or key(c.noun) != key(e.noun))))))
+            same_dim = [e for e in evidence if (e.dim == c.dim and (
+                c.dim or _same_count(c, e, key)))
                         or {e.dim, c.dim} == {"age", "time"}]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
