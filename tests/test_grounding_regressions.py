@@ -580,3 +580,22 @@ def test_labelled_values_compare_only_under_the_same_label(f):
         v = f.check(caption, "What is shown?", answer)
         assert [r.evidence for r in v.reasons if r.code == "number_mismatch"] == [evidence], \
             v.to_dict()
+
+
+def test_an_age_is_compared_with_ages_and_years_only(f):
+    # "3 weeks" is no age that mismatches "a 21-year-old", nor "aged 30" a "three minutes"
+    v = f.check("A 21-year-old woman with a rash.", "How long?", "The rash lasted 3 weeks.")
+    assert "number_mismatch" not in v.codes and "age_mismatch" not in v.codes, v.to_dict()
+    v = f.check("He won the race by three minutes.", "Who won?", "He won, aged 30.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    # an age the caption never states is invented: it weighs as much as a wrong one
+    invented = [r for r in v.reasons if r.code == "unsupported_number"]
+    assert invented and invented[0].penalty >= 0.8, v.to_dict()
+    v = f.check("A 21-year-old woman with a rash.", "Who?", "A 25-year-old woman.")
+    assert "age_mismatch" in v.codes, v.to_dict()
+
+
+def test_a_decade_is_an_age_only_when_someone_has_it(f):
+    # "the late 60's" of rock music is no age; "in her sixties" is
+    caption = "Rock music from the late 60's, played by a woman in her sixties."
+    assert [q.dim for q in f.caption_facts(caption).facts.numbers] == ["era", "age"]

@@ -101,6 +101,7 @@ _BOUND_ENDS = ("about", "approximately", "approx", "around", "roughly", "nearly"
 # Every magnification match has "times", "magnification", or an x/× not followed by a letter
 # ("x40", "x 40", "40x", "40 x"): "axial" and "extending" alone need no search.
 _WORD_END = re.compile(r"[a-z]+$")  # the word a hyphenated number follows ("covid" in "covid-19")
+_AGE_OWNER = re.compile(r"\b(?:her|his|their|aged?)\s+$")  # whose decade: an age
 _MAG_X = re.compile(r"[x×](?![^\W\d])")
 # how the text before a labelled value ends: its label word, then a space or hyphen
 # Words that label a value after them ("grade 3", "type-2", "stage iv")
@@ -237,7 +238,11 @@ class NumberExtractor:
                 base = float(lx.DECADE_WORDS[m.group("w")])
             else:
                 base = float(lx.ORDINAL_DECADES[m.group("o")])
-            out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
+            # "in her 60s", "aged in their fifties", "the fourth decade" (of life) are ages;
+            # "the late 60's and early 70's" (of rock music) are years of a century
+            dim = "age" if m.group("o") or _AGE_OWNER.search(
+                text, max(0, m.start() - 12), m.start()) else "era"
+            out.append(Quantity(base, base + 9, dim, base, base + 9, m.group(0)))
             spans.append(m.span())
         dims = ("x" in text or "×" in text or "by" in text) and (  # "2 x 3 cm", "2 by 3 cm"
             self._dims_gate.search(text) is not None)

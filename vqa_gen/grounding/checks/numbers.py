@@ -121,6 +121,11 @@ def _year_like(q: Quantity) -> bool:
             and 1000 <= q.hi <= 2100)
 
 
+def _years(q: Quantity) -> bool:
+    """An age, or a duration in years: "3 weeks" is no age to mismatch "a 21-year-old"."""
+    return q.dim == "age" or abs(q.clo - 365.0 * q.lo) <= 1e-6 * max(1.0, q.clo)
+
+
 def _same_count(c: Quantity, e: Quantity, key: Callable[[str], str]) -> bool:
     """Do two unitless numbers count the same thing, so that different values mismatch? Values
     with a label compare only under the same label ("grade 1" / "grade 3", not "grade 1" /
@@ -201,6 +206,7 @@ class NumberCheck(Check):
         "small_count_factor": 0.3,
         "mismatch_penalty": 0.8,
         "ignore_values": [1.0],
+        "invented_age_penalty": 0.8,
     }
 
     def __init__(self, analyser: Analyser, params: dict[str, Any] | None = None) -> None:
@@ -227,7 +233,7 @@ class NumberCheck(Check):
             # (the question names what it counts) compares with any count.
             same_dim = [e for e in evidence if (e.dim == c.dim and (
                 c.dim or _same_count(c, e, key)))
-                        or {e.dim, c.dim} == {"age", "time"}]
+                        or ({e.dim, c.dim} == {"age", "time"} and _years(e) and _years(c))]
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]
@@ -243,6 +249,13 @@ class NumberCheck(Check):
             else:
                 # "two individuals", "three goals": a small count spelled out is most often the
                 # writer counting what the evidence lists; the support score still weighs it.
+                # An age the caption never states is an invented demographic, as grave as a
+                # wrong one (`invented_age_penalty`, the mismatch penalty by default).
+                if c.dim == "age":
+                    out.append(self.reason("unsupported_number",
+                                           "an age the caption does not state",
+                                           self.p["invented_age_penalty"], c.raw))
+                    continue
                 small = c.raw.isalpha() and c.lo == c.hi <= 4
                 out.append(self.reason("unsupported_number", "number not in caption or metadata",
                                        self.p["unsupported_penalty"] * (
