@@ -599,3 +599,25 @@ def test_a_decade_is_an_age_only_when_someone_has_it(f):
     # "the late 60's" of rock music is no age; "in her sixties" is
     caption = "Rock music from the late 60's, played by a woman in her sixties."
     assert [q.dim for q in f.caption_facts(caption).facts.numbers] == ["era", "age"]
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("She was the winner of the fourth season of American Idol.", "She won the 4th season."),
+    ("Brewing grew in the nineteenth century.", "Brewing grew in the 19th century."),
+    ("It was the twenty-first edition.", "It was the 21st edition."),
+    ("Country music originated in the early 1920s.", "It originated in the early 1920 ' s ."),
+    ("Heavy metal began in the late 1960s.", "It began in the late 60's."),
+])
+def test_an_ordinal_or_a_decade_written_otherwise_is_stated(f, caption, answer):
+    v = f.check(caption, "Tell me more.", answer)
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "code"), [
+    ("She was the winner of the fourth season of American Idol.", "She won the 5th season.",
+     "unsupported_number"),
+    ("Heavy metal began in the late 1960s.", "It began in the 80's.", "number_mismatch"),
+])
+def test_another_ordinal_or_decade_is_not(f, caption, answer, code):
+    v = f.check(caption, "Tell me more.", answer)
+    assert code in v.codes, v.to_dict()

@@ -409,6 +409,19 @@ DECADE_WORDS: MappingProxyType[str, int] = MappingProxyType({
     "teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50,
     "sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90,
 })
+_ORDINAL_UNITS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+                  "ninth")
+_ORDINAL_TEENS = ("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
+                  "sixteenth", "seventeenth", "eighteenth", "nineteenth")
+_TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
+# Ordinals in words, 1-99 ("fourth" for "4th", "twenty-first" for "21st").
+ORDINAL_WORDS: MappingProxyType[int, str] = MappingProxyType({
+    **{i + 1: w for i, w in enumerate(_ORDINAL_UNITS)},
+    **{i + 10: w for i, w in enumerate(_ORDINAL_TEENS)},
+    **{20 + 10 * i: t[:-1] + "ieth" for i, t in enumerate(_TENS)},
+    **{20 + 10 * i + j + 1: f"{t}-{u}" for i, t in enumerate(_TENS)
+       for j, u in enumerate(_ORDINAL_UNITS)},
+})
 ORDINAL_DECADES: MappingProxyType[str, int] = MappingProxyType({
     "first": 0, "second": 10, "third": 20, "fourth": 30, "fifth": 40, "sixth": 50,
     "seventh": 60, "eighth": 70, "ninth": 80, "tenth": 90,

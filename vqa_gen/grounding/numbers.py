@@ -201,7 +201,8 @@ class NumberExtractor:
         ordinals = "|".join(lx.ORDINAL_DECADES)
         self._decade_re = re.compile(
             rf"(?=[\d{_initials(f'early|mid|late|{decade_words}|{ordinals}')}])"
-            rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<d>\d)0'?s|(?P<w>{decade_words}))\b"
+            rf"\b(?:(?:early|mid|late)[- ])?(?:(?P<y>1[5-9]\d|20\d)0'?s|(?P<d>\d)0'?s"
+            rf"|(?P<w>{decade_words}))\b"
             rf"|\b(?P<o>{ordinals}) decade\b")
         self._digit = re.compile(r"\d")
         self._decade_triggers = (*lx.DECADE_WORDS, "decade")
@@ -232,6 +233,11 @@ class NumberExtractor:
         decade = ("0s" in text or "0's" in text or "teens" in text or "decade" in text
                   or ("ties" in text and any(w in text for w in self._decade_triggers)))
         for m in (self._decade_re.finditer(text) if decade else ()):
+            if m.group("y"):  # "the 1920s": the years 1920-1929
+                base = float(m.group("y")) * 10
+                out.append(Quantity(base, base + 9, "era", base, base + 9, m.group(0)))
+                spans.append(m.span())
+                continue
             if m.group("d"):
                 base = float(m.group("d")) * 10
             elif m.group("w"):
@@ -240,9 +246,11 @@ class NumberExtractor:
                 base = float(lx.ORDINAL_DECADES[m.group("o")])
             # "in her 60s", "aged in their fifties", "the fourth decade" (of life) are ages;
             # "the late 60's and early 70's" (of rock music) are years of a century
-            dim = "age" if m.group("o") or _AGE_OWNER.search(
-                text, max(0, m.start() - 12), m.start()) else "era"
-            out.append(Quantity(base, base + 9, dim, base, base + 9, m.group(0)))
+            if m.group("o") or _AGE_OWNER.search(text, max(0, m.start() - 12), m.start()):
+                out.append(Quantity(base, base + 9, "age", base, base + 9, m.group(0)))
+            else:  # (an era's short form is of the 1900s: "the 60's")
+                out.append(Quantity(base + 1900, base + 1909, "era", base + 1900, base + 1909,
+                                    m.group(0)))
             spans.append(m.span())
         dims = ("x" in text or "×" in text or "by" in text) and (  # "2 x 3 cm", "2 by 3 cm"
             self._dims_gate.search(text) is not None)

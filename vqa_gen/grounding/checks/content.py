@@ -19,7 +19,13 @@ from ..support import (
 )
 from ..verdict import Reason
 from .base import Check
-from .numbers import counted, ignored_values, named_number, number_supported, unchecked
+from .numbers import (
+    counted,
+    ignored_values,
+    number_supported,
+    stated_otherwise,
+    unchecked,
+)
 from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
@@ -198,7 +204,7 @@ class ContentCheck(Check):
         # asks how the image was made.
         skip = self._ignore_numbers if ignore is None else ignore
         nums = [(q.raw, number_supported(q, cap.facts.numbers)
-                 or named_number(q, cap, tokens)) for q in numbers
+                 or stated_otherwise(q, cap, tokens)) for q in numbers
                 if not unchecked(q, skip)
                 and (protocol_asked or q.dim != "magnification")] if numbers else []
         disc = None

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from typing import Any, ClassVar
 
+from .. import lexicon as lx
 from ..analysis import PUNCTUATION, Analyser, CaptionFacts, Facts, QAFacts
 from ..numbers import Quantity, supports
 from ..verdict import Reason
@@ -186,6 +187,16 @@ def unchecked(q: Quantity, ignore: AbstractSet[float]) -> bool:
     return q.dim == "" and q.lo == q.hi and q.lo in ignore and not q.label
 
 
+def stated_otherwise(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]) -> bool:
+    """Does the caption state the claimed number in a form the extractor does not read as a
+    quantity: the number of a name the answer writes out too ("COVID 19" for "COVID-19"), or
+    an ordinal in words ("4th" for "the fourth season")?"""
+    if claim.dim == "ordinal":
+        word = lx.ORDINAL_WORDS.get(int(claim.lo))
+        return word is not None and word in cap.all_tokens
+    return named_number(claim, cap, *token_lists)
+
+
 def number_claims(qa: QAFacts, ignore: AbstractSet[float]) -> list[Quantity]:
     """The quantities an answer asserts (a "Yes" also asserts the question's)."""
     claims = list(qa.answer.numbers)
@@ -225,7 +236,7 @@ class NumberCheck(Check):
         out: list[Reason] = []
         tokens = (qa.answer.view.tokens, qa.question.view.tokens)
         for c in claims:
-            if number_supported(c, evidence) or named_number(c, cap, *tokens):
+            if number_supported(c, evidence) or stated_otherwise(c, cap, *tokens):
                 continue
             # A mismatch needs the same kind of quantity: a count against a year ("two" vs
             # "2014") is only unsupported, and a count of a named thing mismatches only a count
