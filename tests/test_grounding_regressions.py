@@ -621,3 +621,28 @@ def test_an_ordinal_or_a_decade_written_otherwise_is_stated(f, caption, answer):
 def test_another_ordinal_or_decade_is_not(f, caption, answer, code):
     v = f.check(caption, "Tell me more.", answer)
     assert code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    ("Philately is the study of stamps and postal history.", "Do you collect stamps?",
+     "i ' ve never heard of stamps , but i do know that philately is the study of stamps ."),
+    ("Peanut butter has peanuts as its main ingredient.", "Do you like peanut butter?",
+     "I didn't know peanut butter had peanuts as its main ingredient!"),
+])
+def test_not_knowing_denies_nothing_that_follows(f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert "negation_conflict" not in v.codes, v.to_dict()
+
+
+def test_a_denial_after_a_knowing_verb_still_denies():
+    # "no known history of melanoma" denies the melanoma ("no" is no verbal negation)
+    f = GroundingFilter()
+    v = f.check("Melanoma on the back of a 60-year-old man.", "Describe the history.",
+                "There is no known history of melanoma.")
+    assert "negation_conflict" in v.codes, v.to_dict()
+
+
+def test_way_back_is_no_body_site(f):
+    v = f.check("Headphones were developed from the telephone receiver held in the hand.",
+                "How old are headphones?", "They were developed way back in the 19th century.")
+    assert "site_mismatch" not in v.codes, v.to_dict()

@@ -27,7 +27,17 @@ _CLAUSE_END = frozenset(".;:!?()")
 _BEFORE_BY = 2  # `Analyser._word_kind`: content only when "by" follows
 _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "day", "days",
                          "yrs", "yr"})  # "3 years old" is an age, not the word "old"
-_GO_WORDS = frozenset({"came", "come", "go", "went", "comes"})  # "came back" is no site
+# "came back", "way back in the 19th century": no site
+_GO_WORDS = frozenset({"came", "come", "go", "went", "comes", "goes", "going", "way", "dates",
+                       "date", "dating", "brought", "bring", "looking", "look", "get", "got"})
+# A speaker's "I never heard of X", "I didn't know there were 3", "not sure": a verbal negation
+# of knowing or perceiving denies nothing about what follows.
+_VERBAL_CUES = frozenset({"not", "never", "n't", "didn't", "don't", "doesn't", "haven't",
+                          "hadn't", "wasn't", "isn't", "cannot", "can't"})
+# (Not "seen", "observed", "known": "not seen" states an absence.)
+_EPISTEMIC = frozenset({"know", "knew", "heard", "hear", "aware", "sure", "think", "thought",
+                        "realize", "realise", "realized", "realised", "remember", "recall",
+                        "understand", "believe"})
 # "sole" is the foot's only before these ("soles of the feet", "palms and soles", "on the
 # sole."); before another word it means "only" ("the sole lesion", "the sole cause")
 _SOLE_SITE_NEXT = frozenset({"of", "and", "or", "nor", ",", ".", ";", ":", ")", "!", "?"})
@@ -387,6 +397,11 @@ class Analyser:
                         break
             if width:
                 j, seen = i + width, 0
+                if t in _VERBAL_CUES:  # "never heard of", "didn't know", "not really sure"
+                    k = j + 1 if j < n and tokens[j] in ("really", "ever", "even") else j
+                    if k < n and tokens[k] in _EPISTEMIC:
+                        after = i + width
+                        continue
                 while j < n and seen < _NEG_WINDOW:
                     tj = tokens[j]
                     if tj in _CLAUSE_END or tj in lx.NEG_TERMINATORS:
