@@ -564,8 +564,14 @@ def test_an_ordinal_word_is_no_number_with_a_unit(f):
     # a bound at the stated value restates it ("over 10 million" for "10 million")
     ("His first two albums both exceeded sales of 10 million copies.",
      "His first two albums sold over 10 million copies."),
+    # ordinals in words, decades of years
+    ("She was the winner of the fourth season of American Idol.", "She won the 4th season."),
+    ("Brewing grew in the nineteenth century.", "Brewing grew in the 19th century."),
+    ("It was the twenty-first edition.", "It was the 21st edition."),
+    ("Country music originated in the early 1920s.", "It originated in the early 1920 ' s ."),
+    ("Heavy metal began in the late 1960s.", "It began in the late 60's."),
 ])
-def test_a_number_the_evidence_states_is_no_mismatch(f, caption, answer):
+def test_a_number_the_evidence_states_otherwise_is_no_mismatch(f, caption, answer):
     v = f.check(caption, "Tell me more.", answer)
     assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
 
@@ -599,18 +605,6 @@ def test_a_decade_is_an_age_only_when_someone_has_it(f):
     # "the late 60's" of rock music is no age; "in her sixties" is
     caption = "Rock music from the late 60's, played by a woman in her sixties."
     assert [q.dim for q in f.caption_facts(caption).facts.numbers] == ["era", "age"]
-
-
-@pytest.mark.parametrize(("caption", "answer"), [
-    ("She was the winner of the fourth season of American Idol.", "She won the 4th season."),
-    ("Brewing grew in the nineteenth century.", "Brewing grew in the 19th century."),
-    ("It was the twenty-first edition.", "It was the 21st edition."),
-    ("Country music originated in the early 1920s.", "It originated in the early 1920 ' s ."),
-    ("Heavy metal began in the late 1960s.", "It began in the late 60's."),
-])
-def test_an_ordinal_or_a_decade_written_otherwise_is_stated(f, caption, answer):
-    v = f.check(caption, "Tell me more.", answer)
-    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
 
 
 @pytest.mark.parametrize(("caption", "answer", "code"), [
