@@ -31,7 +31,7 @@ _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "d
 _GO_WORDS = frozenset({"came", "come", "go", "went", "comes", "goes", "going", "way", "dates",
                        "date", "dating", "brought", "bring", "looking", "look", "get", "got"})
 # A speaker's "I never heard of X", "I didn't know there were 3", "not sure": a verbal negation
-# of knowing or perceiving denies nothing about what follows.
+# of knowing denies nothing about what follows.
 _VERBAL_CUES = frozenset({"not", "never", "n't", "didn't", "don't", "doesn't", "haven't",
                           "hadn't", "wasn't", "isn't", "cannot", "can't"})
 # (Not "seen", "observed", "known": "not seen" states an absence.)
@@ -280,12 +280,10 @@ def _joined(token: str, cap: CaptionFacts) -> bool:
         return False
     words = cap.all_tokens
     for k in range(3, len(token) - 2):
-        head = token[:k]
-        if head in words and token[k:] in words:
-            tail = token[k:]
-            toks = cap.facts.view.tokens
-            if any(a == head and b == tail for a, b in pairwise(toks)):
-                return True
+        head, tail = token[:k], token[k:]
+        if head in words and tail in words and any(
+                a == head and b == tail for a, b in pairwise(cap.facts.view.tokens)):
+            return True
     return False
 
 

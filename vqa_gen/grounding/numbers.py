@@ -103,10 +103,10 @@ _BOUND_ENDS = ("about", "approximately", "approx", "around", "roughly", "nearly"
 _WORD_END = re.compile(r"[a-z]+$")  # the word a hyphenated number follows ("covid" in "covid-19")
 _AGE_OWNER = re.compile(r"\b(?:her|his|their|aged?)\s+$")  # whose decade: an age
 _MAG_X = re.compile(r"[x×](?![^\W\d])")
-# how the text before a labelled value ends: its label word, then a space or hyphen
 # Words that label a value after them ("grade 3", "type-2", "stage iv")
 _VALUE_WORDS = ("segment", "grade", "stage", "type", "class", "level", "nerve", "zone", "phase",
                 "lobe", "degree", "part", "factor")
+# how the text before a labelled value ends: its label word, then a space or hyphen
 _LABEL_ENDS = tuple(f"{w}{sep}" for w in _VALUE_WORDS for sep in (" ", "-"))
 
 
