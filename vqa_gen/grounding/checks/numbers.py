@@ -152,7 +152,7 @@ def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
     return any(supports(e, claim) for e in (pool or evidence))
 
 
-def name_numbers(cap: CaptionFacts) -> dict[float, frozenset[str]]:
+def _name_numbers(cap: CaptionFacts) -> dict[float, frozenset[str]]:
     """The numbers that end a hyphenated name in the caption ("covid-19", "il-6",
     "sars-cov-2"), each with the name's word parts. The extractor reads such a number as part
     of the name, not as a quantity, so an answer spacing the name ("COVID 19", "IL 6") would
@@ -172,12 +172,12 @@ def name_numbers(cap: CaptionFacts) -> dict[float, frozenset[str]]:
     return hit
 
 
-def named_number(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]) -> bool:
+def _named_number(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]) -> bool:
     """Is a bare number in the answer the number of a caption name that the answer writes
     out too ("COVID 19" for "COVID-19")? `token_lists`: the texts the claim comes from."""
     if claim.dim or claim.lo != claim.hi:
         return False
-    words = name_numbers(cap).get(claim.lo)
+    words = _name_numbers(cap).get(claim.lo)
     return words is not None and any(not words.isdisjoint(t) for t in token_lists)
 
 
@@ -194,7 +194,7 @@ def stated_otherwise(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]
     if claim.dim == "ordinal":
         word = lx.ORDINAL_WORDS.get(int(claim.lo))
         return word is not None and word in cap.all_tokens
-    return named_number(claim, cap, *token_lists)
+    return _named_number(claim, cap, *token_lists)
 
 
 def number_claims(qa: QAFacts, ignore: AbstractSet[float]) -> list[Quantity]:
