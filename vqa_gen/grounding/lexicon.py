@@ -422,10 +422,9 @@ ORDINAL_WORDS: MappingProxyType[int, str] = MappingProxyType({
     **{20 + 10 * i + j + 1: f"{t}-{u}" for i, t in enumerate(_TENS)
        for j, u in enumerate(_ORDINAL_UNITS)},
 })
+# "the fourth decade" (of life): ages 30-39
 ORDINAL_DECADES: MappingProxyType[str, int] = MappingProxyType({
-    "first": 0, "second": 10, "third": 20, "fourth": 30, "fifth": 40, "sixth": 50,
-    "seventh": 60, "eighth": 70, "ninth": 80, "tenth": 90,
-})
+    ORDINAL_WORDS[n]: 10 * (n - 1) for n in range(1, 11)})
 
 # Age words -> (min, max) age in years.
 AGE_GROUPS: MappingProxyType[str, tuple[float, float]] = MappingProxyType({

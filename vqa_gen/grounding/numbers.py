@@ -191,8 +191,7 @@ class NumberExtractor:
             rf"(?=[\d{starts}x×m])(?:"
             rf"(?<![\w.])(?P<m1>{num})\s*(?:x|×|times)(?![\w])|(?<![\w])[x×]\s?(?P<m2>\d+)\b"
             rf"|\bmagnification (?:of )?(?P<m3>{num})\b)")
-        roman_words = ("segment|grade|stage|type|class|level|nerve|zone|phase|lobe|degree|part|"
-                       "cranial nerve|factor")
+        roman_words = "|".join((*_VALUE_WORDS, "cranial nerve"))
         self._roman_re = re.compile(
             rf"(?=[{_initials(roman_words)}])\b(?:{roman_words})\s+"
             r"(?P<r>x{0,1}(?:ix|iv|v?i{0,3}))\b")
@@ -209,8 +208,7 @@ class NumberExtractor:
         self._roman_triggers = _VALUE_WORDS
         # one C-level scan for any of them (instead of a substring test per word)
         self._roman_gate = re.compile(trie_pattern(list(self._roman_triggers)))
-        gate_words = (f"{words}|{tens}|{decade_words}|decade|segment|grade|stage|type|class|"
-                      "level|nerve|zone|phase|lobe|degree|part|factor")
+        gate_words = f"{words}|{tens}|{decade_words}|decade|{'|'.join(_VALUE_WORDS)}"
         # Any quantity needs a digit or one of these whole words (as a trie: one fast scan).
         self._word_gate = re.compile(rf"\b(?:{trie_pattern(gate_words.split('|'))})\b")
         # ASCII text is read through its word-runs instead (see `_ascii_gates`)
