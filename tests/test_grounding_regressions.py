@@ -285,6 +285,22 @@ def test_an_answer_in_a_decoding_loop_is_rejected(f):
     assert "degenerate_answer" not in f.check(GA, "Describe the histology.", fine).codes
 
 
+@pytest.mark.parametrize("answer", ["Is it granuloma annulare?", "What do you see here?",
+                                    'Palisading histiocytes? Or mucin?"'])
+def test_an_answer_that_only_asks_back_is_rejected_with_its_score_kept(f, answer):
+    v = f.check(GA, "What is the diagnosis?", answer)
+    assert not v.passed and "answer_is_question" in v.codes, v.to_dict()
+    reason = next(r for r in v.reasons if r.code == "answer_is_question")
+    assert reason.penalty == 0.0  # blocks; the score still ranks the answer's support
+
+
+@pytest.mark.parametrize("answer", ["Granuloma annulare. Did you know it is common?",
+                                    "Is it granuloma annulare? Yes, at x100.",
+                                    "Granuloma annulare (H&E, x100)."])
+def test_an_answer_that_states_something_is_no_question(f, answer):
+    assert "answer_is_question" not in f.check(GA, "What is the diagnosis?", answer).codes
+
+
 BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with peripheral "
          "palisading and retraction artefact in the dermis.")
 

@@ -73,6 +73,8 @@ CODES: dict[str, str] = {
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",
     "degenerate_answer": "the answer repeats itself in a loop (blocking)",
+    "answer_is_question": "every sentence of the answer is a question: it answers nothing "
+                          "(blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",

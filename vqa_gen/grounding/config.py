@@ -25,7 +25,8 @@ CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers"
 # score keeps ranking how well the evidence supports the answer.
 _BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",
                   "text_leakage", "duplicate_question", "answer_mismatch",
-                  "unanswerable_question", "degenerate_answer", "duplicate_answer"]
+                  "unanswerable_question", "degenerate_answer", "duplicate_answer",
+                  "answer_is_question"]
 _STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
                  "site_mismatch", "number_mismatch"]
 

@@ -1,5 +1,5 @@
-"""Form: a "question" that is not a question (a bare label, or the answer repeated), and an
-answer caught in a decoding loop."""
+"""Form: a "question" that is not a question (a bare label, or the answer repeated), an
+answer caught in a decoding loop, and an answer that only asks a question back."""
 
 from __future__ import annotations
 
@@ -17,6 +17,19 @@ _FIRST = re.compile(r"\w+")
 # knowledge-grounded dialogue), which the answer replies to: context, not a malformed question.
 _CHAT = frozenset({"hi", "hello", "hey", "yeah", "ok", "okay", "wow", "cool", "thanks"})
 _PERSONAL = frozenset({"i", "i'm", "i've", "me", "my", "we", "us", "our", "you", "your"})
+# The end of a sentence in raw text: a stop, "!" or "?" (and closing quotes or brackets) before
+# a space. "U.S. troops" splits too, which only makes `_only_asks` say no.
+_SENTENCES = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+
+
+def _only_asks(raw: str) -> bool:
+    """Every sentence of the answer is a question ("Is it psoriasis?", "What do you see?"):
+    it claims nothing, so it answers nothing (an answer that also states something is left to
+    the score)."""
+    text = raw.strip().rstrip("\"')] ")
+    if not text.endswith("?"):
+        return False
+    return all(s.rstrip("\"')] ").endswith("?") for s in _SENTENCES.split(text) if s.strip())
 
 
 def _plain(facts: Facts) -> str:
@@ -46,8 +59,10 @@ class FormCheck(Check):
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
     A sentence in the first/second person, with "!" or a greeting is context (a dialogue
-    turn), and so is one of 8+ words unless most of its content words are the caption's. The reason
-    blocks but does not lower the score: the score says how well the answer is supported."""
+    turn), and so is one of 8+ words unless most of its content words are the caption's. An
+    answer whose every sentence is a question answers nothing (`answer_is_question`). The
+    reasons block but do not lower the score: the score says how well the answer is
+    supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
@@ -58,6 +73,13 @@ class FormCheck(Check):
         if len(a_words) >= self.p["loop_words"] and _loops(a_words):
             return [self.reason("degenerate_answer", "the answer repeats itself in a loop",
                                 self.p["penalty"], qa.answer.view.raw[:60])]
+        asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
+                             "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
+                if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
+        return asks + self._question_form(cap, qa)
+
+    def _question_form(self, cap: CaptionFacts, qa: QAFacts) -> list[Reason]:
+        """`malformed_question`, or nothing."""
         q_raw = qa.question.view.raw.strip()
         words = qa.question.words
         if not words:
