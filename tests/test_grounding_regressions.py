@@ -656,3 +656,20 @@ def test_way_back_is_no_body_site(f):
     v = f.check("Headphones were developed from the telephone receiver held in the hand.",
                 "How old are headphones?", "They were developed way back in the 19th century.")
     assert "site_mismatch" not in v.codes, v.to_dict()
+
+
+PV = ("Pemphigus vulgaris (H&E, x200): suprabasal acantholysis with a 'row of tombstones' "
+      "appearance of the basal keratinocytes.")
+
+
+@pytest.mark.parametrize("answer", ["Affects the skin", "The skin."])
+def test_a_location_question_answered_with_no_place_at_all_is_rejected(f, answer):
+    # the quick start's "What is the location?" -> "Affects the skin" was kept at 0.70
+    v = f.check(PV, "What is the location?", answer)
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize("answer", ["Suprabasal.", "In the epidermis, above the basal layer.",
+                                    "Basal keratinocytes"])
+def test_a_location_answer_with_a_place_is_no_mismatch(f, answer):
+    assert "answer_mismatch" not in f.check(PV, "Where is the acantholysis?", answer).codes

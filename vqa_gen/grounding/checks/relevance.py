@@ -84,7 +84,8 @@ def _asks(question: str) -> str:
 class RelevanceCheck(Check):
     """`answer_mismatch`: an open colour or image-type question whose answer names no colour or
     no imaging modality; a location question answered with only colour words ("Where?" /
-    "Black"); a diagnosis question answered with only an image type ("H&E (histopathology)")."""
+    "Black") or with no place and no content word ("Affects the skin"); a diagnosis question
+    answered with only an image type ("H&E (histopathology)")."""
 
     name = "relevance"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.6}
@@ -140,12 +141,14 @@ class RelevanceCheck(Check):
             if not (a_f.sexes or a_f.age_ranges or a_f.numbers
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
                 kind = "age or sex"
-        elif asks == "location":
+        elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
-            # an answer that is nothing but colour words, the common small-model slip.
+            # an answer that is nothing but colour words, the common small-model slip, and
+            # one with no word of place and no content word at all ("Affects the skin").
             words = _WORD.findall(a)
-            if (words and len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words)
-                    and not (qa.answer.sites or qa.answer.laterality)):
+            if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
+                          or not (qa.answer_content or qa.answer.numbers
+                                  or _LOCATION_A.search(a))):
                 kind = "location"
         elif asks == "diagnosis" and _MODALITY_ONLY_A.match(a):
             return [self.reason("answer_mismatch", "a diagnosis question answered with only "
