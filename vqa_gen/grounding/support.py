@@ -118,8 +118,12 @@ def coverage(tokens: list[str], keys: list[str], evidence_tokens: set[str],
     return hit / n if n else 1.0
 
 
-def _grams(keys: Sequence[str], n: int) -> list[tuple[str, ...]]:
-    words = [k for k in keys if k[:1].isalnum()]
+def word_keys(keys: Sequence[str]) -> list[str]:
+    """The keys of the words and numbers (punctuation left out): what n-grams run over."""
+    return [k for k in keys if k[:1].isalnum()]
+
+
+def _grams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return list(zip(*(words[i:] for i in range(n)), strict=False))
 
 
@@ -128,17 +132,26 @@ def copying(answer_keys: Sequence[str], cap: CaptionFacts, n: int = 3) -> tuple[
     extractive copying of word sequences, function words included, compared by key (light
     stem, synonym group). For a long answer (a summary, a description, a dialogue turn) copying
     whole sequences is strong evidence of faithfulness; a swapped entity or an invented clause
-    breaks every n-gram it touches. The evidence's n-grams are memoised on the caption."""
+    breaks every n-gram it touches."""
+    words = word_keys(answer_keys)
+    return copied_share(words, cap, n), len(words)
+
+
+def copied_share(words: Sequence[str], cap: CaptionFacts, n: int) -> float:
+    """`copying`'s share for answer `words` already taken out of its keys (`word_keys`). The
+    evidence's words and n-grams are memoised on the caption."""
     memo = cap.facts.memo
     tag = f"grams{n}"
     ev = memo.get(tag)
     if ev is None:
-        ev = memo[tag] = frozenset(_grams(cap.facts.view.keys, n))
-    grams = _grams(answer_keys, n)
-    words = len(grams) + n - 1 if grams else sum(1 for k in answer_keys if k[:1].isalnum())
+        ev_words = memo.get("word_keys")
+        if ev_words is None:
+            ev_words = memo["word_keys"] = word_keys(cap.facts.view.keys)
+        ev = memo[tag] = frozenset(_grams(ev_words, n))
+    grams = _grams(words, n)
     if not grams:
-        return 1.0, words
-    return sum(g in ev for g in grams) / len(grams), words
+        return 1.0
+    return sum(g in ev for g in grams) / len(grams)
 
 
 def warm_up() -> None:

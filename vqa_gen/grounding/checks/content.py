@@ -10,12 +10,13 @@ from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
 from ..support import (
     Support,
-    copying,
+    copied_share,
     coverage,
     informativeness,
     names_in,
     support,
     warm_up,
+    word_keys,
 )
 from ..verdict import Reason
 from .base import Check
@@ -170,17 +171,17 @@ class ContentCheck(Check):
         4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
         so a typical paraphrase loses little."""
         p = self.p
-        n_words = sum(1 for k in keys if k[:1].isalnum())
-        lam = max(0.0, (n_words - float(p["copy_from"])) / float(p["copy_span"]))
+        words = word_keys(keys)
+        lam = max(0.0, (len(words) - float(p["copy_from"])) / float(p["copy_span"]))
         if not lam:  # short answers (most VQA): no n-grams built, the caption's included
             return score
-        cp, _ = copying(keys, cap, int(p["copy_n"]))
+        cp = copied_share(words, cap, int(p["copy_n"]))
         raise_w = min(float(p["copy_max"]), lam)
         copied = min(1.0, cp / float(p["copy_full"]))
         score = max(score, (1 - raise_w) * score + raise_w * copied)
         run_w = min(float(p["run_weight"]), lam)
         if run_w:
-            runs, _ = copying(keys, cap, int(p["run_n"]))
+            runs = copied_share(words, cap, int(p["run_n"]))
             score = min(1.0, max(0.0, score + run_w * (runs - float(p["run_neutral"]))))
         return score
 
