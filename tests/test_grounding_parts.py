@@ -293,14 +293,14 @@ def test_numbers_after_a_hyphen_that_are_values(text, value):
 @pytest.mark.parametrize(("pattern", "letters"), [
     (r"\bis (?:a )?common", "i"), (r"\b(?:consult|see|visit) a", "csv"),
     (r"\b(treat\w*|cure[sd]?|remed\w*)\b", "crt"), (r"^(?:unknown|n/?a)\.?$", "nu"),
-    (r"(a\)|b)", "ab"),
+    (r"(a\)|b)", "ab"), (r"\b(?:it is )?not", "in"), (r"^(?:the )?figure\b", "ft"),
 ])
 def test_first_letters_reads_how_a_cue_starts(pattern, letters):
     assert first_letters(pattern) == letters
 
 
-@pytest.mark.parametrize("pattern", [r"\b(?:it is )?not", r"\d+ cm", r"(?P<n>a|b)", r"\(a",
-                                     r"\b(?:a|(?:b|c)d)"])
+@pytest.mark.parametrize("pattern", [r"\b(?:it is )*not", r"\b(?:it )?\d", r"\d+ cm",
+                                     r"(?P<n>a|b)", r"\(a", r"\b(?:a|(?:b|c)d)"])
 def test_first_letters_refuses_a_start_it_cannot_read(pattern):
     with pytest.raises(ValueError):
         first_letters(pattern)
@@ -318,6 +318,24 @@ def test_general_knowledge_lookahead_hides_no_cue():
         plain = [m.group(0) for m in re.finditer("|".join(
             f"(?:{p})" for p in lx.GENERAL_KNOWLEDGE_CUES), text)]
         assert plain and [m.group(0) for m in gk.finditer(text)] == plain, text
+
+
+def test_leakage_and_refusal_lookaheads_hide_no_cue():
+    """The leakage and refusal cues match through their lookahead-prefixed patterns exactly as
+    through the plain alternations (every cue once, at the same place)."""
+    from vqa_gen.grounding import lexicon as lx
+    from vqa_gen.grounding.checks.leakage import LeakageCheck
+    check = LeakageCheck(Analyser())
+    texts = ["as described in the caption, red", "figure 3 shows it", "the figure shows it",
+             "see the legend", "according to the text", "panel b", "how many types of findings",
+             "i cannot see the image", "it is not possible to tell", "is not mentioned",
+             "not mentioned", "unknown.", "n/a", "i'm sorry", "as an ai", "no image",
+             "without seeing the image", "cannot be determined", "a red plaque"]
+    for cues, pattern in ((lx.LEAKAGE_CUES, check._leak), (lx.REFUSAL_CUES, check._refuse)):
+        plain = re.compile("|".join(f"(?:{p})" for p in cues))
+        for text in texts:
+            want = [m.span() for m in plain.finditer(text)]
+            assert [m.span() for m in pattern.finditer(text)] == want, text
 
 
 @pytest.mark.parametrize(("text", "value"), [("the 3rd toe", 3.0), ("21st lesion", 21.0),

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import Analyser, CaptionFacts, Facts, QAFacts
-from ..patterns import first_letters, trie_pattern
+from ..patterns import first_letters, trie_pattern, with_first_letters
 from ..verdict import Reason
 from .base import ANSWER_CUES, QUESTION_CUES, Check, CueGate
 
@@ -27,8 +27,9 @@ class LeakageCheck(Check):
 
     def __init__(self, analyser: Analyser, params: dict | None = None) -> None:
         super().__init__(analyser, params)
-        self._leak = re.compile("|".join(f"(?:{p})" for p in lx.LEAKAGE_CUES))
-        self._refuse = re.compile("|".join(f"(?:{p})" for p in lx.REFUSAL_CUES))
+        # (a long answer that passes a gate is searched only where a cue can start)
+        self._leak = with_first_letters(lx.LEAKAGE_CUES)
+        self._refuse = with_first_letters(lx.REFUSAL_CUES)
         # The triggers as one pattern: a single scan instead of a substring test per trigger.
         self._leak_gate = re.compile(trie_pattern(list(lx.LEAKAGE_TRIGGERS)))
         self._refuse_gate = re.compile(trie_pattern(list(lx.REFUSAL_TRIGGERS)))
