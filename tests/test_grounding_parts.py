@@ -107,6 +107,9 @@ def test_and_a_half_is_one_number():
     ("no ulceration, showing a red plaque", {"ulceration"}, {"red", "plaque"}),
     ("ulceration was absent; scale present", {"ulceration"}, {"scale"}),
     ("absence of pigment network but with blue veil", {"pigment", "network"}, {"blue", "veil"}),
+    # "no" before a number abbreviates "number": it denies nothing
+    ("lost to world no 74 kevin streelman in a play-off", set(), {"kevin", "streelman"}),
+    ("no scale, the no 1 seed", {"scale"}, {"seed"}),
 ])
 def test_negation_scope(text, negated, affirmed):
     an = Analyser()

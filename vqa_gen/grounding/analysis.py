@@ -395,6 +395,9 @@ class Analyser:
                         break
             if width:
                 j, seen = i + width, 0
+                if t == "no" and j < n and tokens[j][0].isdigit():
+                    after = j  # "world no 74", "no 1 seed": the abbreviation of "number"
+                    continue
                 if t in _VERBAL_CUES:  # "never heard of", "didn't know", "not really sure"
                     k = j + 1 if j < n and tokens[j] in ("really", "ever", "even") else j
                     if k < n and tokens[k] in _EPISTEMIC:
