@@ -323,6 +323,17 @@ def test_general_knowledge_lookahead_hides_no_cue():
         assert plain and [m.group(0) for m in gk.finditer(text)] == plain, text
 
 
+@pytest.mark.parametrize(("text", "quantities"), [
+    ("morton won 4-1", [("1", "score"), ("4-1", "score")]),
+    ("a 1-1 draw", [("1-1", "score")]),
+    ("a 6–3 ruling", [("3", "score"), ("6–3", "score")]),
+    ("ages 20-30", [("20-30", "")]),  # a rising pair is a range
+    ("3 and 2 lesions", [("2", ""), ("3 and 2", "")]),  # (not a score without a dash)
+])
+def test_a_falling_dashed_pair_is_a_score(text, quantities):
+    assert [(q.raw, q.dim) for q in NX.extract(text)] == quantities
+
+
 def test_leakage_and_refusal_lookaheads_hide_no_cue():
     """The leakage and refusal cues match through their lookahead-prefixed patterns exactly as
     through the plain alternations (every cue once, at the same place)."""

@@ -673,3 +673,21 @@ def test_a_location_question_answered_with_no_place_at_all_is_rejected(f, answer
                                     "Basal keratinocytes"])
 def test_a_location_answer_with_a_place_is_no_mismatch(f, answer):
     assert "answer_mismatch" not in f.check(PV, "Where is the acantholysis?", answer).codes
+
+
+MATCH = ("McManus netted from close range to open the scoring and Forbes' deflected strike doubled "
+         "the lead. A shot by McAusland pulled Alloa back into the game before half-time. But "
+         "another McManus finish and one by Johnstone late on ensured a comfortable win.")
+
+
+def test_a_score_the_evidence_never_states_is_unsupported_not_a_mismatch(f):
+    # "4-1" was read as the counts 4 and 1 and mismatched "one" (goal by Johnstone)
+    v = f.check(MATCH, "", "Morton defeated Alloa 4-1.")
+    assert "number_mismatch" not in v.codes and "unsupported_number" in v.codes, v.to_dict()
+
+
+def test_a_score_is_compared_with_the_evidence_scores(f):
+    caption = "Morton beat Alloa 2-1 at Cappielow, with two goals from McManus."
+    assert "number_mismatch" in f.check(caption, "", "Morton beat Alloa 3-1.").codes
+    v = f.check(caption, "", "Morton beat Alloa 2-1.")
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()

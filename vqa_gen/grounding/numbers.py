@@ -303,6 +303,8 @@ class NumberExtractor:
                     not text[:start].strip(" \t")
                     or text[:start].rstrip(" \t")[-1] == "\n"):
                 continue  # "1. Homer ...": a list marker at the start of a line, not a count
+            if b is not None and b <= a and not dim and _SCORE_DASH.search(text, start, end):
+                dim = "score"  # "won 4-1", "a 1-1 draw", "a 6-3 ruling": compared with scores
             lo, hi = (a, b) if b is not None and b >= a else (a, a)
             if b is not None and b < a:  # "3 and 2" is two numbers, not a range
                 out.append(Quantity(b, b, dim, b * factor, b * factor, gb))
@@ -363,6 +365,10 @@ class NumberExtractor:
         else:
             numbers = self._num_re.finditer(text)
         return roman, ordinal, numbers
+
+
+# A dash between two numbers (a falling pair with it is a score or a tally, not a range)
+_SCORE_DASH = re.compile(r"\d\s*[-–]\s*\d")
 
 
 def _close(x: float, y: float, tol: float) -> bool:
