@@ -334,6 +334,18 @@ def test_a_falling_dashed_pair_is_a_score(text, quantities):
     assert [(q.raw, q.dim) for q in NX.extract(text)] == quantities
 
 
+@pytest.mark.parametrize(("text", "raw", "dim", "noun"), [
+    ("the 130-yard fourth", "130-yard", "length", ""),
+    ("flew 100 miles", "100 miles", "length", ""),
+    ("a 6-foot man", "6-foot", "length", ""), ("5 km away", "5 km", "length", ""),
+    ("for 20 seconds", "20 seconds", "time", ""),
+    ("a six-time champion", "six", "", "time"),  # a hyphenated word after a count is its noun
+    ("2 second-degree burns", "2", "", "second-degree"),  # ("second" alone is no unit)
+])
+def test_more_units_and_hyphenated_nouns(text, raw, dim, noun):
+    assert [(q.raw, q.dim, q.noun) for q in NX.extract(text)] == [(raw, dim, noun)]
+
+
 def test_leakage_and_refusal_lookaheads_hide_no_cue():
     """The leakage and refusal cues match through their lookahead-prefixed patterns exactly as
     through the plain alternations (every cue once, at the same place)."""

@@ -691,3 +691,12 @@ def test_a_score_is_compared_with_the_evidence_scores(f):
     assert "number_mismatch" in f.check(caption, "", "Morton beat Alloa 3-1.").codes
     v = f.check(caption, "", "Morton beat Alloa 2-1.")
     assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+def test_a_count_of_times_is_no_mismatch_with_other_counts(f):
+    # "six-time champion" compared as a bare six with the caption's "one" and a 130-yard hole
+    caption = ("Stepping up to the tee on the 130-yard fourth, Nicklaus saw his shot drop into the "
+               "hole. He is one of five men to complete the career grand slam.")
+    v = f.check(caption, "", "Nicklaus, a six-time Masters champion, aced the 130-yard fourth.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    assert "number_mismatch" in f.check(caption, "", "He aced the 150-yard fourth.").codes

@@ -24,7 +24,11 @@ _UNITS: dict[str, tuple[str, float]] = {
     "centimetre": ("length", 10.0), "centimetres": ("length", 10.0),
     "m": ("length", 1000.0), "meter": ("length", 1000.0), "meters": ("length", 1000.0),
     "metre": ("length", 1000.0), "metres": ("length", 1000.0),
-    "inch": ("length", 25.4), "inches": ("length", 25.4),
+    "inch": ("length", 25.4), "inches": ("length", 25.4), "ft": ("length", 304.8),
+    "foot": ("length", 304.8), "feet": ("length", 304.8), "yard": ("length", 914.4),
+    "yards": ("length", 914.4), "km": ("length", 1e6), "kilometre": ("length", 1e6),
+    "kilometres": ("length", 1e6), "kilometer": ("length", 1e6), "kilometers": ("length", 1e6),
+    "mile": ("length", 1609344.0), "miles": ("length", 1609344.0),
     "year-old": ("age", 1.0), "years-old": ("age", 1.0), "year old": ("age", 1.0),
     "years old": ("age", 1.0), "yo": ("age", 1.0), "y/o": ("age", 1.0), "yrs old": ("age", 1.0),
     "month-old": ("age", 1 / 12), "months old": ("age", 1 / 12), "month old": ("age", 1 / 12),
@@ -37,6 +41,7 @@ _UNITS: dict[str, tuple[str, float]] = {
     "hour": ("time", 1 / 24), "hours": ("time", 1 / 24), "hr": ("time", 1 / 24),
     "hrs": ("time", 1 / 24), "h": ("time", 1 / 24), "minute": ("time", 1 / 1440),
     "minutes": ("time", 1 / 1440), "min": ("time", 1 / 1440),
+    "seconds": ("time", 1 / 86400), "secs": ("time", 1 / 86400),
     "%": ("percent", 1.0), "percent": ("percent", 1.0), "per cent": ("percent", 1.0),
     "kg": ("mass", 1e6), "g": ("mass", 1e3), "mg": ("mass", 1.0), "ug": ("mass", 1e-3),
     "mcg": ("mass", 1e-3), "lb": ("mass", 453592.0), "lbs": ("mass", 453592.0),
@@ -89,7 +94,7 @@ _new = tuple.__new__  # builds a Quantity from all its fields without a Python-l
 _NOT_A_NOUN = frozenset(lx.words(
     "a an the and or of to in on at by for with from as is are was were be been has have had it "
     "its than then but that this these those per each times more less other"))
-_NEXT_WORD = re.compile(r"\s*([a-z][a-z'\-]*)")
+_NEXT_WORD = re.compile(r"(?:-|\s*)([a-z][a-z'\-]*)")  # ("six-time": times)
 _LIST_MARKER_AFTER = re.compile(r"[.)]\s+[a-z]")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _OVER_END = re.compile(r"\bover\s*$")
