@@ -110,6 +110,10 @@ def test_and_a_half_is_one_number():
     # "no" before a number abbreviates "number": it denies nothing
     ("lost to world no 74 kevin streelman in a play-off", set(), {"kevin", "streelman"}),
     ("no scale, the no 1 seed", {"scale"}, {"seed"}),
+    # pseudo-negations: "not only", "not just", "not the only", "not the first" affirm
+    ("not only red but also scaly plaques", set(), {"red", "scaly", "plaques"}),
+    ("it was not the only lesion on the arm", set(), {"lesion", "arm"}),
+    ("not the first time the plaque ulcerated; not red", {"red"}, {"plaque", "ulcerated"}),
 ])
 def test_negation_scope(text, negated, affirmed):
     an = Analyser()

@@ -43,6 +43,10 @@ _EPISTEMIC = frozenset({"know", "knew", "heard", "hear", "aware", "sure", "think
 _SOLE_SITE_NEXT = frozenset({"of", "and", "or", "nor", ",", ".", ";", ":", ")", "!", "?"})
 _DIGIT = re.compile(r"\d")
 _NEG_WINDOW = 6
+# Pseudo-negations (NegEx's term): "not" before these affirms what follows ("not only red but
+# scaly", "not just a rash", "not the only lesion", "not the first time it ulcerated").
+_PSEUDO_AFTER_NOT = frozenset({("only",), ("just",), ("merely",), ("the", "only"),
+                               ("the", "first")})
 _POST_WINDOW = 4
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
@@ -397,6 +401,10 @@ class Analyser:
                 j, seen = i + width, 0
                 if t == "no" and j < n and tokens[j][0].isdigit():
                     after = j  # "world no 74", "no 1 seed": the abbreviation of "number"
+                    continue
+                if t == "not" and (tuple(tokens[j:j + 1]) in _PSEUDO_AFTER_NOT
+                                   or tuple(tokens[j:j + 2]) in _PSEUDO_AFTER_NOT):
+                    after = j  # "not only X but Y", "not the first time": X is affirmed
                     continue
                 if t in _VERBAL_CUES:  # "never heard of", "didn't know", "not really sure"
                     k = j + 1 if j < n and tokens[j] in ("really", "ever", "even") else j
