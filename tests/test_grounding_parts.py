@@ -114,6 +114,7 @@ def test_and_a_half_is_one_number():
     ("not only red but also scaly plaques", set(), {"red", "scaly", "plaques"}),
     ("it was not the only lesion on the arm", set(), {"lesion", "arm"}),
     ("not the first time the plaque ulcerated; not red", {"red"}, {"plaque", "ulcerated"}),
+    ("plans for all, no matter their current insurance", set(), {"current", "insurance"}),
 ])
 def test_negation_scope(text, negated, affirmed):
     an = Analyser()

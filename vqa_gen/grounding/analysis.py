@@ -47,6 +47,7 @@ _NEG_WINDOW = 6
 # scaly", "not just a rash", "not the only lesion", "not the first time it ulcerated").
 _PSEUDO_AFTER_NOT = frozenset({("only",), ("just",), ("merely",), ("the", "only"),
                                ("the", "first")})
+_PSEUDO_AFTER_NO = frozenset({"matter", "doubt"})
 _POST_WINDOW = 4
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
@@ -399,8 +400,11 @@ class Analyser:
                         break
             if width:
                 j, seen = i + width, 0
-                if t == "no" and j < n and tokens[j][0].isdigit():
-                    after = j  # "world no 74", "no 1 seed": the abbreviation of "number"
+                if t == "no" and j < n and (tokens[j][0].isdigit()
+                                            or tokens[j] in _PSEUDO_AFTER_NO):
+                    # "world no 74": the abbreviation of "number"; "no matter their insurance",
+                    # "no doubt": idioms that deny nothing
+                    after = j
                     continue
                 if t == "not" and (tuple(tokens[j:j + 1]) in _PSEUDO_AFTER_NOT
                                    or tuple(tokens[j:j + 2]) in _PSEUDO_AFTER_NOT):
