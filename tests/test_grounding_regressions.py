@@ -700,3 +700,20 @@ def test_a_count_of_times_is_no_mismatch_with_other_counts(f):
     v = f.check(caption, "", "Nicklaus, a six-time Masters champion, aced the 130-yard fourth.")
     assert "number_mismatch" not in v.codes, v.to_dict()
     assert "number_mismatch" in f.check(caption, "", "He aced the 150-yard fourth.").codes
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("Young stars create bright paths in the galaxy's arms.",
+     "Young stars create shining paths in the spiral arms."),  # "shining" is no shin
+    ("Starbucks met a boycott in Italy, where a barista burnt her palm.",
+     "Starbucks faced a boycott when it opened in Italy."),  # "faced" is no face
+    ("Lordstown will recall 19 pickups; a worker hurt his arm at the plant.",
+     "Lordstown will take back 19 pickups."),  # "take back" is no back
+])
+def test_verb_forms_of_site_words_are_no_sites(f, caption, answer):
+    assert "site_mismatch" not in f.check(caption, "", answer).codes
+
+
+def test_a_site_named_is_still_a_site(f):
+    v = f.check("A plaque on the shin.", "Where is the plaque?", "On the face.")
+    assert "site_mismatch" in v.codes, v.to_dict()

@@ -29,7 +29,12 @@ _TIME_UNITS = frozenset({"year", "years", "month", "months", "week", "weeks", "d
                          "yrs", "yr"})  # "3 years old" is an age, not the word "old"
 # "came back", "way back in the 19th century": no site
 _GO_WORDS = frozenset({"came", "come", "go", "went", "comes", "goes", "going", "way", "dates",
-                       "date", "dating", "brought", "bring", "looking", "look", "get", "got"})
+                       "date", "dating", "brought", "bring", "looking", "look", "get", "got",
+                       "take", "takes", "took", "taken", "taking", "give", "gave", "given",
+                       "giving", "pay", "paid", "hold", "held", "call", "called", "fight",
+                       "fought", "bounce", "bounced", "turn", "turned", "pull", "pulled", "cut",
+                       "set", "sent", "send", "put", "hit", "strike", "struck", "write",
+                       "wrote", "scaled", "step", "stepped", "fall", "fell", "sit", "sat"})
 # A speaker's "I never heard of X", "I didn't know there were 3", "not sure": a verbal negation
 # of knowing denies nothing about what follows.
 _VERBAL_CUES = frozenset({"not", "never", "n't", "didn't", "don't", "doesn't", "haven't",

@@ -149,7 +149,7 @@ class Normaliser:
         self._first_literals = [(alt[0] if alt else "", i)
                                 for i, (alts, _, _) in enumerate(self._rewrites)
                                 for alt in alts]
-        # "shiny" is not "shin": an adjective in -y never keys to a body site.
+        # "shiny" is not "shin": an adjective in -y never keys to a body site (`_not_site`).
         self._site_stems = frozenset(light_stem(w) for w in lx.SITE_PARENTS)
         syn: dict[str, str] = {}
         syn_stem: dict[str, str] = {}
@@ -185,7 +185,11 @@ class Normaliser:
             if (lit in _PART_SPLIT.split(w) if whole_word else lit in w)))
 
     def _not_site(self, token: str, key: str) -> str:
-        if token.endswith("y") and key in self._site_stems and token.rstrip("y") == key:
+        # "shiny" is not "shin", nor "shining", "faced", "armed" or "handed" a body site: a
+        # site word's adjective in -y or verb form in -ing/-ed keys to itself
+        if key in self._site_stems and (
+                (token.endswith("y") and token.rstrip("y") == key)
+                or (token.endswith(("ing", "ed")) and not key.endswith(("ing", "ed")))):
             return token
         return key
 
