@@ -351,6 +351,15 @@ def test_more_units_and_hyphenated_nouns(text, raw, dim, noun):
     assert [(q.raw, q.dim, q.noun) for q in NX.extract(text)] == [(raw, dim, noun)]
 
 
+@pytest.mark.parametrize(("text", "value"), [
+    ("packages from $500", 500.0), ("a £4,000 diorama", 4000.0), ("a $5m deal", 5e6),
+    ("earned $3.1 billion", 3.1e9), ("$3,100 million", 3.1e9),
+])
+def test_a_sum_of_money_is_money_in_its_scale(text, value):
+    (q,) = NX.extract(text)
+    assert (q.dim, q.clo) == ("money", value)
+
+
 def test_leakage_and_refusal_lookaheads_hide_no_cue():
     """The leakage and refusal cues match through their lookahead-prefixed patterns exactly as
     through the plain alternations (every cue once, at the same place)."""

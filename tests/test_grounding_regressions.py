@@ -717,3 +717,12 @@ def test_verb_forms_of_site_words_are_no_sites(f, caption, answer):
 def test_a_site_named_is_still_a_site(f):
     v = f.check("A plaque on the shin.", "Where is the plaque?", "On the face.")
     assert "site_mismatch" in v.codes, v.to_dict()
+
+
+def test_money_compares_with_money_in_its_scale(f):
+    caption = "Capital One earned $3.1 billion; the plan costs $500 and covers three branches."
+    assert "number_mismatch" in f.check(caption, "", "Capital One earned $3.1 million.").codes
+    v = f.check(caption, "", "Capital One earned $3,100 million.")
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+    # a count is not compared with sums of money ("$500" is no count of branches)
+    assert "number_mismatch" not in f.check("The plan costs $500.", "", "It has 3 tiers.").codes

@@ -304,6 +304,12 @@ class NumberExtractor:
             dim, factor = _UNITS.get(unit, ("", 1.0)) if unit else ("", 1.0)
             if not unit and start in aged_at:
                 dim = "age"
+            elif (not unit or unit == "m") and start and text[start - 1] in _CURRENCY:
+                # "$500", "£4,000", "$5m", "$3.1 billion": sums of money, compared with sums
+                dim, factor = "money", 1e6 if unit else 1.0
+                scale = _NEXT_WORD.match(text, end) if not unit else None
+                if scale is not None and scale.group(1) in _SCALES:
+                    factor = _SCALES[scale.group(1)]
             if not unit and b is None and _LIST_MARKER_AFTER.match(text, end) and (
                     not text[:start].strip(" \t")
                     or text[:start].rstrip(" \t")[-1] == "\n"):
@@ -372,6 +378,8 @@ class NumberExtractor:
         return roman, ordinal, numbers
 
 
+_CURRENCY = frozenset("$£€¥")
+_SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "bn": 1e9}
 # A dash between two numbers (a falling pair with it is a score or a tally, not a range)
 _SCORE_DASH = re.compile(r"\d\s*[-–]\s*\d")
 
