@@ -9,7 +9,13 @@ import pytest
 from vqa_gen.grounding.analysis import Analyser
 from vqa_gen.grounding.numbers import NumberExtractor, supports
 from vqa_gen.grounding.patterns import first_letters, trie_pattern
-from vqa_gen.grounding.text import Normaliser, fold, light_stem, shared_prefix_match
+from vqa_gen.grounding.text import (
+    Normaliser,
+    fold,
+    light_stem,
+    prefixed_opposite,
+    shared_prefix_match,
+)
 
 NX = NumberExtractor()
 
@@ -358,6 +364,17 @@ def test_more_units_and_hyphenated_nouns(text, raw, dim, noun):
 def test_a_sum_of_money_is_money_in_its_scale(text, value):
     (q,) = NX.extract(text)
     assert (q.dim, q.clo) == ("money", value)
+
+
+@pytest.mark.parametrize(("a", "b", "opposite"), [
+    ("suitable", "unsuitable", True), ("motivat", "demotivate", True),
+    ("negligible", "non-negligible", True), ("typical", "atypical", True),
+    ("public", "apublic", False),  # no word: "a public" run together
+    ("lesion", "lesions", False), ("red", "reduced", False),
+])
+def test_prefixed_opposite(a, b, opposite):
+    assert prefixed_opposite(a, b) is opposite
+    assert prefixed_opposite(b, a) is opposite
 
 
 def test_leakage_and_refusal_lookaheads_hide_no_cue():

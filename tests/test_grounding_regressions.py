@@ -726,3 +726,28 @@ def test_money_compares_with_money_in_its_scale(f):
     assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
     # a count is not compared with sums of money ("$500" is no count of branches)
     assert "number_mismatch" not in f.check("The plan costs $500.", "", "It has 3 tiers.").codes
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("The remote was unsuitable for older users.", "The remote was suitable for older users."),
+    ("An invasive carcinoma of the breast.", "A non-invasive carcinoma of the breast."),
+    ("Margins were clear.", "Margins were unclear."),
+])
+def test_a_word_with_a_negating_prefix_contradicts_the_caption(f, caption, answer):
+    v = f.check(caption, "", answer)
+    assert not v.passed and "contradicted_content" in v.codes, v.to_dict()
+
+
+def test_a_prefixed_opposite_is_no_spelling_variant(f):
+    # "demotivates" was supported by "motivates" (fuzzy ratio 0.9, and a shared substring)
+    v = f.check("A manager motivates workers to perform well.", "",
+                "A manager demotivates workers.")
+    assert "demotivates" in (v.reasons[0].evidence or ""), v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("In most countries it is a public holiday.", "In most countries it is apublic holiday."),
+    ("Smokers in hospital are at higher risk.", "Smokers are at higher risk than non-smokers."),
+])
+def test_typos_and_contrasts_are_no_prefixed_opposites(f, caption, answer):
+    assert "contradicted_content" not in f.check(caption, "", answer).codes

@@ -19,7 +19,7 @@ from rapidfuzz import fuzz, process
 
 from . import lexicon as lx
 from .numbers import _UNITS, NumberExtractor, Quantity
-from .text import Memo, Normaliser, TextView, shared_prefix_match
+from .text import Memo, Normaliser, TextView, prefixed_opposite, shared_prefix_match
 
 _LATERALITY = {"left": "left", "right": "right", "bilateral": "bilateral",
                "unilateral": "unilateral", "bilaterally": "bilateral"}
@@ -48,6 +48,7 @@ _EPISTEMIC = frozenset({"know", "knew", "heard", "hear", "aware", "sure", "think
 _SOLE_SITE_NEXT = frozenset({"of", "and", "or", "nor", ",", ".", ";", ":", ")", "!", "?"})
 _DIGIT = re.compile(r"\d")
 _NEG_WINDOW = 6
+_OPPOSITE_PARTS = frozenset({"non", "un", "anti"})  # "non-invasive": the opposite of its rest
 # Pseudo-negations (NegEx's term): "not" before these affirms what follows ("not only red but
 # scaly", "not just a rash", "not the only lesion", "not the first time it ulcerated").
 _PSEUDO_AFTER_NOT = frozenset({("only",), ("just",), ("merely",), ("the", "only"),
@@ -646,7 +647,8 @@ class Analyser:
         if "-" in token:
             parts = [p for p in token.split("-") if p]
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
-                   for p in parts) and not any(p.isdigit() for p in parts):
+                   for p in parts) and not any(p.isdigit() for p in parts) and (
+                    parts[0] not in _OPPOSITE_PARTS):  # "non-negligible" is no "negligible"
                 return True
         if not token.isalpha() and _DIGIT.search(token) is not None:
             # A name or code with digits ("il-6", "sars-cov-2", "n95") is matched as written:
@@ -675,16 +677,16 @@ class Analyser:
                     cap.support_text = "\0".join(cap.support_tokens)
                 if key in cap.support_text:  # rare: then find a longer token holding it
                     n = len(key)
-                    for t in cap.support_tokens:
-                        if len(t) > n and key in t:
+                    for t in cap.support_tokens:  # (not its opposite: "demotivate")
+                        if len(t) > n and key in t and not prefixed_opposite(key, t):
                             return True
         if len(token) >= 6 and token.isalpha() and _joined(token, cap):
             return True
         if len(token) >= 5 and cap.support_tokens and fuzzy_cutoff < 100:
             hit = process.extractOne(token, cap.support_tokens, scorer=fuzz.ratio,
                                      score_cutoff=fuzzy_cutoff)
-            if hit is not None:
-                return True
+            if hit is not None and not prefixed_opposite(token, hit[0]):
+                return True  # a spelling variant ("unsuitable" is no variant of "suitable")
         return False
 
     def qa(self, question: str, answer: str) -> QAFacts:

@@ -589,6 +589,19 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("nodular", "superficial"), ("invasive", "in-situ"), ("wet", "dry"), ("hot", "cold"),
     ("hyperpigmented", "hypopigmented"), ("red", "white"), ("black", "white"),
 )
+# Prefixes that make a word's opposite ("suitable" / "unsuitable", "motivate" / "demotivate"):
+# a spelling or stem match between such a pair is no support (`NEGATING_PREFIXES`), and an
+# answer word the caption states only with `OPPOSITE_PREFIXES` added or removed contradicts it
+# (the narrower list: "de-", "dis-", "in-" also start words that are no opposites: "deliver",
+# "disease", "insight").
+NEGATING_PREFIXES: tuple[str, ...] = ("non-", "non", "un", "dis", "de", "in", "im", "ir", "il",
+                                      "anti", "a")
+OPPOSITE_PREFIXES: tuple[str, ...] = ("non-", "non", "un")
+# Words in un- that are no opposite of the rest ("unless" is no "less")
+NOT_OPPOSITES: frozenset[str] = frozenset(_words("""
+unless until unto unlike under understand understood unite united unity union unique universe
+universal university unit units uniform unison unanimous unveil unravel uncle
+"""))
 # Closed classes where naming a member the caption does not name, when the caption names
 # another member, is a contradiction rather than an omission (caption "brown", answer "pink";
 # caption "papule", answer "nodule"). Synonyms (erythematous=red, pigmented=brown) share a key.

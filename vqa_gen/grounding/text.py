@@ -16,6 +16,7 @@ from typing import Any
 from mypy_extensions import mypyc_attr
 
 from . import lexicon as lx
+from .frequency import zipf
 
 # A token: a word ("t-cell", "don't"), an ordinal ("3rd"), a number ("2.5") or one punctuation
 # mark. Written as `TOKEN_PLAIN` below, but opening with the class of a token's first character
@@ -270,6 +271,22 @@ a e i o u y s t at ate ati ed es ic ia ial ian ical ous atous al ar ary ory er o
 ation ity ive ize ise ism ist sis osis tic otic tis itis ae um us ent ence ency ant ance ancy
 ify ific oid ment ness ous ia ias si sia atur ature en
 """)) | {""}
+
+
+def prefixed_opposite(a: str, b: str, prefixes: tuple[str, ...] = lx.NEGATING_PREFIXES
+                      ) -> bool:
+    """Is one word (or key) the other with a negating prefix ("unsuitable" / "suitable",
+    "demotivate" / "motivat")? Then a close spelling or a shared substring is no support.
+    The longer must be a known word: "apublic" is "a public" run together."""
+    if len(a) > len(b):
+        a, b = b, a
+    for p in prefixes:
+        if b.startswith(p):
+            rest = b[len(p):]
+            if rest == a or (len(a) >= 4 and abs(len(rest) - len(a)) <= 2
+                             and (rest.startswith(a) or a.startswith(rest))):
+                return zipf(b) > 0  # a word ("atypical"), not a slip ("apublic": "a public")
+    return False
 
 
 def shared_prefix_match(a: str, b: str) -> bool:

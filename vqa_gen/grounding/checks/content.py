@@ -146,8 +146,27 @@ class ContentCheck(Check):
                     if k in cls and cls & sk and not self._near.get(k, set()) & sk:
                         hits = cls & sk
                         break
+            if not hits and len(t) >= 4 and (t.isalpha() or "-" in t):
+                # (not when the answer names both: "smokers ... than non-smokers")
+                hits = self._prefixed_opposite(t, cap) - {u[2] for u in units}
             if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
+        return out
+
+    def _prefixed_opposite(self, token: str, cap: CaptionFacts) -> set[str]:
+        """The caption's keys of `token` with a negating prefix added or taken away
+        ("unsuitable" for "suitable", "motivate" for "demotivate"), if it states that opposite."""
+        key, toks = self.an.norm.key, cap.all_tokens
+        out: set[str] = set()
+        if token in lx.NOT_OPPOSITES:
+            return out
+        for p in lx.OPPOSITE_PREFIXES:
+            if token.startswith(p) and len(token) - len(p) >= 4:
+                base = token[len(p):]
+                if base in toks or key(base) in cap.support_keys:
+                    out.add(key(base))
+            elif p + token in toks and p + token not in lx.NOT_OPPOSITES:
+                out.add(key(p + token))
         return out
 
     def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str] | frozenset[str],
