@@ -106,7 +106,8 @@ def test_score_ranks_partial_support(f):
     full = f.check(MEL, q, "An asymmetric pigmented lesion with irregular borders.").score
     one = f.check(MEL, q, "An asymmetric pigmented lesion with irregular borders and "
                           "satellite papules.").score
-    most = f.check(MEL, q, "A symmetric keratotic plaque with satellite papules.").score
+    most = f.check(MEL, q, "An asymmetric keratotic plaque with satellite papules and "
+                           "crusts.").score
     none = f.check(MEL, q, "Crusted vesicles with umbilication.").score
     assert full > one > most > none
     assert 0.3 < one < 0.95 and none < 0.1
@@ -732,6 +733,8 @@ def test_money_compares_with_money_in_its_scale(f):
     ("The remote was unsuitable for older users.", "The remote was suitable for older users."),
     ("An invasive carcinoma of the breast.", "A non-invasive carcinoma of the breast."),
     ("Margins were clear.", "Margins were unclear."),
+    # "symmetric" was a spelling variant of "asymmetric" (fuzzy ratio 0.95)
+    (MEL, "A symmetric pigmented lesion on the back."),
 ])
 def test_a_word_with_a_negating_prefix_contradicts_the_caption(f, caption, answer):
     v = f.check(caption, "", answer)
