@@ -754,3 +754,13 @@ def test_a_prefixed_opposite_is_no_spelling_variant(f):
 ])
 def test_typos_and_contrasts_are_no_prefixed_opposites(f, caption, answer):
     assert "contradicted_content" not in f.check(caption, "", answer).codes
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("Agents that reach good outcomes in social dilemmas.",
+     "Agents that reach bad outcomes in social dilemmas."),
+    ("The company reported a profit for the quarter.", "The company reported a loss."),
+    ("Shares rise after the report.", "Shares fall after the report."),
+])
+def test_general_opposites_contradict(f, caption, answer):
+    assert "contradicted_content" in f.check(caption, "", answer).codes

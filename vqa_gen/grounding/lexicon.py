@@ -588,6 +588,17 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("horizontal", "vertical"), ("superficial", "deep"), ("primary", "secondary"),
     ("nodular", "superficial"), ("invasive", "in-situ"), ("wet", "dry"), ("hot", "cold"),
     ("hyperpigmented", "hypopigmented"), ("red", "white"), ("black", "white"),
+    # general opposites (reports, summaries, dialogue)
+    ("good", "bad"), ("best", "worst"), ("better", "worse"), ("positive", "negative"),
+    ("success", "failure"), ("strong", "weak"), ("win", "lose"), ("won", "lost"),
+    ("rise", "fall"), ("gain", "loss"), ("profit", "loss"), ("include", "exclude"),
+    ("maximum", "minimum"), ("majority", "minority"), ("accept", "reject"),
+    ("cheap", "expensive"), ("fast", "slow"), ("easy", "difficult"), ("safe", "dangerous"),
+    ("true", "false"), ("higher", "lower"), ("above", "below"), ("before", "after"),
+    ("first", "last"), ("private", "public"), ("north", "south"), ("east", "west"),
+    ("import", "export"), ("buy", "sell"), ("support", "oppose"), ("top", "bottom"),
+    ("inside", "outside"), ("rural", "urban"), ("rich", "poor"), ("happy", "sad"),
+    ("increase", "decrease"), ("increasing", "decreasing"), ("expand", "shrink"),
 )
 # Prefixes that make a word's opposite ("suitable" / "unsuitable", "motivate" / "demotivate"):
 # a spelling or stem match between such a pair is no support (`NEGATING_PREFIXES`), and an
