@@ -147,8 +147,9 @@ class ContentCheck(Check):
                         hits = cls & sk
                         break
             if not hits and len(t) >= 4 and (t.isalpha() or "-" in t):
-                # (not when the answer names both: "smokers ... than non-smokers")
-                hits = self._prefixed_opposite(t, cap) - {u[2] for u in units}
+                hits = self._prefixed_opposite(t, cap)
+                if hits:  # (not when the answer names both: "smokers ... than non-smokers")
+                    hits -= {u[2] for u in units}
             if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
         return out
@@ -160,12 +161,18 @@ class ContentCheck(Check):
         out: set[str] = set()
         if token in lx.NOT_OPPOSITES:
             return out
+        memo = cap.facts.memo
+        prefixed = memo.get("prefixed_words")
+        if prefixed is None:  # the caption's words in un-/non- (most captions: none)
+            prefixed = memo["prefixed_words"] = frozenset(
+                w for w in toks if w.startswith(lx.OPPOSITE_PREFIXES)
+                and w not in lx.NOT_OPPOSITES)
         for p in lx.OPPOSITE_PREFIXES:
             if token.startswith(p) and len(token) - len(p) >= 4:
                 base = token[len(p):]
                 if base in toks or key(base) in cap.support_keys:
                     out.add(key(base))
-            elif p + token in toks and p + token not in lx.NOT_OPPOSITES:
+            elif prefixed and p + token in prefixed:
                 out.add(key(p + token))
         return out
 
