@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -31,6 +32,8 @@ from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
 _DEMOGRAPHIC_WORDS = frozenset(lx.AGE_GROUPS) | frozenset(lx.SEX_WORDS)
+# A word in un- or non- (`ContentCheck._prefixed_opposite` reads a caption's once)
+_PREFIXED_WORD = re.compile(r"\b(?:non-?|un)[a-z][a-z-]*")
 
 
 _DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
@@ -157,16 +160,16 @@ class ContentCheck(Check):
     def _prefixed_opposite(self, token: str, cap: CaptionFacts) -> set[str]:
         """The caption's keys of `token` with a negating prefix added or taken away
         ("unsuitable" for "suitable", "motivate" for "demotivate"), if it states that opposite."""
-        key, toks = self.an.norm.key, cap.all_tokens
-        out: set[str] = set()
-        if token in lx.NOT_OPPOSITES:
-            return out
         memo = cap.facts.memo
         prefixed = memo.get("prefixed_words")
         if prefixed is None:  # the caption's words in un-/non- (most captions: none)
             prefixed = memo["prefixed_words"] = frozenset(
-                w for w in toks if w.startswith(lx.OPPOSITE_PREFIXES)
-                and w not in lx.NOT_OPPOSITES)
+                _PREFIXED_WORD.findall(cap.facts.view.text)) - lx.NOT_OPPOSITES
+        out: set[str] = set()
+        if ((not prefixed and not token.startswith(lx.OPPOSITE_PREFIXES))
+                or token in lx.NOT_OPPOSITES):
+            return out
+        key, toks = self.an.norm.key, cap.all_tokens
         for p in lx.OPPOSITE_PREFIXES:
             if token.startswith(p) and len(token) - len(p) >= 4:
                 base = token[len(p):]
