@@ -141,6 +141,7 @@ class ContentCheck(Check):
         there the opposite word must sit near a word the answer puts beside its own."""
         out: list[str] = []
         sk = cap.support_keys
+        prefixed = self._prefixed_words(cap)
         local = len(cap.facts.view.tokens) > int(self.p["contradiction_local_after"])
         for _, t, k in items:
             hits: set[str] | frozenset[str] = self._opposites.get(k, set()) & sk
@@ -149,25 +150,32 @@ class ContentCheck(Check):
                     if k in cls and cls & sk and not self._near.get(k, set()) & sk:
                         hits = cls & sk
                         break
-            if not hits and len(t) >= 4 and (t.isalpha() or "-" in t):
-                hits = self._prefixed_opposite(t, cap)
+            if (not hits and len(t) >= 4 and (prefixed or t.startswith(lx.OPPOSITE_PREFIXES))
+                    and (t.isalpha() or "-" in t)):
+                hits = self._prefixed_opposite(t, cap, prefixed)
                 if hits:  # (not when the answer names both: "smokers ... than non-smokers")
                     hits -= {u[2] for u in units}
             if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
         return out
 
-    def _prefixed_opposite(self, token: str, cap: CaptionFacts) -> set[str]:
-        """The caption's keys of `token` with a negating prefix added or taken away
-        ("unsuitable" for "suitable", "motivate" for "demotivate"), if it states that opposite."""
+    @staticmethod
+    def _prefixed_words(cap: CaptionFacts) -> frozenset[str]:
+        """The caption's words in un- or non- (most captions: none), read once."""
         memo = cap.facts.memo
         prefixed = memo.get("prefixed_words")
-        if prefixed is None:  # the caption's words in un-/non- (most captions: none)
+        if prefixed is None:
             prefixed = memo["prefixed_words"] = frozenset(
                 _PREFIXED_WORD.findall(cap.facts.view.text)) - lx.NOT_OPPOSITES
+        return prefixed
+
+    def _prefixed_opposite(self, token: str, cap: CaptionFacts, prefixed: frozenset[str]
+                           ) -> set[str]:
+        """The caption's keys of `token` with a negating prefix added or taken away
+        ("unsuitable" for "suitable", "motivate" for "demotivate"), if it states that opposite;
+        `prefixed`: the caption's `_prefixed_words`."""
         out: set[str] = set()
-        if ((not prefixed and not token.startswith(lx.OPPOSITE_PREFIXES))
-                or token in lx.NOT_OPPOSITES):
+        if token in lx.NOT_OPPOSITES:
             return out
         key, toks = self.an.norm.key, cap.all_tokens
         for p in lx.OPPOSITE_PREFIXES:
