@@ -150,16 +150,16 @@ def test_acronyms_from_caption():
 
 
 def test_copying_counts_word_trigrams_found_in_evidence():
-    from vqa_gen.grounding.support import copying
+    from vqa_gen.grounding.support import copied_share, word_keys
 
     an = Analyser()
     cap = an.caption("The council approved the new budget on Monday after a long debate.")
-    keys = lambda s: an.text_facts(s).view.keys  # noqa: E731
-    full, n = copying(keys("the council approved the new budget"), cap)
-    assert (full, n) == (1.0, 6)
-    swapped, _ = copying(keys("the council rejected the new budget"), cap)
+    words = lambda s: word_keys(an.text_facts(s).view.keys)  # noqa: E731
+    full = words("the council approved the new budget.")
+    assert (copied_share(full, cap, 3), len(full)) == (1.0, 6)  # (the stop is no word)
+    swapped = copied_share(words("the council rejected the new budget"), cap, 3)
     assert 0.0 < swapped < 1.0  # the swapped verb breaks every trigram it sits in
-    assert copying(keys("yes"), cap) == (1.0, 1)  # too short for a trigram: no signal
+    assert copied_share(words("yes"), cap, 3) == 1.0  # too short for a trigram: no signal
 
 
 def test_long_copied_answer_gains_support_but_short_answers_do_not_change():

@@ -127,18 +127,12 @@ def _grams(words: Sequence[str], n: int) -> list[tuple[str, ...]]:
     return list(zip(*(words[i:] for i in range(n)), strict=False))
 
 
-def copying(answer_keys: Sequence[str], cap: CaptionFacts, n: int = 3) -> tuple[float, int]:
-    """(share of the answer's word n-grams that occur in the evidence, answer word count):
-    extractive copying of word sequences, function words included, compared by key (light
-    stem, synonym group). For a long answer (a summary, a description, a dialogue turn) copying
-    whole sequences is strong evidence of faithfulness; a swapped entity or an invented clause
-    breaks every n-gram it touches."""
-    words = word_keys(answer_keys)
-    return copied_share(words, cap, n), len(words)
-
-
 def copied_share(words: Sequence[str], cap: CaptionFacts, n: int) -> float:
-    """`copying`'s share for answer `words` already taken out of its keys (`word_keys`). The
+    """The share of the answer's word n-grams (`words`: its `word_keys`) that occur in the
+    evidence: extractive copying of word sequences, function words included, compared by key
+    (light stem, synonym group). For a long answer (a summary, a description, a dialogue turn)
+    copying whole sequences is strong evidence of faithfulness; a swapped entity or an invented
+    clause breaks every n-gram it touches. 1.0 for an answer too short for one n-gram. The
     evidence's words and n-grams are memoised on the caption."""
     memo = cap.facts.memo
     tag = f"grams{n}"
