@@ -33,7 +33,8 @@ from .relevance import _DIAGNOSIS_Q, _KIND_CUES, _MODALITY_Q
 # Age-group and sex words: supported by a consistent caption age or sex (`_demographic_ok`).
 _DEMOGRAPHIC_WORDS = frozenset(lx.AGE_GROUPS) | frozenset(lx.SEX_WORDS)
 # A word in un- or non- (`ContentCheck._prefixed_opposite` reads a caption's once)
-_PREFIXED_WORD = re.compile(r"\b(?:non-?|un)[a-z][a-z-]*")
+_PREFIXES_RE = "|".join(map(re.escape, sorted(lx.OPPOSITE_PREFIXES, key=len, reverse=True)))
+_PREFIXED_WORD = re.compile(rf"\b(?:{_PREFIXES_RE})[a-z][a-z-]*")  # (from the lexicon's list)
 
 
 _DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
