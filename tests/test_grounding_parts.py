@@ -121,6 +121,11 @@ def test_and_a_half_is_one_number():
     ("it was not the only lesion on the arm", set(), {"lesion", "arm"}),
     ("not the first time the plaque ulcerated; not red", {"red"}, {"plaque", "ulcerated"}),
     ("plans for all, no matter their current insurance", set(), {"current", "insurance"}),
+    # a reply opening with "no" before a pronoun or article says no to the turn before it
+    ("no he does not care about the house", {"care", "house"}, {"he"}),
+    ("no the movie is really great", set(), {"movie", "great"}),
+    ("no its from 2009. no vesicles are seen", {"vesicles"}, {"2009"}),
+    ("no vesicles are seen", {"vesicles"}, set()),
 ])
 def test_negation_scope(text, negated, affirmed):
     an = Analyser()

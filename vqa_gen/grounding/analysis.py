@@ -54,6 +54,12 @@ _OPPOSITE_PARTS = frozenset({"non", "un", "anti"})  # "non-invasive": the opposi
 _PSEUDO_AFTER_NOT = frozenset({("only",), ("just",), ("merely",), ("the", "only"),
                                ("the", "first")})
 _PSEUDO_AFTER_NO = frozenset({"matter", "doubt"})
+# A reply opening with "no" before a pronoun, an article or a verb's subject ("no he doesn't",
+# "no the movie is great", "no its from 2009") says "no" to the turn before it: an
+# interjection, not the determiner of what follows ("no vesicles are seen").
+_AFTER_REPLY_NO = frozenset(lx.words(
+    "i you he she it its it's we they them this that there the a an my his her their our your "
+    "absolutely definitely actually not"))
 _POST_WINDOW = 4
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
@@ -407,9 +413,11 @@ class Analyser:
             if width:
                 j, seen = i + width, 0
                 if t == "no" and j < n and (tokens[j][0].isdigit()
-                                            or tokens[j] in _PSEUDO_AFTER_NO):
+                                            or tokens[j] in _PSEUDO_AFTER_NO
+                                            or (tokens[j] in _AFTER_REPLY_NO
+                                                and (i == 0 or tokens[i - 1] in _CLAUSE_END))):
                     # "world no 74": the abbreviation of "number"; "no matter their insurance",
-                    # "no doubt": idioms that deny nothing
+                    # "no doubt": idioms that deny nothing; "no he doesn't": a reply
                     after = j
                     continue
                 if t == "not" and (tuple(tokens[j:j + 1]) in _PSEUDO_AFTER_NOT
