@@ -185,6 +185,24 @@ def test_long_copied_answer_gains_support_but_short_answers_do_not_change():
     assert on.check(caption, *short).score == off.check(caption, *short).score
 
 
+def test_an_answer_in_its_own_words_loses_nothing_for_copying_no_word_runs():
+    # A claim written apart from its evidence copies no trigram whether or not it is
+    # faithful; its lack of copied 4-gram runs once lowered its score like an invention's.
+    from vqa_gen.grounding import FilterConfig, GroundingFilter
+
+    caption = ("Trials found that patients given the drug early recovered faster than those "
+               "given placebo, and fewer of them needed intensive care.")
+    claim = ("Early drug treatment: faster recovery than placebo for patients, fewer needed "
+             "intensive care, trials found")
+    on = GroundingFilter(FilterConfig())
+    off = GroundingFilter(FilterConfig(checks={"content": {"params": {"copy_max": 0.0}}}))
+    assert on.check(caption, "", claim).score == off.check(caption, "", claim).score
+    # an answer that does copy is still read for its runs (the test above)
+    copied = ("Trials found that patients given the drug early recovered faster than those "
+              "given placebo, and fewer of them needed surgery.")
+    assert on.check(caption, "", copied).score != off.check(caption, "", copied).score
+
+
 def test_acronyms_match_the_initials_of_every_word_run():
     from vqa_gen.grounding.analysis import acronyms, key_in
 

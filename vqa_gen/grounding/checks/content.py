@@ -97,6 +97,7 @@ class ContentCheck(Check):
         "run_weight": 0.3,
         "run_neutral": 0.3,
         "run_n": 4,
+        "run_from": 0.2,
         "given_weight": 0.1,
     }
 
@@ -207,7 +208,10 @@ class ContentCheck(Check):
         with the answer's length beyond `copy_from` words. Copied trigrams can only raise the
         score (paraphrase copies little and is no sign of invention); the share of copied
         4-gram runs then moves it both ways around `run_neutral`, a typical paraphrase's share,
-        so a typical paraphrase loses little."""
+        so a typical paraphrase loses little. Only an answer that copies at all (a trigram share
+        of `run_from`) is read for runs: a text written apart from the evidence (a claim, a
+        tweet, a reply in one's own words) copies next to nothing whether or not it is
+        faithful, so its lack of runs is no sign of invention."""
         p = self.p
         words = word_keys(keys)
         lam = max(0.0, (len(words) - float(p["copy_from"])) / float(p["copy_span"]))
@@ -218,7 +222,7 @@ class ContentCheck(Check):
         copied = min(1.0, cp / float(p["copy_full"]))
         score = max(score, (1 - raise_w) * score + raise_w * copied)
         run_w = min(float(p["run_weight"]), lam)
-        if run_w:
+        if run_w and cp >= float(p["run_from"]):
             runs = copied_share(words, cap, int(p["run_n"]))
             score = min(1.0, max(0.0, score + run_w * (runs - float(p["run_neutral"]))))
         return score
