@@ -764,3 +764,19 @@ def test_typos_and_contrasts_are_no_prefixed_opposites(f, caption, answer):
 ])
 def test_general_opposites_contradict(f, caption, answer):
     assert "contradicted_content" in f.check(caption, "", answer).codes
+
+
+@pytest.mark.parametrize("answer", [
+    "wow . there is a town in alaska where the mayor is a cat",
+    "Yeah apparently lol! There is a town in Alaska whose mayor is a cat, etc.",
+    "Oh, hey, honestly a cat is mayor of a town in Alaska",
+])
+def test_interjections_and_discourse_markers_are_no_claims(f, answer):
+    # BEGIN / Topical-Chat replies: "wow", "lol", "apparently" were content words the
+    # evidence lacked, so a faithful reply scored like a partly invented one
+    caption = "Talkeetna, a town in Alaska, has had a cat as its mayor for years."
+    v = f.check(caption, "What about the town in Alaska?", answer)
+    said = " ".join(f"{r.detail} {r.evidence}" for r in v.reasons)
+    assert v.passed and "0/" in said, v.to_dict()  # no answer word unsupported
+    for word in ("wow", "lol", "apparently", "etc", "oh", "hey", "honestly"):
+        assert word not in said.split(", "), v.to_dict()

@@ -35,6 +35,9 @@ all any each every few more most other some such only own same too very just als
 rather quite somewhat much many several various certain
 s t d ll m o re ve y
 yes yeah yep ok okay
+oh ah ahh aw aww hmm uh haha hahaha lol lmao omg wow whoa hey hi hello yup nope
+nah etc anyway anyways indeed apparently definitely certainly absolutely totally honestly
+seriously literally
 also thus therefore hence however moreover furthermore
 well really actually basically essentially generally ever
 something anything everything nothing someone anyone everyone
