@@ -780,3 +780,31 @@ def test_interjections_and_discourse_markers_are_no_claims(f, answer):
     assert v.passed and "0/" in said, v.to_dict()  # no answer word unsupported
     for word in ("wow", "lol", "apparently", "etc", "oh", "hey", "honestly"):
         assert word not in said.split(", "), v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "supported"), [
+    ("Algeria is the tenth-largest country in the world.",
+     "algeria is the 10th largest country in the world .", True),  # (Q2)
+    ("Algeria is the tenth-largest country in the world.",
+     "algeria is the 9th largest country in the world .", False),
+    ("Algeria is the 10th largest country in the world.",
+     "Algeria is the tenth-largest country in the world.", True),
+    ("Algeria is the 10th largest country in the world.",
+     "Algeria is the tenth largest country in the world.", True),
+    ("Algeria is the 10th largest country in the world.",
+     "Algeria is the ninth largest country in the world.", False),
+])
+def test_an_ordinal_in_words_is_the_same_ordinal_in_digits(f, caption, answer, supported):
+    v = f.check(caption, "", answer)
+    assert v.passed is supported, v.to_dict()
+    if supported:
+        assert "0/" in " ".join(r.detail for r in v.reasons), v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "contradicted"), [
+    ("She won the race for the first time in 2010.", "She won the race for the fourth time.",
+     True),
+    ("The rash blanched within 30 seconds of pressure.", "The first rash blanched.", False),
+])
+def test_one_ordinal_for_another_contradicts(f, caption, answer, contradicted):
+    assert ("contradicted_content" in f.check(caption, "", answer).codes) is contradicted

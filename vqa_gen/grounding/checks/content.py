@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import ORDINAL_DIGITS, CaptionFacts, QAFacts
 from ..numbers import Quantity
 from ..support import (
     Support,
@@ -115,8 +115,12 @@ class ContentCheck(Check):
             opp.setdefault(key(a), set()).add(key(b))
             opp.setdefault(key(b), set()).add(key(a))
         self._opposites = opp
+        # one ordinal for another ("the ninth largest" for "the 10th largest"); not "second",
+        # which is also a unit of time ("30 seconds")
+        ordinals = {w: d for w, d in ORDINAL_DIGITS.items() if w != "second"}
         self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
-                                frozenset(key(w) for w in lx.MORPHOLOGY_TERMS)]
+                                frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
+                                frozenset(map(key, ordinals)) | frozenset(ordinals.values())]
         near: dict[str, set[str]] = {}
         for a, b in lx.COLOUR_NEIGHBOURS:
             near.setdefault(key(a), set()).add(key(b))
