@@ -808,3 +808,16 @@ def test_an_ordinal_in_words_is_the_same_ordinal_in_digits(f, caption, answer, s
 ])
 def test_one_ordinal_for_another_contradicts(f, caption, answer, contradicted):
     assert ("contradicted_content" in f.check(caption, "", answer).codes) is contradicted
+
+
+@pytest.mark.parametrize(("caption", "answer", "supported"), [
+    ("The Beatles were an English rock band formed in Liverpool in 1960.",
+     "the beatles formed in 1960 in liverpool , england .", True),  # (Q2)
+    ("A Japanese company based in Kyoto.", "The company is based in Japan.", True),
+    ("A Japanese company based in Kyoto.", "The company is based in Korea.", False),
+    ("She polished the nail plate.", "She is from Poland.", False),  # polish is no Polish
+])
+def test_a_place_and_its_adjective_support_each_other(f, caption, answer, supported):
+    v = f.check(caption, "", answer)
+    said = " ".join(f"{r.detail} {r.evidence}" for r in v.reasons)
+    assert ("0/" in said or not v.reasons) is supported, v.to_dict()

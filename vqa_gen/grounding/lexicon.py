@@ -370,6 +370,27 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("center", "centre"),
     ("organize", "organise"),
     ("recognize", "recognise"),
+    # a place and its adjective ("an English rock band" / "formed in England"); not the
+    # ones that are other words too (Poland / polish, Turkey / turkey, China / china)
+    ("england", "english"), ("britain", "british"), ("france", "french"),
+    ("germany", "german"), ("italy", "italian"), ("spain", "spanish"),
+    ("portugal", "portuguese"), ("japan", "japanese"), ("korea", "korean"),
+    ("india", "indian"), ("russia", "russian"), ("canada", "canadian"),
+    ("mexico", "mexican"), ("brazil", "brazilian"), ("argentina", "argentinian", "argentine"),
+    ("australia", "australian"), ("ireland", "irish"), ("scotland", "scottish"),
+    ("wales", "welsh"), ("netherlands", "dutch"), ("sweden", "swedish"),
+    ("norway", "norwegian"), ("denmark", "danish"), ("finland", "finnish"),
+    ("greece", "greek"), ("egypt", "egyptian"), ("israel", "israeli"), ("iran", "iranian"),
+    ("iraq", "iraqi"), ("pakistan", "pakistani"), ("vietnam", "vietnamese"),
+    ("thailand", "thai"), ("philippines", "filipino", "philippine"),
+    ("indonesia", "indonesian"), ("nigeria", "nigerian"), ("kenya", "kenyan"),
+    ("ethiopia", "ethiopian"), ("africa", "african"), ("europe", "european"),
+    ("asia", "asian"), ("america", "american"), ("cuba", "cuban"), ("jamaica", "jamaican"),
+    ("switzerland", "swiss"), ("austria", "austrian"), ("belgium", "belgian"),
+    ("hungary", "hungarian"), ("ukraine", "ukrainian"), ("peru", "peruvian"),
+    ("chile", "chilean"), ("colombia", "colombian"), ("venezuela", "venezuelan"),
+    ("scandinavia", "scandinavian"), ("hawaii", "hawaiian"), ("texas", "texan"),
+    ("california", "californian"), ("arabia", "arabian"), ("sicily", "sicilian"),
 )
 
 # Body sites: canonical name -> more general sites that contain it.
