@@ -821,3 +821,18 @@ def test_a_place_and_its_adjective_support_each_other(f, caption, answer, suppor
     v = f.check(caption, "", answer)
     said = " ".join(f"{r.detail} {r.evidence}" for r in v.reasons)
     assert ("0/" in said or not v.reasons) is supported, v.to_dict()
+
+
+@pytest.mark.parametrize(("answer", "mismatch"), [
+    # the quick start's embedded model, kept at 0.50 once
+    ("Dermoscopic keratosis is a skin condition that affects only one person, but it affects "
+     "a person's family, as it is a family of inheritance.", True),
+    ("A man in his sixties.", False), ("An older adult.", False), ("A 68-year-old.", False),
+])
+def test_who_is_the_patient_asks_for_age_or_sex(f, answer, mismatch):
+    caption = ("Dermoscopy of a seborrhoeic keratosis on the temple of a 68-year-old man: "
+               "multiple milia-like cysts, comedo-like openings and a cerebriform pattern.")
+    v = f.check(caption, "Who is the patient?", answer)
+    assert ("answer_mismatch" in v.codes) is mismatch, v.to_dict()
+    if mismatch:
+        assert "asks for an age or sex" in v.reasons[-1].detail

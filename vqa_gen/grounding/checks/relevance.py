@@ -30,7 +30,8 @@ _MODALITY_Q = re.compile(
     r"picture|photo\w*) (?:taken|obtained|acquired|made))\b")
 _WORD = re.compile(r"[a-z][a-z-]*")
 _WH = frozenset({"what", "which", "where", "who", "whom", "whose", "when", "why", "how"})
-_DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age)\b")
+_DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age|"
+                            r"who is (?:the|this) (?:patient|person|individual|subject))\b")
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 
 _COLOUR_A = re.compile(
@@ -70,7 +71,7 @@ _QUESTION_KINDS = (("modality", _MODALITY_Q), ("colour", _COLOUR_Q),
 _KIND_CUES = re.compile(trie_pattern([
     "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
     "colo", "hue", "shade",  # _COLOUR_Q
-    "demographic", "gender", "sex", "old", "age",  # _DEMOGRAPHIC_Q
+    "demographic", "gender", "sex", "old", "age", "who is",  # _DEMOGRAPHIC_Q
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
@@ -132,15 +133,17 @@ class RelevanceCheck(Check):
         kind = None
         if asks == "modality":
             if not _MODALITY_A.search(a):
-                kind = "image type"
+                kind = "an image type"
         elif asks == "colour":
             if not _COLOUR_A.search(a):
-                kind = "colour"
+                kind = "a colour"
         elif asks == "demographic":
             a_f = qa.answer
-            if not (a_f.sexes or a_f.age_ranges or a_f.numbers
+            # (a bare "one" is no age: "affects only one person")
+            if not (a_f.sexes or a_f.age_ranges
+                    or any(q.lo != 1 or q.dim for q in a_f.numbers)
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
-                kind = "age or sex"
+                kind = "an age or sex"
         elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
             # an answer that is nothing but colour words, the common small-model slip, and
@@ -149,11 +152,11 @@ class RelevanceCheck(Check):
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
                           or not (qa.answer_content or qa.answer.numbers
                                   or _LOCATION_A.search(a))):
-                kind = "location"
+                kind = "a location"
         elif asks == "diagnosis" and _MODALITY_ONLY_A.match(a):
             return [self.reason("answer_mismatch", "a diagnosis question answered with only "
                                 "the kind of image", self.p["penalty"], qa.answer.view.raw[:60])]
         if kind is None:
             return []
-        return [self.reason("answer_mismatch", f"the question asks for a {kind}, the answer "
+        return [self.reason("answer_mismatch", f"the question asks for {kind}, the answer "
                             "gives none", self.p["penalty"], qa.answer.view.raw[:60])]
