@@ -836,3 +836,15 @@ def test_who_is_the_patient_asks_for_age_or_sex(f, answer, mismatch):
     assert ("answer_mismatch" in v.codes) is mismatch, v.to_dict()
     if mismatch:
         assert "asks for an age or sex" in v.reasons[-1].detail
+
+
+def test_a_statement_for_a_generated_question_is_malformed_however_long(f):
+    # the quick start's model wrote "The condition is not rare, but it is very rare." as a
+    # question; as a dialogue turn (no QA type) a long statement is context, in a generated
+    # pair (a QA type) it is no question
+    caption = "Dermoscopy of a seborrhoeic keratosis on the temple of a 68-year-old man."
+    q, a = "The condition is not rare, but it is very rare.", "Seborrhoeic keratosis."
+    assert "malformed_question" in f.check(caption, q, a, qa_type="diagnosis").codes
+    assert "malformed_question" not in f.check(caption, q, a).codes
+    assert "malformed_question" in f.check(caption, "Keratosis", a, qa_type="other").codes
+    assert "malformed_question" not in f.check(caption, "What is it?", a, qa_type="other").codes

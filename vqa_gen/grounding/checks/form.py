@@ -59,7 +59,8 @@ class FormCheck(Check):
     words, after "please" / "based on the image,") with an interrogative or an imperative
     ("what", "is", "does", "describe", "name", ...), and must differ from its answer.
     A sentence in the first/second person, with "!" or a greeting is context (a dialogue
-    turn), and so is one of 8+ words unless most of its content words are the caption's. An
+    turn), and so is one of 8+ words unless most of its content words are the caption's (not
+    in a generated pair, one with a QA type, where the model wrote the question). An
     answer whose every sentence is a question answers nothing (`answer_is_question`). The
     reasons block but do not lower the score: the score says how well the answer is
     supported."""
@@ -76,10 +77,13 @@ class FormCheck(Check):
         asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
                              "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
                 if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
-        return asks + self._question_form(cap, qa)
+        return asks + self._question_form(cap, qa, qa_type is not None)
 
-    def _question_form(self, cap: CaptionFacts, qa: QAFacts) -> list[Reason]:
-        """`malformed_question`, or nothing."""
+    def _question_form(self, cap: CaptionFacts, qa: QAFacts, generated: bool
+                       ) -> list[Reason]:
+        """`malformed_question`, or nothing. A `generated` pair (one with a QA type: the
+        model wrote its question) has no dialogue turn for context: a statement there is a
+        malformed question however long or personal."""
         q_raw = qa.question.view.raw.strip()
         words = qa.question.words
         if not words:
@@ -95,14 +99,15 @@ class FormCheck(Check):
                                 self.p["penalty"], q_raw[:60])]
         if q_raw.endswith("?") or "?" in q_raw:
             return []
-        if "!" in q_raw or any(w in _PERSONAL or w in _CHAT for w in words):
-            return []  # a dialogue turn given as context, not a label
-        # A long statement is context too, unless its content is the caption's: then it is a
-        # caption sentence (or a claim about it) emitted in place of a question.
-        content = [w for w in words if w not in lx.STOPWORDS] or words
-        copied = sum(w in cap.all_tokens for w in content) >= 0.75 * len(content)
-        if not copied and len(words) >= int(self.p["context_words"]):
-            return []
+        if not generated:
+            if "!" in q_raw or any(w in _PERSONAL or w in _CHAT for w in words):
+                return []  # a dialogue turn given as context, not a label
+            # A long statement is context too, unless its content is the caption's: then it
+            # is a caption sentence (or a claim about it) emitted in place of a question.
+            content = [w for w in words if w not in lx.STOPWORDS] or words
+            copied = sum(w in cap.all_tokens for w in content) >= 0.75 * len(content)
+            if not copied and len(words) >= int(self.p["context_words"]):
+                return []
         window = words[: int(self.p["opener_window"])]
         if words[0] in lx.AUX_START or any(w in lx.QUESTION_OPENERS for w in window):
             return []
