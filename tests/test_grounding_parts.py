@@ -101,6 +101,17 @@ def test_a_rewrite_never_rewrites_inside_words(text):
     assert n.view(text).tokens == fold(text).replace("&", " ").split()
 
 
+@pytest.mark.parametrize(("text", "values"), [
+    ("in the twenty-first century", []),  # an ordinal, no twenty (the ordinal words compare it)
+    ("the thirty-second president", []),
+    ("twenty-five patients", [25.0]),
+    ("twenty-first and twenty two", [22.0]),
+    ("two-thirds of cases", [2.0]),  # (fractions are not read; the count stays as before)
+])
+def test_a_compound_ordinal_in_words_is_no_count(text, values):
+    assert [q.lo for q in Analyser().text_facts(text).numbers] == values
+
+
 def test_and_a_half_is_one_number():
     n = Normaliser()
     assert n.view("two and a half hours, 3 and half days, twelve and a half").tokens == [

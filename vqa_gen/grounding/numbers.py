@@ -161,9 +161,13 @@ class NumberExtractor:
         # (word lists as prefix tries: the same matches, far fewer branches tried per word)
         t_digits, t_tens = trie_pattern(digits.split("|")), trie_pattern(tens.split("|"))
         # (a number word ends its word: "eighth" is no "eight" followed by the unit "h")
+        # ("twenty-first" is an ordinal, no twenty: the ordinal words compare it)
+        ordinal_units = trie_pattern(["first", "second", "third", "fourth", "fifth", "sixth",
+                                      "seventh", "eighth", "ninth"])
         tens_digits = rf"(?:{t_tens})(?:(?:[- ]| - )(?:{t_digits}))?"
         num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:(?:{t_digits})[- ]hundred" \
-              rf"|{tens_digits}|{trie_pattern(words.split('|'))})(?![a-z]))"
+              rf"|{tens_digits}|{trie_pattern(words.split('|'))})(?![a-z])" \
+              rf"(?!-(?:{ordinal_units})\b))"
         units = trie_pattern(list(_UNITS))
         # A leading lookahead on the characters a match can start with lets the regex engine
         # skip every other position fast (the patterns match exactly as without it); a number
