@@ -805,6 +805,11 @@ def test_an_ordinal_in_words_is_the_same_ordinal_in_digits(f, caption, answer, s
     ("She won the race for the first time in 2010.", "She won the race for the fourth time.",
      True),
     ("The rash blanched within 30 seconds of pressure.", "The first rash blanched.", False),
+    ("Verruca on the third finger of a child.", "A wart on the fourth finger.", True),
+    # an ordinal the answer names too, or one of something else, is no swap
+    ("Verruca on the third finger of a child.", "It first appeared on the third finger.",
+     False),
+    ("Verruca on the third finger of a child.", "The wart first appeared in childhood.", False),
 ])
 def test_one_ordinal_for_another_contradicts(f, caption, answer, contradicted):
     assert ("contradicted_content" in f.check(caption, "", answer).codes) is contradicted

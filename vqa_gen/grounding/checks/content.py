@@ -118,9 +118,10 @@ class ContentCheck(Check):
         # one ordinal for another ("the ninth largest" for "the 10th largest"); not "second",
         # which is also a unit of time ("30 seconds")
         ordinals = {w: d for w, d in ORDINAL_DIGITS.items() if w != "second"}
+        self._ordinals = frozenset(map(key, ordinals)) | frozenset(ordinals.values())
         self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
                                 frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
-                                frozenset(map(key, ordinals)) | frozenset(ordinals.values())]
+                                self._ordinals]
         near: dict[str, set[str]] = {}
         for a, b in lx.COLOUR_NEIGHBOURS:
             near.setdefault(key(a), set()).add(key(b))
@@ -155,6 +156,9 @@ class ContentCheck(Check):
                 for cls in self._closed_classes:
                     if k in cls and cls & sk and not self._near.get(k, set()) & sk:
                         hits = cls & sk
+                        if cls is self._ordinals and not self._ordinal_swapped(cap, t, hits,
+                                                                               units):
+                            hits = frozenset()
                         break
             if (not hits and len(t) >= 4 and (prefixed or t.startswith(lx.OPPOSITE_PREFIXES))
                     and (t.isalpha() or "-" in t)):
@@ -192,6 +196,23 @@ class ContentCheck(Check):
             elif prefixed and p + token in prefixed:
                 out.add(key(p + token))
         return out
+
+    @staticmethod
+    def _ordinal_swapped(cap: CaptionFacts, token: str, hits: set[str] | frozenset[str],
+                         units: list[tuple[int, str, str]]) -> bool:
+        """Does the caption give another ordinal (`hits`) to the thing the answer's ordinal
+        `token` counts, the content word after it ("the fourth finger" for "the third
+        finger", "the ninth largest" for "the 10th largest")? Not when the answer names that
+        ordinal too, nor for an ordinal of something else ("first appeared" beside "the third
+        finger")."""
+        pos = cap.key_positions
+        own = {u[2] for u in units}
+        h_pos = [p for h in hits if h not in own for p in pos.get(h, ())]
+        if not h_pos:
+            return False
+        nouns = {units[j + 1][2] for j, u in enumerate(units[:-1]) if u[1] == token}
+        n_pos = [p for n in nouns for p in pos.get(n, ())]
+        return any(0 < n - h <= 2 for n in n_pos for h in h_pos)
 
     def _near_anchor(self, cap: CaptionFacts, token: str, hits: set[str] | frozenset[str],
                      units: list[tuple[int, str, str]]) -> bool:
