@@ -191,10 +191,10 @@ def stated_otherwise(claim: Quantity, cap: CaptionFacts, *token_lists: list[str]
     """Does the caption state the claimed number in a form the extractor does not read as a
     quantity: the number of a name the answer writes out too ("COVID 19" for "COVID-19"), or
     an ordinal in words ("4th" for "the fourth season", "10th" for "the tenth-largest": an
-    ordinal word's key is itself, and a hyphenated word's parts are among the caption's keys)?"""
+    ordinal word's key is itself, and the caption's keys hold its words' and hyphen parts')?"""
     if claim.dim == "ordinal":
         word = lx.ORDINAL_WORDS.get(int(claim.lo))
-        return word is not None and (word in cap.all_tokens or word in cap.support_keys)
+        return word is not None and word in cap.support_keys
     return _named_number(claim, cap, *token_lists)
 
 
