@@ -62,14 +62,6 @@ _AFTER_REPLY_NO = frozenset(lx.words(
     "absolutely definitely actually not"))
 _POST_WINDOW = 4
 
-
-def _ordinal_suffix(n: int) -> str:
-    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-
-
-# An ordinal in words and as written in digits ("tenth" / "10th"): one ordinal, either way.
-ORDINAL_DIGITS: dict[str, str] = {w: f"{n}{_ordinal_suffix(n)}"
-                                   for n, w in lx.ORDINAL_WORDS.items()}
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
 # Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
@@ -661,13 +653,13 @@ class Analyser:
         keys = cap.support_keys
         if key in keys or token in keys:
             return True
-        digits = ORDINAL_DIGITS.get(token)
+        digits = lx.ORDINAL_DIGITS.get(token)
         if digits is not None:  # "tenth" for "10th" (never a spelling variant: "fifth")
             return digits in cap.all_tokens
         if "-" in token:
             parts = [p for p in token.split("-") if p]
             if all(self.norm.key(p) in keys or p in self.stop or p in self.filler_keys
-                   or ORDINAL_DIGITS.get(p, "") in cap.all_tokens
+                   or lx.ORDINAL_DIGITS.get(p, "") in cap.all_tokens
                    for p in parts) and not any(p.isdigit() for p in parts) and (
                     parts[0] not in _OPPOSITE_PARTS):  # "non-negligible" is no "negligible"
                 return True

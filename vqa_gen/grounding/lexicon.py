@@ -433,19 +433,28 @@ DECADE_WORDS: MappingProxyType[str, int] = MappingProxyType({
     "teens": 10, "twenties": 20, "thirties": 30, "forties": 40, "fifties": 50,
     "sixties": 60, "seventies": 70, "eighties": 80, "nineties": 90,
 })
-_ORDINAL_UNITS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+ORDINAL_UNITS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
                   "ninth")
 _ORDINAL_TEENS = ("tenth", "eleventh", "twelfth", "thirteenth", "fourteenth", "fifteenth",
                   "sixteenth", "seventeenth", "eighteenth", "nineteenth")
 _TENS = ("twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 # Ordinals in words, 1-99 ("fourth" for "4th", "twenty-first" for "21st").
 ORDINAL_WORDS: MappingProxyType[int, str] = MappingProxyType({
-    **{i + 1: w for i, w in enumerate(_ORDINAL_UNITS)},
+    **{i + 1: w for i, w in enumerate(ORDINAL_UNITS)},
     **{i + 10: w for i, w in enumerate(_ORDINAL_TEENS)},
     **{20 + 10 * i: t[:-1] + "ieth" for i, t in enumerate(_TENS)},
     **{20 + 10 * i + j + 1: f"{t}-{u}" for i, t in enumerate(_TENS)
-       for j, u in enumerate(_ORDINAL_UNITS)},
+       for j, u in enumerate(ORDINAL_UNITS)},
 })
+
+
+def _ordinal_suffix(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+# An ordinal in words and as written in digits ("tenth" / "10th"): one ordinal, either way.
+ORDINAL_DIGITS: MappingProxyType[str, str] = MappingProxyType({
+    w: f"{n}{_ordinal_suffix(n)}" for n, w in ORDINAL_WORDS.items()})
 # "the fourth decade" (of life): ages 30-39
 ORDINAL_DECADES: MappingProxyType[str, int] = MappingProxyType({
     ORDINAL_WORDS[n]: 10 * (n - 1) for n in range(1, 11)})

@@ -162,8 +162,7 @@ class NumberExtractor:
         t_digits, t_tens = trie_pattern(digits.split("|")), trie_pattern(tens.split("|"))
         # (a number word ends its word: "eighth" is no "eight" followed by the unit "h")
         # ("twenty-first" is an ordinal, no twenty: the ordinal words compare it)
-        ordinal_units = trie_pattern(["first", "second", "third", "fourth", "fifth", "sixth",
-                                      "seventh", "eighth", "ninth"])
+        ordinal_units = trie_pattern(list(lx.ORDINAL_UNITS))
         tens_digits = rf"(?:{t_tens})(?:(?:[- ]| - )(?:{t_digits}))?"
         num = rf"(?:{thousands}|\d+(?:[.,]\d+)?|(?:(?:{t_digits})[- ]hundred" \
               rf"|{tens_digits}|{trie_pattern(words.split('|'))})(?![a-z])" \

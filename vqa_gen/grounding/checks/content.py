@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import ORDINAL_DIGITS, CaptionFacts, QAFacts
+from ..analysis import CaptionFacts, QAFacts
 from ..numbers import Quantity
 from ..support import (
     Support,
@@ -117,7 +117,7 @@ class ContentCheck(Check):
         self._opposites = opp
         # one ordinal for another ("the ninth largest" for "the 10th largest"); not "second",
         # which is also a unit of time ("30 seconds")
-        ordinals = {w: d for w, d in ORDINAL_DIGITS.items() if w != "second"}
+        ordinals = {w: d for w, d in lx.ORDINAL_DIGITS.items() if w != "second"}
         self._ordinals = frozenset(map(key, ordinals)) | frozenset(ordinals.values())
         self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
                                 frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
