@@ -532,6 +532,9 @@ def test_the_content_score_leaves_unchecked_the_values_the_numbers_check_does():
     ("Chilblain-like lesions in coronavirus disease 2019.", "Chilblain-like lesions in COVID-19."),
     ("Chilblain-like lesions in COVID-19.", "Chilblain-like lesions in a coronavirus disease."),
     ("Viral particles of 2019-nCoV.", "Viral particles of SARS-CoV-2."),
+    # a claim names the disease where its evidence names the virus, and back (HealthVer)
+    ("SARS-CoV-2 remained viable on plastic surfaces.", "COVID-19 remained viable on plastic."),
+    ("Chilblain-like lesions in COVID-19.", "Chilblain-like lesions with SARS-CoV-2."),
 ])
 def test_the_names_of_covid_are_one_name_and_no_year(f, caption, answer):
     # "coronavirus disease 2019" names the disease: its 2019 is no claimed number

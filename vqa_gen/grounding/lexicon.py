@@ -417,8 +417,10 @@ IMPLIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     w: ("malignant",) for w in _words("""melanoma melanomas carcinoma carcinomas sarcoma sarcomas
     lymphoma lymphomas leukaemia leukemia myeloma metastasis metastases metastatic
     adenocarcinoma mesothelioma glioblastoma""")} | {
-    # what a name says ("coronavirus disease 2019" is rewritten to "covid-19")
-    "covid-19": ("coronavirus", "disease"), "sars-cov-2": ("coronavirus", "virus")})
+    # what a name says ("coronavirus disease 2019" is rewritten to "covid-19"); a claim names
+    # the disease where its evidence names the virus, and back
+    "covid-19": ("coronavirus", "disease", "sars-cov-2"),
+    "sars-cov-2": ("coronavirus", "virus", "covid-19")})
 
 # Numbers written as words (counts and ages).
 NUMBER_WORDS: MappingProxyType[str, float] = MappingProxyType({
