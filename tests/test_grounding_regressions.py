@@ -856,3 +856,20 @@ def test_a_statement_for_a_generated_question_is_malformed_however_long(f):
     assert "malformed_question" not in f.check(caption, q, a).codes
     assert "malformed_question" in f.check(caption, "Keratosis", a, qa_type="other").codes
     assert "malformed_question" not in f.check(caption, "What is it?", a, qa_type="other").codes
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "renamed"), [
+    ("Chronic plaque psoriasis on the elbows.", "What is shown?", "An exacerbation of psoriasis.",
+     False),
+    # (HealthVer) a preposition ends the phrase: the word before it names no disease
+    ("Measures for COVID-19 disease prevention.", "", "The mitigation of COVID-19 disease.",
+     False),
+    ("Basal cell carcinoma on the nose.", "What is the morphology?", "Papillary cell carcinoma",
+     True),
+    ("Basal cell carcinoma on the nose.", "What is shown?", "A papillary carcinoma of the nose.",
+     True),
+])
+def test_a_word_before_a_disease_renames_it_only_within_its_phrase(f, caption, question,
+                                                                   answer, renamed):
+    v = f.check(caption, question, answer)
+    assert ("unsupported_diagnosis" in v.codes) is renamed, v.to_dict()

@@ -39,19 +39,24 @@ _PREFIXED_WORD = re.compile(rf"\b(?:{_PREFIXES_RE})[a-z][a-z-]*")  # (from the l
 
 _DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
                  "disease", "syndrome", "dermatosis", "keratosis")
+# words that end a noun phrase: what follows one is no longer what the word before it names
+_PHRASE_BREAKS = frozenset({"of", "for", "in", "on", "at", "with", "to", "from", "by", "against",
+                            "after", "before", "during", "without", "than", "as", "into"})
 
 
 def _renamed_disease(units: list[tuple[int, str, str]], unsupported: tuple[str, ...],
-                     specific: float) -> str | None:
+                     specific: float, tokens: list[str]) -> str | None:
     """"Papillary cell carcinoma" for a basal cell carcinoma: a specific word the caption lacks
     right before (within two content words, one phrase) a disease name it has. The answer names
-    another disease whatever the question asked."""
+    another disease whatever the question asked. A preposition ends the phrase: "the mitigation
+    of COVID-19 disease" or "an exacerbation of psoriasis" names no other disease."""
     bad = set(unsupported)
     for j, (i, t, _) in enumerate(units):
         if t not in bad or informativeness(t) < specific or t.endswith(_DISEASE_ENDS):
             continue
         for d in (1, 2):
-            if j + d >= len(units) or units[j + d][0] - i > d + 1:
+            if (j + d >= len(units) or units[j + d][0] - i > d + 1
+                    or not _PHRASE_BREAKS.isdisjoint(tokens[i + 1:units[j + d][0]])):
                 break
             head = units[j + d][1]
             if head.endswith(_DISEASE_ENDS) and head not in bad:
@@ -377,7 +382,8 @@ class ContentCheck(Check):
                 "unsupported_content",
                 f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
-        renamed = _renamed_disease(a_units, sup.unsupported, p["specific_term"]
+        renamed = _renamed_disease(a_units, sup.unsupported, p["specific_term"],
+                                   qa.answer.view.tokens
                                    ) if sup.unsupported and not qa.yes_no else None
         if renamed:
             out.append(self.reason(
