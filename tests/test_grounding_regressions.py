@@ -873,3 +873,40 @@ def test_a_word_before_a_disease_renames_it_only_within_its_phrase(f, caption, q
                                                                    answer, renamed):
     v = f.check(caption, question, answer)
     assert ("unsupported_diagnosis" in v.codes) is renamed, v.to_dict()
+
+
+# The quick start's embedded model, 2026-12-03 (fourth session): three pairs kept at 1.0 / 0.85
+_PSORIASIS = ("Psoriasis vulgaris. Well-demarcated erythematous plaques with silvery-white scale "
+              "on the extensor aspect of both elbows in a 54-year-old man.")
+_HAEMATOMA = ("Dermoscopy of a subungual haematoma of the left great toenail: homogeneous "
+              "red-purple to black pigmentation with peripheral globules.")
+_PEMPHIGOID = ("Bullous pemphigoid (H&E, x100). Subepidermal blister containing numerous "
+               "eosinophils.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "mismatch"), [
+    # a distribution question is a location question: a colour alone does not answer it
+    (_PSORIASIS, "What is the most likely distribution?", "White.", True),
+    (_PSORIASIS, "What is the distribution?", "Symmetrical, on both elbows.", False),
+    (_PSORIASIS, "What is the most likely distribution of the lesions?",
+     "On the extensor aspect of both elbows.", False),
+    # the kind of image answers no question about something in it
+    (_HAEMATOMA, "How are the vessels arranged?", "Dermoscopic image.", True),
+    (_HAEMATOMA, "Where is the lesion?", "A dermoscopic image.", True),
+    (_HAEMATOMA, "What kind of image is this?", "Dermoscopic image.", False),
+    (_HAEMATOMA, "What is this?", "A dermoscopic image.", False),
+    (_PEMPHIGOID, "What stain is used?", "H&E.", False),
+    (_HAEMATOMA, "What is the dermoscopic image?",
+     "The dermoscopic image is a red-purple to black pigmentation.", False),
+    # a magnification states no age
+    (_PEMPHIGOID, "Who is the patient?", "H&E, x100", True),
+    (_PEMPHIGOID, "What is the demographic?", "Bullous pemphigoid (H&E, x100)", True),
+])
+def test_an_answer_of_the_wrong_kind_is_a_mismatch(f, caption, question, answer, mismatch):
+    v = f.check(caption, question, answer, qa_type="other")
+    assert ("answer_mismatch" in v.codes) is mismatch, v.to_dict()
+
+
+def test_a_refusal_naming_the_image_is_no_image_type_answer(f):
+    v = f.check(_HAEMATOMA, "How are the vessels arranged?", "I cannot see the image.")
+    assert "refusal" in v.codes and "answer_mismatch" not in v.codes, v.to_dict()

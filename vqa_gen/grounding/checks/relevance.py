@@ -3,10 +3,11 @@
 Small models answer "What colour is it?" with "Black" fine, but also "Where is it?" with "Black",
 "What type of image is this?" with the diagnosis, and "What is the condition?" with the stain.
 Each word of such an answer may be in the caption, so the content checks pass it; this check
-looks at the question's kind instead. It only judges open questions of three kinds it can
-recognise reliably (colour, location, image type, age/sex), a diagnosis answered with only an
-image type, and answers that carry nothing for an open question (a bare yes/no, the question's
-words restated); anything else passes untouched.
+looks at the question's kind instead. It only judges open questions of the kinds it can
+recognise reliably (colour, location or distribution, image type, age/sex), an answer that is
+only the kind of image to a question about something in it, and answers that carry nothing for
+an open question (a bare yes/no, the question's words restated); anything else passes
+untouched.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from .base import Check
 
 _COLOUR_Q = re.compile(r"\b(?:colou?rs?|hues?|shades?)\b")
 _LOCATION_Q = re.compile(
-    r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?(?:body\s+)?"
-    r"(?:location|site|region|area|part of the body|anatomic(?:al)? (?:site|location))\b)")
+    r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?"
+    r"(?:(?:most\s+)?likely\s+|main\s+|predominant\s+)?(?:body\s+)?"
+    r"(?:location|site|region|area|distribution|part of the body|"
+    r"anatomic(?:al)? (?:site|location))\b)")
 _MODALITY_Q = re.compile(
     r"\b(?:(?:type|kind|sort)\s+of\s+(?:image|imaging|picture|photo\w*|view|study|scan|"
     r"examination|exam)|modality|imaging (?:technique|method)|how was (?:this|the) (?:image|"
@@ -32,6 +35,35 @@ _WORD = re.compile(r"[a-z][a-z-]*")
 _WH = frozenset({"what", "which", "where", "who", "whom", "whose", "when", "why", "how"})
 _DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age|"
                             r"who is (?:the|this) (?:patient|person|individual|subject))\b")
+# The words of an answer that names only the kind of image (its tokens after folding:
+# "dermoscopic" reads "dermoscopy", "H&E" "hematoxylin eosin")
+_MODALITY_WORDS = frozenset(lx.words(
+    "clinical dermoscopy dermoscopic dermatoscopy dermatoscopic histopathology histopathological "
+    "histology histological microscopy microscopic micrograph photomicrograph radiograph "
+    "radiographic hematoxylin haematoxylin eosin pas giemsa stain stained staining "
+    "immunohistochemistry immunohistochemical image images photo photograph picture view slide "
+    "section close-up macroscopic gross x-ray ct mri ultrasound"))
+# (one of them must name the kind: "I cannot see the image" is a refusal, not an image type)
+_MODALITY_NAMES = _MODALITY_WORDS - frozenset(lx.words(
+    "image images photo photograph picture view slide section"))
+_MAGNIFICATION = re.compile(r"(?:x\d+|\d+x|×\d+|\d+×)")
+
+
+def _modality_only(tokens: list[str], stop: frozenset[str]) -> bool:
+    """Is the answer nothing but the kind of image, its stain and magnification ("Dermoscopic
+    image.", "H&E, x100")?"""
+    words = [t for t in tokens if t[0].isalnum()]
+    return any(t in _MODALITY_NAMES for t in words) and all(
+        t in _MODALITY_WORDS or t in stop or _MAGNIFICATION.fullmatch(t) for t in words)
+
+
+_AGE_DIMS = frozenset({"", "age"})  # the quantities that can state an age
+# question words that ask about the image as a whole: the kind of image answers them
+_IMAGE_WORDS = frozenset(lx.words(
+    "image images picture pictures photo photograph photographs view views type kind sort "
+    "modality shown show shows seen depicted depict depicts visible displayed illustrated "
+    "stain stains staining stained magnification microscopy method technique imaging used "
+    "taken obtained acquired made"))
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 
 _COLOUR_A = re.compile(
@@ -84,9 +116,11 @@ def _asks(question: str) -> str:
 
 class RelevanceCheck(Check):
     """`answer_mismatch`: an open colour or image-type question whose answer names no colour or
-    no imaging modality; a location question answered with only colour words ("Where?" /
-    "Black") or with no place and no content word ("Affects the skin"); a diagnosis question
-    answered with only an image type ("H&E (histopathology)")."""
+    no imaging modality; a location or distribution question answered with only colour words
+    ("Where?" / "Black") or with no place and no content word ("Affects the skin"); a
+    diagnosis question answered with only an image type ("H&E (histopathology)"), and so any
+    question naming something in the image ("How are the vessels arranged?" / "Dermoscopic
+    image.")."""
 
     name = "relevance"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.6}
@@ -140,8 +174,9 @@ class RelevanceCheck(Check):
         elif asks == "demographic":
             a_f = qa.answer
             # (a bare "one" is no age: "affects only one person")
+            # (nor a magnification: "H&E, x100" names no age)
             if not (a_f.sexes or a_f.age_ranges
-                    or any(q.lo != 1 or q.dim for q in a_f.numbers)
+                    or any(q.dim in _AGE_DIMS and (q.lo != 1 or q.dim) for q in a_f.numbers)
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
                 kind = "an age or sex"
         elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
@@ -157,6 +192,14 @@ class RelevanceCheck(Check):
             return [self.reason("answer_mismatch", "a diagnosis question answered with only "
                                 "the kind of image", self.p["penalty"], qa.answer.view.raw[:60])]
         if kind is None:
+            stop = self.an.stop
+            if (asks != "modality" and _modality_only(qa.answer.view.tokens, stop)
+                    and any(t not in _IMAGE_WORDS and t not in stop and t not in _WH
+                            for t in qa.question.words if t[0].isalpha())):
+                # "How are the vessels arranged?" / "Dermoscopic image.": the question names
+                # something to tell about; the kind of image tells nothing of it
+                return [self.reason("answer_mismatch", "the answer gives only the kind of "
+                                    "image", self.p["penalty"], qa.answer.view.raw[:60])]
             return []
         return [self.reason("answer_mismatch", f"the question asks for {kind}, the answer "
                             "gives none", self.p["penalty"], qa.answer.view.raw[:60])]
