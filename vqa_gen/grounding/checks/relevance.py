@@ -52,9 +52,10 @@ _MAGNIFICATION = re.compile(r"(?:x\d+|\d+x|×\d+|\d+×)")
 def _modality_only(tokens: list[str], stop: frozenset[str]) -> bool:
     """Is the answer nothing but the kind of image, its stain and magnification ("Dermoscopic
     image.", "H&E, x100")?"""
-    words = [t for t in tokens if t[0].isalnum()]
-    return any(t in _MODALITY_NAMES for t in words) and all(
-        t in _MODALITY_WORDS or t in stop or _MAGNIFICATION.fullmatch(t) for t in words)
+    if _MODALITY_NAMES.isdisjoint(tokens):  # (most answers: one set test)
+        return False
+    return all(t in _MODALITY_WORDS or t in stop or _MAGNIFICATION.fullmatch(t) is not None
+               for t in tokens if t[0].isalnum())
 
 
 _AGE_DIMS = frozenset({"", "age"})  # the quantities that can state an age
