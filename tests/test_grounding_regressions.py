@@ -302,6 +302,52 @@ def test_an_answer_that_states_something_is_no_question(f, answer):
     assert "answer_is_question" not in f.check(GA, "What is the diagnosis?", answer).codes
 
 
+MEL_H = ("Malignant melanoma (H&E, x200). Atypical melanocytes in nests and singly along the "
+         "junction, with pagetoid spread.")
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    # from the quick start's kept pairs (session 13), scored 1.0
+    ("The image type is a histopathology (microscope), is this a melanoma?",
+     "No, this is a melanoma."),
+    ("Is this a melanoma?", "No this is a melanoma"),
+    ("Are the melanocytes atypical?", "No, the melanocytes are atypical."),
+])
+def test_a_no_that_then_says_yes_is_rejected_with_its_score_kept(f, question, answer):
+    v = f.check(MEL_H, question, answer)
+    assert not v.passed and "self_contradiction" in v.codes, v.to_dict()
+    reason = next(r for r in v.reasons if r.code == "self_contradiction")
+    assert reason.penalty == 0.0  # blocks; the score still ranks the answer's support
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Is this a melanoma?", "No, this is melanoma in situ."),  # adds what the no is about
+    ("Is this a benign lesion?", "No, this is a malignant melanoma."),
+    ("Are the nests in the dermis and the junction?", "No, only along the junction."),
+    ("Is there no pagetoid spread?", "No, there is pagetoid spread."),  # a double negative
+    ("Is this a melanoma?", "No, it is not a melanoma."),  # says no throughout
+    ("Is this a melanoma?", "Yes, this is a melanoma."),
+])
+def test_a_no_that_qualifies_or_denies_is_no_self_contradiction(f, question, answer):
+    assert "self_contradiction" not in f.check(MEL_H, question, answer).codes
+
+
+def test_a_yes_no_question_after_a_lead_in_clause_is_read_as_one(f):
+    # "Based on the image, is this ...?" asks yes or no: a "No" there denies the caption's
+    # diagnosis, a "Yes" affirms it (before, only a question opening with "is/does/..." was)
+    no = f.check(MEL_H, "Based on the image, is this a melanoma?", "No.")
+    assert "negation_conflict" in no.codes, no.to_dict()
+    assert f.check(MEL_H, "Based on the image, is this a melanoma?", "Yes.").passed
+    # a wh-question after a lead-in clause is still open: "No" does not answer it
+    wh = f.check(MEL_H, "Based on the image, what is the diagnosis?", "No.")
+    assert "answer_mismatch" in wh.codes, wh.to_dict()
+    # a dialogue turn's question to the listener after a lead-in asks about the listener
+    # (FaithDial: "That's interesting, do you know anything about X?" / "Yes, X is ...")
+    assert f.analyser.qa("Based on the image, is this a melanoma?", "No.").yes_no
+    assert not f.analyser.qa("That's interesting, do you know anything about wool?",
+                             "Yes, wool comes from sheep.").yes_no
+
+
 BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with peripheral "
          "palisading and retraction artefact in the dermis.")
 
@@ -910,3 +956,4 @@ def test_an_answer_of_the_wrong_kind_is_a_mismatch(f, caption, question, answer,
 def test_a_refusal_naming_the_image_is_no_image_type_answer(f):
     v = f.check(_HAEMATOMA, "How are the vessels arranged?", "I cannot see the image.")
     assert "refusal" in v.codes and "answer_mismatch" not in v.codes, v.to_dict()
+

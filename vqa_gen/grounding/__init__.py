@@ -75,6 +75,9 @@ CODES: dict[str, str] = {
     "degenerate_answer": "the answer repeats itself in a loop (blocking)",
     "answer_is_question": "every sentence of the answer is a question: it answers nothing "
                           "(blocking)",
+    "self_contradiction": "a 'No' that then states what the question asked ('Is this a "
+                          "melanoma?' / 'No, this is a melanoma.'): it says nothing either way "
+                          "(blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",

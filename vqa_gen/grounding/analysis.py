@@ -305,6 +305,15 @@ def _joined(token: str, cap: CaptionFacts) -> bool:
     return False
 
 
+def after_lead_in(tokens: list[str]) -> str:
+    """The word that opens a question's last clause, after its last comma ("Based on the
+    image, is this psoriasis?": "is"); "" when there is no comma or nothing follows it."""
+    if "," not in tokens:
+        return ""
+    last = len(tokens) - 1 - tokens[::-1].index(",")
+    return tokens[last + 1] if last + 1 < len(tokens) else ""
+
+
 class Analyser:
     """Holds the compiled normaliser, number extractor and vocab keys."""
 
@@ -710,7 +719,11 @@ class Analyser:
         af = self.text_facts(answer) if len(answer) <= _CACHED_ANSWER else self._facts(answer)
         qtok = qf.words
         atok = af.words
-        yes_no = bool(qtok) and qtok[0] in lx.AUX_START and "or" not in qtok
+        # (after a lead-in clause, a question to the listener is a dialogue turn: "That's
+        # interesting, do you know X?" asks about the listener, not the evidence)
+        yes_no = bool(qtok) and "or" not in qtok and (
+            qtok[0] in lx.AUX_START or (after_lead_in(qf.view.tokens) in lx.AUX_START
+                                        and "you" not in qtok))
         polarity: str | None = None
         if atok and atok[0].isdigit() and len(atok) > 1 and (
                 atok[1] in lx.YES_WORDS or atok[1] in lx.NO_WORDS):

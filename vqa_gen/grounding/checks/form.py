@@ -1,5 +1,6 @@
 """Form: a "question" that is not a question (a bare label, or the answer repeated), an
-answer caught in a decoding loop, and an answer that only asks a question back."""
+answer caught in a decoding loop, an answer that only asks a question back, and a "No" that
+then affirms what the question asked."""
 
 from __future__ import annotations
 
@@ -40,6 +41,35 @@ def _plain(facts: Facts) -> str:
     return hit
 
 
+# Words that turn a "No, ..." into a qualified answer ("No, only on the arm", "No, but it is
+# scaly"): what follows need not deny the question.
+_CONTRAST = frozenset(lx.words(
+    "but only just though although however except yet rather instead whereas while unless "
+    "merely partly partially"))
+
+
+def _no_then_yes(qa: QAFacts) -> bool:
+    """"... is this a melanoma?" / "No, this is a melanoma.": a "No" whose own words then say
+    every term of the question's yes/no clause, adding nothing, denying nothing, qualifying
+    nothing. The answer contradicts itself, so it says nothing either way."""
+    a = qa.answer
+    atok = a.words
+    if len(atok) < 3 or atok[0] not in lx.NO_WORDS or True in a.negated:
+        return False
+    if not _CONTRAST.isdisjoint(atok) or True in qa.question.negated:
+        return False  # "No, only ...", "Is there no ulceration?" / "No, there is ulceration."
+    a_keys = {k for i, _, k in qa.answer_content if i > 0}
+    if not a_keys:
+        return False
+    q_tokens = qa.question.view.tokens
+    # the yes/no clause: what follows the question's last auxiliary ("The image is a
+    # histopathology, is this a melanoma?": "melanoma")
+    aux = max((i for i, t in enumerate(q_tokens) if t in lx.AUX_START), default=-1)
+    clause = {k for i, _, k in qa.question_content if i > aux}
+    return bool(clause) and clause <= a_keys and a_keys <= {k for _, _, k in
+                                                           qa.question_content}
+
+
 def _loops(words: list[str]) -> bool:
     """A small model's decoding loop ("a skin condition that is a skin condition that is ..."):
     fewer than half the words distinct, and one three-word run said three times or more."""
@@ -61,7 +91,9 @@ class FormCheck(Check):
     A sentence in the first/second person, with "!" or a greeting is context (a dialogue
     turn), and so is one of 8+ words unless most of its content words are the caption's (not
     in a generated pair, one with a QA type, where the model wrote the question). An
-    answer whose every sentence is a question answers nothing (`answer_is_question`). The
+    answer whose every sentence is a question answers nothing (`answer_is_question`), and
+    a "No" followed by the question's own claim says nothing either way
+    (`self_contradiction`). The
     reasons block but do not lower the score: the score says how well the answer is
     supported."""
 
@@ -77,6 +109,10 @@ class FormCheck(Check):
         asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
                              "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
                 if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
+        if qa.polarity == "no" and _no_then_yes(qa):
+            asks.append(self.reason("self_contradiction", "the answer says no, then says what "
+                                    "the question asked", self.p["penalty"],
+                                    qa.answer.view.raw.strip()[:60]))
         return asks + self._question_form(cap, qa, qa_type is not None)
 
     def _question_form(self, cap: CaptionFacts, qa: QAFacts, generated: bool

@@ -16,7 +16,7 @@ import re
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts
+from ..analysis import CaptionFacts, QAFacts, after_lead_in
 from ..patterns import trie_pattern
 from ..verdict import Reason
 from .base import Check
@@ -132,8 +132,9 @@ class RelevanceCheck(Check):
         location?" / "The most likely location of the lesions.")."""
         qtok = qa.question.words
         atok = qa.answer.words
-        if not qtok or not atok or qtok[0] not in _WH:
-            return None
+        if not qtok or not atok or not (
+                qtok[0] in _WH or after_lead_in(qa.question.view.tokens) in _WH):
+            return None  # ("Based on the image, what is ...?" is open too)
         if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
             return "a wh-question answered with yes/no"
         # Cheapest tests first: most answers share no content word with their question.
