@@ -957,3 +957,11 @@ def test_a_refusal_naming_the_image_is_no_image_type_answer(f):
     v = f.check(_HAEMATOMA, "How are the vessels arranged?", "I cannot see the image.")
     assert "refusal" in v.codes and "answer_mismatch" not in v.codes, v.to_dict()
 
+
+def test_the_count_of_unsupported_words_never_exceeds_the_words_judged(f):
+    # a "Yes" makes the question's terms the answer's claim: they are counted as judged too
+    # (the detail read "2/0 answer content word(s)" before)
+    v = f.check(GA, "Are the histiocytes arranged around the nerves and vessels?", "Yes.")
+    reason = next(r for r in v.reasons if r.code == "unsupported_content")
+    missing, judged = map(int, reason.detail.split()[0].split("/"))
+    assert 0 < missing <= judged, reason.detail

@@ -346,6 +346,7 @@ class ContentCheck(Check):
         neg = qa.answer.negated
         contra_items = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported
                         ] if sup.unsupported else []  # affirmed unsupported words
+        judged = len(a_units)  # the words (and below, numbers) the score judged
         if qa.yes_no and qa.question_content:
             q_units = [c for c in qa.question_content if not self._demographic_ok(c[1], cap)]
             q_sup = self._score(cap, q_units, qa.question.view.tokens,
@@ -356,6 +357,7 @@ class ContentCheck(Check):
                          / max(1e-9, weight + q_sup.weight)) if weight else q_sup.score
                 extra = [t for t in q_sup.unsupported if t not in unsupported]
                 unsupported += extra
+                judged += len(q_units)
                 contra_items += [c for c in q_units if c[1] in extra
                                  and not qa.question.negated[c[0]]]
             elif qa.polarity == "no" and q_sup.unsupported:
@@ -380,7 +382,8 @@ class ContentCheck(Check):
                     sup.broken_pairs[:4])) if x)
             out.insert(0, self.reason(
                 "unsupported_content",
-                f"{len(unsupported)}/{len(a_units)} answer content word(s) not in caption "
+                f"{len(unsupported)}/{max(judged, len(unsupported))} answer content word(s) "
+                "not in caption "
                 f"(support {score:.2f})", 1 - score, ev or None))
         renamed = _renamed_disease(a_units, sup.unsupported, p["specific_term"],
                                    qa.answer.view.tokens
