@@ -947,6 +947,18 @@ _PEMPHIGOID = ("Bullous pemphigoid (H&E, x100). Subepidermal blister containing 
     # a magnification states no age
     (_PEMPHIGOID, "Who is the patient?", "H&E, x100", True),
     (_PEMPHIGOID, "What is the demographic?", "Bullous pemphigoid (H&E, x100)", True),
+    # a stain or magnification is no place (the quick start, 2026-12-03, fifth session: kept at
+    # 0.61 for a Kaposi sarcoma)
+    (_PEMPHIGOID, "What is the location?", "Verruca, nodular stage (H&E, x100)", True),
+    (_PEMPHIGOID, "Where is the blister?", "Bullous pemphigoid, x100", True),
+    (_PEMPHIGOID, "Where is the blister?", "Subepidermal (H&E, x100).", False),
+    (_PEMPHIGOID, "What is the location of the eosinophils?", "In the blister, at x100.", False),
+    # a diagnosis question answered with the kind of image only (a closed vocabulary now:
+    # the old pattern also took "Clinical psoriasis", a diagnosis, for an image type)
+    (_PSORIASIS, "What is the diagnosis?", "Clinical photograph.", True),
+    (_PSORIASIS, "What is the condition?", "A clinical photograph of the lesion", True),
+    (_PEMPHIGOID, "What is the diagnosis?", "H&E (histopathology)", True),
+    (_PSORIASIS, "What is the diagnosis?", "Clinical psoriasis", False),
 ])
 def test_an_answer_of_the_wrong_kind_is_a_mismatch(f, caption, question, answer, mismatch):
     v = f.check(caption, question, answer, qa_type="other")

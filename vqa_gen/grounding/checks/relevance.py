@@ -42,10 +42,11 @@ _MODALITY_WORDS = frozenset(lx.words(
     "histology histological microscopy microscopic micrograph photomicrograph radiograph "
     "radiographic hematoxylin haematoxylin eosin pas giemsa stain stained staining "
     "immunohistochemistry immunohistochemical image images photo photograph picture view slide "
-    "section close-up macroscopic gross x-ray ct mri ultrasound"))
+    "section close-up macroscopic gross x-ray ct mri ultrasound "
+    "lesion lesions skin"))  # (generic: "a clinical photograph of the lesion" names nothing)
 # (one of them must name the kind: "I cannot see the image" is a refusal, not an image type)
 _MODALITY_NAMES = _MODALITY_WORDS - frozenset(lx.words(
-    "image images photo photograph picture view slide section"))
+    "image images photo photograph picture view slide section lesion lesions skin"))
 _MAGNIFICATION = re.compile(r"(?:x\d+|\d+x|×\d+|\d+×)")
 
 
@@ -81,7 +82,12 @@ _LOCATION_A = re.compile(
     r"unilateral|dermis|dermal|epiderm\w*|subcut\w*|junction\w*|mucos\w*|lobe|quadrant|"
     r"segment|side|surface|aspect|border|margin|fold|flexur\w*|extensor\w*|"
     r"acral|truncal|facial|scalp|trunk|limbs?|extremit\w*|generali[sz]ed|widespread|"
-    r"locali[sz]ed|diffuse\w*)\b")
+    r"locali[sz]ed|diffuse\w*|"
+    # the layers and structures of a histology section (a place under the microscope)
+    r"(?:sub|intra|supra|peri|inter|trans)(?:epiderm|derm|cut|basal|vascular|adnexal|"
+    r"follicular|ungual|mucosal)\w*|basal|layers?|stratum|corne\w*|granular|spinous|"
+    r"papillary|reticular|follicles?|glands?|ducts?|adnexa\w*|fat|pannicul\w*|"
+    r"vessels?|perineural|lumen|stroma\w*|matrix|plate|bed)\b")
 _MODALITY_A = re.compile(
     r"(?:\b(?:photo\w*|clinical|dermoscop\w*|dermatoscop\w*|histo\w*|h&e|h & e|haematoxylin|"
     r"hematoxylin|eosin|microscop\w*|micrograph\w*|biops\w*|stain\w*|immuno\w*|x-?rays?|"
@@ -89,11 +95,6 @@ _MODALITY_A = re.compile(
     r"fundoscop\w*|ophthalmoscop\w*|endoscop\w*|colonoscop\w*|gastroscop\w*|oct|angiogra\w*|"
     r"mammogra\w*|pet|scans?|slides?|smears?|cytolog\w*|sections?|images?|imaging|"
     r"macroscop\w*|gross|pathology|patholog\w*|close-up|close up|view)\b)")
-_MODALITY_ONLY_A = re.compile(
-    r"^\W*(?:(?:an?|the|this is an?|it is an?)\s+)?(?:(?:clinical|dermoscopic|dermatoscopic|"
-    r"histopathology|histopathological|histological|h&e|h & e|microscopic|radiographic)\s*"
-    r"(?:\(?[\w& ]*\)?\s*)?(?:image|photo\w*|picture|view|stain|slide|section)?s?\W*)$")
-
 
 # What a question asks for, tested in this order (the first that matches decides).
 _QUESTION_KINDS = (("modality", _MODALITY_Q), ("colour", _COLOUR_Q),
@@ -118,7 +119,8 @@ def _asks(question: str) -> str:
 class RelevanceCheck(Check):
     """`answer_mismatch`: an open colour or image-type question whose answer names no colour or
     no imaging modality; a location or distribution question answered with only colour words
-    ("Where?" / "Black") or with no place and no content word ("Affects the skin"); a
+    ("Where?" / "Black"), with no place and no content word ("Affects the skin"), or with no
+    place but a stain or magnification ("Verruca, nodular stage (H&E, x200)"); a
     diagnosis question answered with only an image type ("H&E (histopathology)"), and so any
     question naming something in the image ("How are the vessels arranged?" / "Dermoscopic
     image.")."""
@@ -185,14 +187,15 @@ class RelevanceCheck(Check):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
             # an answer that is nothing but colour words, the common small-model slip, and
             # one with no word of place and no content word at all ("Affects the skin").
+            # And one with no word of place that names the stain, magnification or kind of
+            # image ("Verruca, nodular stage (H&E, x200)"): those are never a place.
             words = _WORD.findall(a)
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
-                          or not (qa.answer_content or qa.answer.numbers
-                                  or _LOCATION_A.search(a))):
+                          or (not _LOCATION_A.search(a) and (
+                              not (qa.answer_content or qa.answer.numbers)
+                              or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
+                              or any(q.dim == "magnification" for q in qa.answer.numbers)))):
                 kind = "a location"
-        elif asks == "diagnosis" and _MODALITY_ONLY_A.match(a):
-            return [self.reason("answer_mismatch", "a diagnosis question answered with only "
-                                "the kind of image", self.p["penalty"], qa.answer.view.raw[:60])]
         if kind is None:
             stop = self.an.stop
             if (asks != "modality" and _modality_only(qa.answer.view.tokens, stop)
@@ -200,8 +203,10 @@ class RelevanceCheck(Check):
                             for t in qa.question.words if t[0].isalpha())):
                 # "How are the vessels arranged?" / "Dermoscopic image.": the question names
                 # something to tell about; the kind of image tells nothing of it
-                return [self.reason("answer_mismatch", "the answer gives only the kind of "
-                                    "image", self.p["penalty"], qa.answer.view.raw[:60])]
+                detail = ("a diagnosis question answered with only the kind of image"
+                          if asks == "diagnosis" else "the answer gives only the kind of image")
+                return [self.reason("answer_mismatch", detail, self.p["penalty"],
+                                    qa.answer.view.raw[:60])]
             return []
         return [self.reason("answer_mismatch", f"the question asks for {kind}, the answer "
                             "gives none", self.p["penalty"], qa.answer.view.raw[:60])]
