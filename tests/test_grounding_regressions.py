@@ -977,3 +977,28 @@ def test_the_count_of_unsupported_words_never_exceeds_the_words_judged(f):
     reason = next(r for r in v.reasons if r.code == "unsupported_content")
     missing, judged = map(int, reason.detail.split()[0].split("/"))
     assert 0 < missing <= judged, reason.detail
+
+
+_SPITZ = ("Dermoscopic view of a Spitz naevus in a 9-year-old child showing a starburst pattern "
+          "with peripheral streaks.")
+
+
+@pytest.mark.parametrize(("question", "answer", "vacuous"), [
+    # the quick start's kept pairs (2026-12-03, fourth session): 0.70 and 1.0
+    ("Does the morphology have a sex?", "Yes.", True),
+    ("Is the spritz a diagnosis?", "No.", True),
+    ("Is this an image?", "Yes", True),
+    ("Is this a Spitz naevus?", "Yes.", False),
+    ("Are there streaks?", "Yes.", False),
+    ("Is the patient a child?", "Yes.", False),
+    ("Are there 3 streaks?", "No.", False),  # a count is something in the image
+    ("Is the Spitz naevus a diagnosis?", "Yes, a Spitz naevus.", False),  # says something
+])
+def test_a_yes_or_no_to_a_question_about_nothing_in_the_image_is_rejected(
+        f, question, answer, vacuous):
+    v = f.check(_SPITZ, question, answer)
+    assert ("vacuous_question" in v.codes) is vacuous, v.to_dict()
+    if vacuous:
+        assert not v.passed
+        assert next(r for r in v.reasons if r.code == "vacuous_question").penalty == 0.0
+

@@ -78,6 +78,9 @@ CODES: dict[str, str] = {
     "self_contradiction": "a 'No' that then states what the question asked ('Is this a "
                           "melanoma?' / 'No, this is a melanoma.'): it says nothing either way "
                           "(blocking)",
+    "vacuous_question": "a yes/no question that names nothing in the image ('Does the "
+                        "morphology have a sex?', 'Is the spritz a diagnosis?') answered yes "
+                        "or no: the pair says nothing about the image (blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",

@@ -1,6 +1,6 @@
 """Form: a "question" that is not a question (a bare label, or the answer repeated), an
 answer caught in a decoding loop, an answer that only asks a question back, and a "No" that
-then affirms what the question asked."""
+then affirms what the question asked or a yes/no about nothing in the image."""
 
 from __future__ import annotations
 
@@ -70,6 +70,25 @@ def _no_then_yes(qa: QAFacts) -> bool:
                                                            qa.question_content}
 
 
+# "Is the spritz a diagnosis?": a question whether a word is a diagnosis (a morphology, ...)
+# asks about the vocabulary, not about the image
+_CATEGORY_PREDICATE = re.compile(
+    r"\b(?:an?|the)\s+(?:\w+\s+)?(?:diagnos[ie]s|morphology|modality|classification|"
+    r"demographics?)\W*$")
+
+
+def _vacuous(qa: QAFacts) -> bool:
+    """A yes/no question that names nothing in the image ("Does the morphology have a
+    sex?", "Is this an image?", "Is the spritz a diagnosis?") answered by a bare yes or no:
+    the pair says nothing about the image."""
+    if qa.answer_content or qa.answer.numbers:
+        return False  # the answer says something of its own
+    q = qa.question
+    if not qa.question_content and not q.numbers:
+        return True
+    return _CATEGORY_PREDICATE.search(q.view.text) is not None
+
+
 def _loops(words: list[str]) -> bool:
     """A small model's decoding loop ("a skin condition that is a skin condition that is ..."):
     fewer than half the words distinct, and one three-word run said three times or more."""
@@ -93,7 +112,8 @@ class FormCheck(Check):
     in a generated pair, one with a QA type, where the model wrote the question). An
     answer whose every sentence is a question answers nothing (`answer_is_question`), and
     a "No" followed by the question's own claim says nothing either way
-    (`self_contradiction`). The
+    (`self_contradiction`), nor does a bare yes or no to a question that names nothing in the
+    image (`vacuous_question`). The
     reasons block but do not lower the score: the score says how well the answer is
     supported."""
 
@@ -109,7 +129,11 @@ class FormCheck(Check):
         asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
                              "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
                 if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
-        if qa.polarity == "no" and _no_then_yes(qa):
+        if qa.polarity is not None and _vacuous(qa):
+            asks.append(self.reason("vacuous_question", "a yes/no question that names nothing "
+                                    "in the image, answered yes or no", self.p["penalty"],
+                                    qa.question.view.raw.strip()[:60]))
+        elif qa.polarity == "no" and _no_then_yes(qa):
             asks.append(self.reason("self_contradiction", "the answer says no, then says what "
                                     "the question asked", self.p["penalty"],
                                     qa.answer.view.raw.strip()[:60]))
