@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from vqa_gen import records as records_mod
-from vqa_gen.cache import ResponseCache
+from vqa_gen.cache import ResponseCache, retry_while_locked
 from vqa_gen.cli import app
 from vqa_gen.grounding import FilterConfig
 from vqa_gen.llm import ChatClient, ClientConfig
@@ -146,6 +147,9 @@ _CACHE_WRITER = textwrap.dedent("""
             cache.put(key, Completion(f"reply {key}", "stop", Usage(1, 2, 3), "m"))
             got = cache.get(key)
             assert got is not None and got.content == f"reply {key}", key
+        if i % 30 == 29:  # closed and opened again, as runs that come and go do
+            cache.close()
+            cache = ResponseCache(path)
     cache.close()
 """)
 
@@ -554,3 +558,34 @@ def test_reader_accounts_for_every_line_with_any_line_ending_and_bom(
         assert (item.record is None) != (item.invalid is None)
         if item.invalid:
             assert "\n" not in item.invalid.reason
+
+
+def test_a_locked_cache_file_is_tried_again_until_it_frees_up():
+    # A WAL database can answer "database is locked" at once, without SQLite's busy wait (while
+    # another run closes and cleans up the file): seen as a crash of one of three runs sharing
+    # a cache. The step is tried again (with backoff) until it succeeds or the wait runs out.
+    calls, naps = [], []
+
+    def step() -> str:
+        calls.append(1)
+        if len(calls) < 4:
+            raise sqlite3.OperationalError("database is locked")
+        return "done"
+
+    assert retry_while_locked(step, wait=60.0, sleep=naps.append) == "done"
+    assert len(calls) == 4 and len(naps) == 3 and naps == sorted(naps)
+
+    def damaged() -> None:
+        calls.append(1)
+        raise sqlite3.OperationalError("file is not a database")
+
+    calls.clear()
+    with pytest.raises(sqlite3.OperationalError, match="not a database"):
+        retry_while_locked(damaged, wait=60.0, sleep=naps.append)
+    assert len(calls) == 1  # any other error is not retried
+
+    def always_locked() -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        retry_while_locked(always_locked, wait=0.0, sleep=naps.append)  # the wait runs out

@@ -14,8 +14,9 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -23,6 +24,7 @@ from .errors import VqaGenError
 from .llm import Completion, Usage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -46,6 +48,33 @@ def _damaged(path: Path, err: sqlite3.Error) -> CacheError:
     log.warning("response cache %s: %s", path, err)
     return CacheError(f"response cache {path} is damaged or unusable ({err}); pass --cache "
                       "FILE to use another one, or --no-cache")
+
+
+_LOCK_WAIT = 30.0  # seconds a run waits, in all, for another run's lock on the cache file
+
+
+def _locked(err: sqlite3.Error) -> bool:
+    return isinstance(err, sqlite3.OperationalError) and (
+        "locked" in str(err) or "busy" in str(err))
+
+
+def retry_while_locked(step: Callable[[], T], wait: float = _LOCK_WAIT,
+                       sleep: Callable[[float], None] = time.sleep) -> T:
+    """`step()`, tried again while SQLite says the file is locked, for up to `wait` seconds.
+    SQLite's own busy timeout covers most contention, but a WAL database answers "database is
+    locked" at once, without waiting, while the last connection to close cleans up the WAL
+    file or the first to open recovers it (SQLite's "WAL mode" page, "Sometimes queries
+    return SQLITE_BUSY"): one run opening the cache as another finishes hit it."""
+    deadline = time.monotonic() + wait
+    delay = 0.005
+    while True:
+        try:
+            return step()
+        except sqlite3.OperationalError as err:
+            if not _locked(err) or time.monotonic() >= deadline:
+                raise
+        sleep(delay)
+        delay = min(0.25, delay * 2)
 
 
 def cache_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
@@ -72,19 +101,22 @@ class ResponseCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None,
+        self._db = sqlite3.connect(self.path, timeout=_LOCK_WAIT, isolation_level=None,
                                    check_same_thread=False)
+        retry_while_locked(self._set_up)
+        self._lock = threading.Lock()
+
+    def _set_up(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
-        self._lock = threading.Lock()
 
     def get(self, key: str) -> Completion | None:
         try:
             with self._lock:
-                row = self._db.execute(
+                row = retry_while_locked(lambda: self._db.execute(
                     "SELECT content, finish_reason, usage, model FROM completions WHERE key = ?",
-                    (key,)).fetchone()
+                    (key,)).fetchone())
         except sqlite3.Error as err:
             raise _damaged(self.path, err) from None
         if row is None:
@@ -100,11 +132,11 @@ class ResponseCache:
         usage = orjson.dumps([completion.usage.prompt_tokens, completion.usage.completion_tokens,
                               completion.usage.total_tokens])
         try:
+            row = (key, completion.content, completion.finish_reason, usage, completion.model,
+                   time.time())
             with self._lock:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)",
-                    (key, completion.content, completion.finish_reason, usage,
-                     completion.model, time.time()))
+                retry_while_locked(lambda: self._db.execute(
+                    "INSERT OR REPLACE INTO completions VALUES (?, ?, ?, ?, ?, ?)", row))
         except sqlite3.Error as err:
             raise _damaged(self.path, err) from None
 
