@@ -993,6 +993,11 @@ _SPITZ = ("Dermoscopic view of a Spitz naevus in a 9-year-old child showing a st
     ("Is the patient a child?", "Yes.", False),
     ("Are there 3 streaks?", "No.", False),  # a count is something in the image
     ("Is the Spitz naevus a diagnosis?", "Yes, a Spitz naevus.", False),  # says something
+    # what a word means (the quick start: "What is a histopathology?" / "Basal cell
+    # carcinoma.", kept at 1.0)
+    ("What is a dermoscopy?", "Spitz naevus.", True),
+    ("What is the dermoscopic pattern?", "A starburst pattern.", False),
+    ("What is a starburst pattern?", "Peripheral streaks.", False),
 ])
 def test_a_yes_or_no_to_a_question_about_nothing_in_the_image_is_rejected(
         f, question, answer, vacuous):

@@ -80,7 +80,8 @@ CODES: dict[str, str] = {
                           "(blocking)",
     "vacuous_question": "a yes/no question that names nothing in the image ('Does the "
                         "morphology have a sex?', 'Is the spritz a diagnosis?') answered yes "
-                        "or no: the pair says nothing about the image (blocking)",
+                        "or no, or one asking what a word means ('What is a "
+                        "histopathology?'): the pair says nothing about the image (blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",

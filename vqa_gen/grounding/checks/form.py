@@ -77,10 +77,20 @@ _CATEGORY_PREDICATE = re.compile(
     r"demographics?)\W*$")
 
 
+# "What is a histopathology?": what a word means, whatever the answer (usually the diagnosis)
+_DEFINITION_Q = re.compile(
+    r"^\W*what\s+(?:is|are)\s+an?\s+(?:diagnos[ie]s|morphology|modality|histopathology|"
+    r"histology|dermoscopy|dermatoscopy|biopsy|image|picture|photo\w*|demographics?|"
+    r"distribution|location)\W*$")
+
+
 def _vacuous(qa: QAFacts) -> bool:
     """A yes/no question that names nothing in the image ("Does the morphology have a
-    sex?", "Is this an image?", "Is the spritz a diagnosis?") answered by a bare yes or no:
-    the pair says nothing about the image."""
+    sex?", "Is this an image?", "Is the spritz a diagnosis?") answered by a bare yes or no,
+    or an open one asking what such a word means ("What is a histopathology?"): the pair
+    says nothing about the image."""
+    if qa.polarity is None:
+        return not qa.yes_no and _DEFINITION_Q.match(qa.question.view.text) is not None
     if qa.answer_content or qa.answer.numbers:
         return False  # the answer says something of its own
     q = qa.question
@@ -129,9 +139,9 @@ class FormCheck(Check):
         asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
                              "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
                 if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
-        if qa.polarity is not None and _vacuous(qa):
-            asks.append(self.reason("vacuous_question", "a yes/no question that names nothing "
-                                    "in the image, answered yes or no", self.p["penalty"],
+        if _vacuous(qa):
+            asks.append(self.reason("vacuous_question", "the question asks about a word or "
+                                    "about nothing in the image", self.p["penalty"],
                                     qa.question.view.raw.strip()[:60]))
         elif qa.polarity == "no" and _no_then_yes(qa):
             asks.append(self.reason("self_contradiction", "the answer says no, then says what "
