@@ -1007,3 +1007,33 @@ def test_a_yes_or_no_to_a_question_about_nothing_in_the_image_is_rejected(
         assert not v.passed
         assert next(r for r in v.reasons if r.code == "vacuous_question").penalty == 0.0
 
+
+
+_SEB_K = ("Dermoscopy of a seborrhoeic keratosis on the temple of a 68-year-old man: multiple "
+          "milia-like cysts, comedo-like openings and a cerebriform pattern.")
+_BLUE_N = ("Blue naevus. Dermoscopy shows homogeneous steel-blue pigmentation without a network, "
+           "dots or globules.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code", "rejected"), [
+    # the quick start's kept pairs, generated fresh (2026-12-03, fifth session), 0.80-1.0
+    (_SEB_K, "What is the condition?", "Dermoscopic keratosis is a skin condition that is "
+     "characterized by the presence of seborrhoeic keratoses on the skin.",
+     "general_knowledge", True),
+    (_SEB_K, "Who is the patient?", "Dermoscopic keratosis is a skin condition that affects "
+     "only males.", "general_knowledge", True),
+    (_BLUE_N, "What is the mode of distribution?",
+     "Dermoscopy shows homogeneous steel-blue pigmentation.", "answer_mismatch", True),
+    (_BLUE_N, "Distribution?", "Location distribution", "answer_mismatch", True),
+    (_BLUE_N, "Diagnosis?", "No.", "answer_mismatch", True),  # an elliptical open question
+    (_BLUE_N, "What is the diagnosis?", "Diagnosis.", "answer_mismatch", True),
+    # what the image shows, said plainly, stays
+    (_SEB_K, "What is the condition?", "A seborrhoeic keratosis on the temple.",
+     "general_knowledge", False),
+    (_BLUE_N, "Diagnosis?", "Blue naevus.", "answer_mismatch", False),
+    (_BLUE_N, "Colour?", "Steel-blue.", "answer_mismatch", False),
+])
+def test_definitions_and_kind_only_answers_from_the_quick_start(f, caption, question, answer,
+                                                                code, rejected):
+    v = f.check(caption, question, answer)
+    assert (code in v.codes) is rejected and v.passed is not rejected, v.to_dict()

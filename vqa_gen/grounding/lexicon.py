@@ -531,6 +531,10 @@ UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
 # Phrases an answer uses when it recites textbook knowledge instead of the picture.
 GENERAL_KNOWLEDGE_CUES: tuple[str, ...] = (
     r"\bis (?:a )?(?:common|rare|benign|chronic) (?:\w+ )?(?:condition|disease|disorder|type)\b",
+    # a definition of the disease rather than what the image shows ("... keratosis is a skin
+    # condition that is characterized by ...", "... is a skin condition that affects only males")
+    r"\b(?:is|are) an? (?:\w+ )?(?:skin )?(?:condition|disease|disorder|infection) "
+    r"(?:that|which|characteri[sz]ed|caused|in which)\b",
     r"\b(?:is|are) (?:commonly|usually|typically|often|frequently|generally|mostly) "
     r"(?:caused|found|seen|associated|treated|managed|diagnosed|characterized|characterised)\b",
     r"\b(?:is|are) caused by\b", r"\bcan be (?:treated|managed|cured|prevented|removed)\b",

@@ -25,7 +25,7 @@ _COLOUR_Q = re.compile(r"\b(?:colou?rs?|hues?|shades?)\b")
 _LOCATION_Q = re.compile(
     r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?"
     r"(?:(?:most\s+)?likely\s+|main\s+|predominant\s+)?(?:body\s+)?"
-    r"(?:location|site|region|area|distribution|part of the body|"
+    r"(?:location|site|region|area|(?:(?:mode|pattern|type) of )?distribution|part of the body|"
     r"anatomic(?:al)? (?:site|location))\b)")
 _MODALITY_Q = re.compile(
     r"\b(?:(?:type|kind|sort)\s+of\s+(?:image|imaging|picture|photo\w*|view|study|scan|"
@@ -109,6 +109,20 @@ _KIND_CUES = re.compile(trie_pattern([
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
+# Words that name a kind of information, not any of it: an answer of nothing else ("Location
+# distribution", "Morphology") answers no open question.
+_CATEGORY_WORDS = frozenset(lx.words(
+    "location locations site sites distribution pattern diagnosis diagnoses morphology "
+    "modality type kind sort colour color demographic demographics age sex gender structure "
+    "condition disease"))
+
+
+def _elliptical(words: list[str]) -> bool:
+    """A question of a bare noun phrase ("Distribution?", "Most likely diagnosis?"): an open
+    question, "What is the ...?" left out."""
+    return 0 < len(words) <= 3 and words[0] not in _WH and words[0] not in lx.AUX_START
+
+
 def _asks(question: str) -> str:
     """The first kind `question` (casefolded) asks for, "" for none."""
     if _KIND_CUES.search(question) is None:
@@ -135,10 +149,13 @@ class RelevanceCheck(Check):
         qtok = qa.question.words
         atok = qa.answer.words
         if not qtok or not atok or not (
-                qtok[0] in _WH or after_lead_in(qa.question.view.tokens) in _WH):
-            return None  # ("Based on the image, what is ...?" is open too)
+                qtok[0] in _WH or after_lead_in(qa.question.view.tokens) in _WH
+                or (qa.question.view.raw.rstrip().endswith("?") and _elliptical(qtok))):
+            return None  # ("Based on the image, what is ...?" and "Distribution?" are open)
         if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
             return "a wh-question answered with yes/no"
+        if all(t in _CATEGORY_WORDS or t in self.an.stop for t in atok):
+            return "the answer names only a kind of information"
         # Cheapest tests first: most answers share no content word with their question.
         if qa.answer.sites or qa.answer.laterality or qa.answer.numbers:
             return None
@@ -167,7 +184,10 @@ class RelevanceCheck(Check):
                                 qa.answer.view.raw[:60])]
         asks = qa.question.memo.get("asks")
         if asks is None:  # per question text
-            asks = qa.question.memo["asks"] = _asks(qa.question.view.raw.casefold())
+            q = qa.question.view.raw.casefold()
+            if q.rstrip().endswith("?") and _elliptical(qa.question.words):
+                q = f"what is the {q}"  # "Distribution?"
+            asks = qa.question.memo["asks"] = _asks(q)
         kind = None
         if asks == "modality":
             if not _MODALITY_A.search(a):
