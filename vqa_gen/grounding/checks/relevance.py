@@ -154,7 +154,8 @@ class RelevanceCheck(Check):
             return None  # ("Based on the image, what is ...?" and "Distribution?" are open)
         if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
             return "a wh-question answered with yes/no"
-        if all(t in _CATEGORY_WORDS or t in self.an.stop for t in atok):
+        if not _CATEGORY_WORDS.isdisjoint(atok) and all(
+                t in _CATEGORY_WORDS or t in self.an.stop for t in atok):  # (not "One.")
             return "the answer names only a kind of information"
         # Cheapest tests first: most answers share no content word with their question.
         if qa.answer.sites or qa.answer.laterality or qa.answer.numbers:
