@@ -1037,3 +1037,19 @@ def test_definitions_and_kind_only_answers_from_the_quick_start(f, caption, ques
                                                                 code, rejected):
     v = f.check(caption, question, answer)
     assert (code in v.codes) is rejected and v.passed is not rejected, v.to_dict()
+
+
+def test_answer_mismatch_and_duplicates_block_without_lowering_the_support_score(f):
+    # The VQA-only rules block; the score keeps saying how well the caption backs the answer
+    # (issue 8: they "do not destroy the ranking of the support score").
+    alone = f.check(GA, "Which cells surround the collagen?", "Palisading histiocytes.")
+    assert alone.passed
+    wrong_kind = f.check(GA, "What colour are the histiocytes?", "Palisading histiocytes.")
+    assert not wrong_kind.passed and "answer_mismatch" in wrong_kind.codes
+    assert wrong_kind.score == alone.score
+    pairs = [("Which cells surround the collagen?", "Palisading histiocytes."),
+             ("Which cells surround the collagen?", "Palisading histiocytes around mucin.")]
+    verdicts = f.check_record(GA, pairs)
+    worse = 0 if verdicts[1].passed else 1
+    assert not verdicts[worse].passed and "duplicate_question" in verdicts[worse].codes
+    assert verdicts[worse].score == f.check(GA, *pairs[worse]).score

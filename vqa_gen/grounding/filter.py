@@ -64,7 +64,7 @@ class GroundingFilter:
         self._runs = [(check.run, weight) for check, weight in self._checks]  # bound once
         dup = cfg.check("duplicates")
         self._dup_enabled = dup.enabled
-        self._dup_penalty = float(dup.params.get("penalty", 0.6)) * dup.weight
+        self._dup_penalty = float(dup.params.get("penalty", 0.0)) * dup.weight
         self._dup_threshold = float(dup.params.get("threshold", cfg.duplicate_threshold or 90))
         self._blocking = frozenset(cfg.blocking_codes or ())
         self._threshold = float(cfg.threshold if cfg.threshold is not None else 0.5)

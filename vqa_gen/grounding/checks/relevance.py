@@ -140,7 +140,7 @@ class RelevanceCheck(Check):
     image.")."""
 
     name = "relevance"
-    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.6}
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0}  # blocks; the score stays support
 
     def _useless(self, qa: QAFacts) -> str | None:
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
