@@ -305,13 +305,19 @@ def _joined(token: str, cap: CaptionFacts) -> bool:
     return False
 
 
-def after_lead_in(tokens: list[str]) -> str:
+def after_lead_in(facts: Facts) -> str:
     """The word that opens a question's last clause, after its last comma ("Based on the
-    image, is this psoriasis?": "is"); "" when there is no comma or nothing follows it."""
-    if "," not in tokens:
-        return ""
-    last = len(tokens) - 1 - tokens[::-1].index(",")
-    return tokens[last + 1] if last + 1 < len(tokens) else ""
+    image, is this psoriasis?": "is"); "" when there is no comma or nothing follows it.
+    Memoised on the (cached, per text) question facts."""
+    hit = facts.memo.get("lead_in")
+    if hit is None:
+        tokens = facts.view.tokens
+        hit = ""
+        if "," in tokens:
+            last = len(tokens) - 1 - tokens[::-1].index(",")
+            hit = tokens[last + 1] if last + 1 < len(tokens) else ""
+        facts.memo["lead_in"] = hit
+    return hit
 
 
 class Analyser:
@@ -722,7 +728,7 @@ class Analyser:
         # (after a lead-in clause, a question to the listener is a dialogue turn: "That's
         # interesting, do you know X?" asks about the listener, not the evidence)
         yes_no = bool(qtok) and "or" not in qtok and (
-            qtok[0] in lx.AUX_START or (after_lead_in(qf.view.tokens) in lx.AUX_START
+            qtok[0] in lx.AUX_START or (after_lead_in(qf) in lx.AUX_START
                                         and "you" not in qtok))
         polarity: str | None = None
         if atok and atok[0].isdigit() and len(atok) > 1 and (

@@ -90,7 +90,13 @@ def _vacuous(qa: QAFacts) -> bool:
     or an open one asking what such a word means ("What is a histopathology?"): the pair
     says nothing about the image."""
     if qa.polarity is None:
-        return not qa.yes_no and _DEFINITION_Q.match(qa.question.view.text) is not None
+        if qa.yes_no:
+            return False
+        memo = qa.question.memo
+        hit = memo.get("definition")
+        if hit is None:  # per question text
+            hit = memo["definition"] = _DEFINITION_Q.match(qa.question.view.text) is not None
+        return hit
     if qa.answer_content or qa.answer.numbers:
         return False  # the answer says something of its own
     q = qa.question

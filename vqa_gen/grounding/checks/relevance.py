@@ -149,7 +149,7 @@ class RelevanceCheck(Check):
         qtok = qa.question.words
         atok = qa.answer.words
         if not qtok or not atok or not (
-                qtok[0] in _WH or after_lead_in(qa.question.view.tokens) in _WH
+                qtok[0] in _WH or after_lead_in(qa.question) in _WH
                 or (qa.question.view.raw.rstrip().endswith("?") and _elliptical(qtok))):
             return None  # ("Based on the image, what is ...?" and "Distribution?" are open)
         if len(atok) <= 2 and all(t in lx.YES_WORDS or t in lx.NO_WORDS for t in atok[:2]):
