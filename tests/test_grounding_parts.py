@@ -7,7 +7,7 @@ import re
 import pytest
 
 from vqa_gen.grounding.analysis import Analyser
-from vqa_gen.grounding.numbers import NumberExtractor, supports
+from vqa_gen.grounding.numbers import NumberExtractor, supports, within_bound
 from vqa_gen.grounding.patterns import first_letters, trie_pattern
 from vqa_gen.grounding.text import (
     Normaliser,
@@ -30,8 +30,9 @@ def one(text: str):
     ("2 cm", "20 mm"), ("1.5 cm", "15 mm"), ("6 papules", "six"), ("a 64-year-old woman",
                                                                   "in her sixties"),
     ("a 64-year-old woman", "64 years"), ("x400", "four hundred times"), ("40%", "0.4"),
-    ("480 µm", "0.48 mm"), ("8 x 6 mm", "0.8 cm"), ("each larger than 15 mm", "20 mm"),
-    ("0.8 mm", "less than 1 mm"), ("twenty-two lesions", "22"), ("segment VII", "7"),
+    ("480 µm", "0.48 mm"), ("8 x 6 mm", "0.8 cm"), ("each larger than 15 mm", "15 mm"),
+    ("0.8 mm", "less than 1 mm"), ("over 20 mm", "more than 15 mm"),
+    ("twenty-two lesions", "22"), ("segment VII", "7"), ("$211 million", "211 million dollars"),
 ])
 def test_number_supported(evidence, claim):
     ev = NX.extract(fold(evidence))
@@ -43,12 +44,30 @@ def test_number_supported(evidence, claim):
 @pytest.mark.parametrize(("evidence", "claim"), [
     ("2 cm", "2 mm"), ("2 cm", "3 cm"), ("a 64-year-old woman", "in her forties"),
     ("each larger than 15 mm", "about 5 mm"), ("4 macules", "about 5 mm"), ("x40", "x400"),
+    # a value inside a stated bound is the answer's own precision, not the evidence's
+    ("each larger than 15 mm", "20 mm"), ("sold over 275 million copies", "895 million"),
+    ("over 275 million copies", "2018"), ("up to one month", "three days"),
+    ("more than 15 mm", "over 20 mm"),
 ])
 def test_number_not_supported(evidence, claim):
     ev = NX.extract(evidence.lower())
     cl = NX.extract(claim.lower())
     assert cl
     assert not all(any(supports(e, c) for e in ev) for c in cl)
+
+
+@pytest.mark.parametrize(("evidence", "claim", "inside"), [
+    ("each larger than 15 mm", "20 mm", True), ("up to one month", "three days", True),
+    ("over 275 million copies", "895", True), ("each larger than 15 mm", "about 5 mm", False),
+    ("less than 2 cm", "3 cm", False), ("15 mm", "20 mm", False),
+    ("larger than 15 mm", "over 20 mm", True), ("larger than 15 mm", "under 20 mm", False),
+    ("over 200", "2018", False),  # a year is no count
+])
+def test_a_value_within_a_stated_bound(evidence, claim, inside):
+    ev = NX.extract(evidence.lower())
+    cl = NX.extract(claim.lower())
+    assert len(cl) == 1
+    assert any(within_bound(e, cl[0]) for e in ev) is inside, (ev, cl)
 
 
 @pytest.mark.parametrize(("a", "b"), [

@@ -1053,3 +1053,43 @@ def test_answer_mismatch_and_duplicates_block_without_lowering_the_support_score
     worse = 0 if verdicts[1].passed else 1
     assert not verdicts[worse].passed and "duplicate_question" in verdicts[worse].codes
     assert verdicts[worse].score == f.check(GA, *pairs[worse]).score
+
+
+# A bound in the evidence ("over 200 patients", "up to a month") states no value inside it: an
+# answer that names one claims a precision the evidence lacks. It was taken as supported, so
+# "over 200" backed any larger number at all, a year included (DialFact, refuted replies: a
+# sales figure tripled, "as of 2018" for "as of 2012", both kept at 0.95).
+_COHORT = "As of 2012, the registry had enrolled over 200 patients with pemphigus."
+
+
+@pytest.mark.parametrize(("answer", "number"), [
+    ("The registry had enrolled over 900 patients.", "900"),
+    ("It had enrolled 650 patients.", "650"),
+    ("As of 2018, the registry had enrolled over 200 patients.", "2018"),
+])
+def test_a_value_inside_a_stated_bound_is_unsupported_but_no_mismatch(f, answer, number):
+    base = f.check(_COHORT, "How many patients?", "It had enrolled over 200 patients.")
+    assert "unsupported_number" not in base.codes, base.to_dict()
+    v = f.check(_COHORT, "How many patients?", answer)
+    assert [r.evidence for r in v.reasons if r.code == "unsupported_number"] == [number], \
+        v.to_dict()
+    assert "number_mismatch" not in v.codes and v.score < base.score, v.to_dict()
+
+
+def test_a_value_outside_a_stated_bound_still_mismatches(f):
+    v = f.check("Each plaque is larger than 15 mm.", "How large?", "About 5 mm.")
+    assert "number_mismatch" in v.codes, v.to_dict()
+    v = f.check("Each plaque is larger than 15 mm.", "How large?", "Each larger than 15 mm.")
+    assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+
+
+def test_a_sum_written_with_its_currency_after_is_money(f):
+    # "more than 211 million dollars" restates "$211 million" (in q2 it had been backed only
+    # by a year beside it, "1989", which the bound rule above no longer lets back a count)
+    for caption in ("The film grossed $211 million worldwide.",
+                    "Released in 1989, the film grossed $211 million worldwide."):
+        v = f.check(caption, "How much?", "It grossed more than 211 million dollars.")
+        assert not {"number_mismatch", "unsupported_number"} & set(v.codes), v.to_dict()
+    v = f.check("The film grossed $211 million worldwide.", "How much?",
+                "It grossed 300 million euros.")
+    assert "number_mismatch" in v.codes, v.to_dict()

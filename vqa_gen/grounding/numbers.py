@@ -96,6 +96,10 @@ _NOT_A_NOUN = frozenset(lx.words(
     "its than then but that this these those per each times more less other"))
 _NEXT_WORD = re.compile(r"(?:-|\s*)([a-z][a-z'\-]*)")  # ("six-time": times)
 _LIST_MARKER_AFTER = re.compile(r"[.)]\s+[a-z]")
+# A sum of money written after the number: "211 million dollars", "500 euros" ("pounds" is
+# left out: it weighs as often as it pays)
+_MONEY_AFTER = re.compile(r"\s*(?:(thousand|million|billion|trillion|bn)\s+)?"
+                          r"(?:(?:us\s+)?dollars?|euros?|usd|eur)\b")
 _THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 _OVER_END = re.compile(r"\bover\s*$")
 # The last word of every _HEDGES/_LESS/_MORE/_OVER_END match (each ends in `\s*$`): text before a
@@ -313,6 +317,8 @@ class NumberExtractor:
                 scale = _NEXT_WORD.match(text, end) if not unit else None
                 if scale is not None and scale.group(1) in _SCALES:
                     factor = _SCALES[scale.group(1)]
+            elif not unit and (money := _MONEY_AFTER.match(text, end)) is not None:
+                dim, factor = "money", _SCALES.get(money.group(1) or "", 1.0)
             if not unit and b is None and _LIST_MARKER_AFTER.match(text, end) and (
                     not text[:start].strip(" \t")
                     or text[:start].rstrip(" \t")[-1] == "\n"):
@@ -387,6 +393,25 @@ _SCALES = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "b
 _SCORE_DASH = re.compile(r"\d\s*[-–]\s*\d")
 
 
+def year_like(q: Quantity) -> bool:
+    """A bare whole number from 1000 to 2100: most likely a year."""
+    return (q.dim == "" and q.lo.is_integer() and q.hi.is_integer() and 1000 <= q.lo <= 2100
+            and 1000 <= q.hi <= 2100)
+
+
+def within_bound(evidence: Quantity, claim: Quantity) -> bool:
+    """Does a claimed value fall inside a bound the evidence states ("20 mm" for "larger than
+    15 mm", "three days" for "up to a month", "over 900" for "over 200")? Such a value is
+    not backed (`supports` says no) but does not contradict the evidence either."""
+    if not evidence.cmp or not (
+            (evidence.dim and evidence.dim == claim.dim)
+            or (evidence.dim == claim.dim == "" and not year_like(claim))):
+        return False
+    if claim.cmp:
+        return claim.cmp == evidence.cmp
+    return claim.clo > evidence.chi if evidence.cmp == ">" else claim.chi < evidence.clo
+
+
 def _close(x: float, y: float, tol: float) -> bool:
     # max(1e-9, tol * max(|x|, |y|)), by comparisons (the builtin max is slower, and this runs
     # for every pair of numbers compared)
@@ -401,8 +426,9 @@ def supports(evidence: Quantity, claim: Quantity) -> bool:
     same_dim = evidence.dim and claim.dim and evidence.dim == claim.dim
     tol = 0.1 if claim.hedged and same_dim else 1e-6
     if claim.cmp or evidence.cmp:
-        if not (same_dim or (evidence.dim == claim.dim == "")):
-            return False
+        if not (same_dim or (evidence.dim == claim.dim == "" and year_like(evidence)
+                             == year_like(claim))):
+            return False  # (a year bounds no count: "2012" is not "over 900 patients")
         if claim.cmp and evidence.cmp:
             return claim.cmp == evidence.cmp and (
                 evidence.clo <= claim.clo if claim.cmp == "<" else evidence.clo >= claim.clo)
@@ -410,11 +436,11 @@ def supports(evidence: Quantity, claim: Quantity) -> bool:
             if evidence.clo == evidence.chi and _close(claim.clo, evidence.clo, 1e-6):
                 return True  # the bound at the stated value ("over 10 million" for 10 million)
             return evidence.chi < claim.clo if claim.cmp == "<" else evidence.clo > claim.chi
-        # evidence is a bound ("larger than 15 mm"), claim a value; the bound's own value
-        # restates it less precisely ("over 300 songs" -> "300 songs")
-        if claim.clo == claim.chi and _close(claim.clo, evidence.clo, 1e-6):
-            return True
-        return claim.clo > evidence.chi if evidence.cmp == ">" else claim.chi < evidence.clo
+        # evidence is a bound ("larger than 15 mm"), claim a value: only the bound's own value
+        # restates it, less precisely ("over 300 songs" -> "300 songs"). Any other value in
+        # the bound ("20 mm", or "895" for "over 275 million") is the answer's own precision:
+        # unsupported, though no mismatch (`within_bound`).
+        return claim.clo == claim.chi and _close(claim.clo, evidence.clo, 1e-6)
     if claim.dim == "percent" and evidence.dim == "" and evidence.hi <= 1:
         return _close(evidence.lo * 100, claim.lo, max(tol, 1e-6))
     if evidence.dim == "percent" and claim.dim == "" and claim.hi <= 1:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import PUNCTUATION, Analyser, CaptionFacts, Facts, QAFacts
-from ..numbers import Quantity, supports
+from ..numbers import Quantity, supports, within_bound, year_like
 from ..verdict import Reason
 from .base import Check
 
@@ -117,11 +117,6 @@ def ignored_values(qa: QAFacts, cap: CaptionFacts, an: Analyser,
     return ignore - {1.0}
 
 
-def _year_like(q: Quantity) -> bool:
-    return (q.dim == "" and q.lo.is_integer() and q.hi.is_integer() and 1000 <= q.lo <= 2100
-            and 1000 <= q.hi <= 2100)
-
-
 def _years(q: Quantity) -> bool:
     """An age, or a duration in years: "3 weeks" is no age to mismatch "a 21-year-old"."""
     return q.dim == "age" or abs(q.clo - 365.0 * q.lo) <= 1e-6 * max(1.0, q.clo)
@@ -134,7 +129,7 @@ def _same_count(c: Quantity, e: Quantity, key: Callable[[str], str]) -> bool:
     "three individuals", not "14 May"); a bare number with any count ("How many plaques?" ->
     "3"; in statements, "won 2-0" against "won 3-0"). Years and fractions in words ("the
     second half") are no counts."""
-    if _year_like(e) or _year_like(c) or e.raw in _FRACTIONS or c.raw in _FRACTIONS:
+    if year_like(e) or year_like(c) or e.raw in _FRACTIONS or c.raw in _FRACTIONS:
         return False
     if c.label or e.label:
         return c.label == e.label
@@ -246,6 +241,8 @@ class NumberCheck(Check):
             same_dim = [e for e in evidence if (e.dim == c.dim and (
                 c.dim or _same_count(c, e, key)))
                         or ({e.dim, c.dim} == {"age", "time"} and _years(e) and _years(c))]
+            if same_dim and any(within_bound(e, c) for e in evidence):
+                same_dim = []  # inside a bound the caption states: unsupported, no conflict
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
                 ages = [e for e in evidence if e.dim == "age"]
