@@ -1093,3 +1093,33 @@ def test_a_sum_written_with_its_currency_after_is_money(f):
     v = f.check("The film grossed $211 million worldwide.", "How much?",
                 "It grossed 300 million euros.")
     assert "number_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "word"), [
+    # another month or weekday than the one the evidence names (DialFact: "born in the month of
+    # December" for "born November 15", kept at 0.76)
+    ("The rash began on 15 November 2019.", "It began in December 2019.", "december"),
+    ("She was admitted on Monday with fever.", "She was admitted on Friday with fever.",
+     "friday"),
+    # the opposite superlative (DialFact: "the smallest contributor" for "the largest")
+    ("Chlorophyll is by far the largest contributor to green in nature.",
+     "Chlorophyll is the smallest contributor to green.", "smallest"),
+    ("Plants are mainly multicellular eukaryotes.", "Plants are mainly unicellular.",
+     "unicellular"),
+])
+def test_another_month_weekday_or_the_opposite_superlative_contradicts(f, caption, answer,
+                                                                       word):
+    v = f.check(caption, "Tell me more.", answer)
+    assert [r.evidence for r in v.reasons if r.code == "contradicted_content"] == [word], \
+        v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    ("The rash began on 15 November 2019.", "It began in November."),
+    ("Symptoms may improve in June.", "They may improve in June."),  # "may": no month
+    ("The rash may spread.", "It appeared in June."),  # unsupported, not contradicted
+    ("Stay at least 2 metres away; most cases spread indoors.", "Most cases spread indoors."),
+])
+def test_calendar_words_and_superlatives_that_do_not_contradict(f, caption, answer):
+    v = f.check(caption, "Tell me more.", answer)
+    assert "contradicted_content" not in v.codes, v.to_dict()

@@ -638,6 +638,11 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("import", "export"), ("buy", "sell"), ("support", "oppose"), ("top", "bottom"),
     ("inside", "outside"), ("rural", "urban"), ("rich", "poor"), ("happy", "sad"),
     ("increase", "decrease"), ("increasing", "decreasing"), ("expand", "shrink"),
+    # superlatives ("the smallest contributor" for "the largest"; comparatives are left out:
+    # "a longer treatment prevents it" restates "with a shorter one, more returned")
+    ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+    ("longest", "shortest"), ("oldest", "youngest"), ("earliest", "latest"),
+    ("multicellular", "unicellular"),
 )
 # Prefixes that make a word's opposite ("suitable" / "unsuitable", "motivate" / "demotivate"):
 # a spelling or stem match between such a pair is no support (`NEGATING_PREFIXES`), and an
@@ -664,6 +669,12 @@ COLOUR_NEIGHBOURS: tuple[tuple[str, str], ...] = (
     ("red", "pink"), ("red", "purple"), ("pink", "purple"), ("brown", "black"),
     ("brown", "yellow"), ("blue", "gray"), ("white", "gray"), ("pink", "skin-colored"),
     ("white", "yellow"), ("black", "gray"), ("blue", "purple"))
+# Months and weekdays: "born in December" for "born November 15" ("may" and "march" are
+# left out: they are also a verb)
+CALENDAR_TERMS: tuple[frozenset[str], ...] = (
+    frozenset(_words("""january february april june july august september october november
+    december""")),
+    frozenset(_words("monday tuesday wednesday thursday friday saturday sunday")))
 MORPHOLOGY_TERMS: frozenset[str] = frozenset(_words("""
 macule papule plaque nodule vesicle pustule wheal cyst comedone
 """))

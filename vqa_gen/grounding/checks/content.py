@@ -126,7 +126,8 @@ class ContentCheck(Check):
         self._ordinals = frozenset(map(key, ordinals)) | frozenset(ordinals.values())
         self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
                                 frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
-                                self._ordinals]
+                                self._ordinals,
+                                *(frozenset(map(key, c)) for c in lx.CALENDAR_TERMS)]
         near: dict[str, set[str]] = {}
         for a, b in lx.COLOUR_NEIGHBOURS:
             near.setdefault(key(a), set()).add(key(b))
