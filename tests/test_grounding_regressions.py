@@ -1123,3 +1123,33 @@ def test_another_month_weekday_or_the_opposite_superlative_contradicts(f, captio
 def test_calendar_words_and_superlatives_that_do_not_contradict(f, caption, answer):
     v = f.check(caption, "Tell me more.", answer)
     assert "contradicted_content" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "name"), [
+    # another name where the caption names someone (DialFact, refuted replies: "Sam Wilson" for
+    # "Sam Phillips" kept at 0.83; "lead vocalist Freddie Macaurie" for "Chad Kroeger" at 0.95)
+    ("The biopsy was read by pathologist Anna Keller at the Mayo Clinic.",
+     "The biopsy was read by pathologist Anna Brandt at the Mayo Clinic.", "brandt"),
+    ("The biopsy was read by pathologist Anna Keller at the Mayo Clinic.",
+     "The biopsy was read by pathologist Maria Brandt at the Mayo Clinic.", "maria, brandt"),
+    ("Patients were recruited at the Mayo Clinic and treated with dupilumab.",
+     "Patients were recruited at the Cleveland Clinic and treated with dupilumab.",
+     "cleveland"),
+])
+def test_another_name_in_the_captions_place_contradicts_it(f, caption, answer, name):
+    v = f.check(caption, "Tell me more.", answer)
+    assert [r.evidence for r in v.reasons if r.code == "contradicted_content"] == [name], \
+        v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    # a name added beside the caption's, or a name after a shared last word ("United")
+    ("The biopsy was read by pathologist Keller.", "It was read by pathologist Anna Keller."),
+    ("He has played for Galway United and Finn Harps.", "He signed for Torquay United."),
+    # a hyphenated word that holds the caption's name
+    ("Fans of the new Sims 2 game met online.", "A new Sims-centric podcast began."),
+    ("A cream from BestCare was applied.", "The Best option was a cream from BestCare."),
+])
+def test_names_that_are_no_swap(f, caption, answer):
+    v = f.check(caption, "Tell me more.", answer)
+    assert "contradicted_content" not in v.codes, v.to_dict()
