@@ -1065,7 +1065,6 @@ _COHORT = "As of 2012, the registry had enrolled over 200 patients with pemphigu
 @pytest.mark.parametrize(("answer", "number"), [
     ("The registry had enrolled over 900 patients.", "900"),
     ("It had enrolled 650 patients.", "650"),
-    ("As of 2018, the registry had enrolled over 200 patients.", "2018"),
 ])
 def test_a_value_inside_a_stated_bound_is_unsupported_but_no_mismatch(f, answer, number):
     base = f.check(_COHORT, "How many patients?", "It had enrolled over 200 patients.")
@@ -1153,3 +1152,23 @@ def test_another_name_in_the_captions_place_contradicts_it(f, caption, answer, n
 def test_names_that_are_no_swap(f, caption, answer):
     v = f.check(caption, "Tell me more.", answer)
     assert "contradicted_content" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "evidence"), [
+    # another number in the caption's own words: a year or a count of another thing is no
+    # mismatch by kind, but in the same words it replaces the caption's (DialFact: "as of
+    # 2018" for "as of 2012" kept at 0.97; "began there in 1950" for 1954)
+    (_COHORT, "As of 2018, the registry had enrolled over 200 patients.", "2018 (caption: 2012)"),
+    ("Her symptoms began there in 1954, after the move.", "Her symptoms began there in 1950.",
+     "1950 (caption: 1954)"),
+])
+def test_another_number_in_the_captions_own_words_mismatches(f, caption, answer, evidence):
+    v = f.check(caption, "Tell me more.", answer)
+    assert [r.evidence for r in v.reasons if r.code == "number_mismatch"] == [evidence], \
+        v.to_dict()
+
+
+def test_a_number_beside_the_captions_is_no_swap(f):
+    # the caption's number is written too: an added number, not a replaced one
+    v = f.check("Symptoms began in 1954.", "Tell me more.", "Symptoms began in 1954 and 1950.")
+    assert "number_mismatch" not in v.codes, v.to_dict()

@@ -19,6 +19,7 @@ from ..support import (
     warm_up,
     word_keys,
 )
+from ..swaps import caption_slots, swapped_for
 from ..verdict import Reason
 from .base import Check
 from .numbers import (
@@ -64,63 +65,21 @@ def _renamed_disease(units: list[tuple[int, str, str]], unsupported: tuple[str, 
     return None
 
 
-def _caption_names(cap: CaptionFacts) -> tuple[frozenset[str], dict[str, list[int]]]:
-    """The caption's proper names (`names_in`) and the positions of each of its tokens,
-    built on first use (memoised per caption)."""
-    memo = cap.facts.memo
-    hit = memo.get("names_at")
-    if hit is None:
-        at: dict[str, list[int]] = {}
-        for i, t in enumerate(cap.facts.view.tokens):
-            at.setdefault(t, []).append(i)
-        hit = memo["names_at"] = (names_in(cap.facts.view.raw), at)
-    return hit
-
-
 def _swapped_names(cap: CaptionFacts, tokens: list[str], raw: str,
                    items: list[tuple[int, str, str]]) -> list[str]:
-    """Unsupported names in the answer that stand where the caption names someone or
-    something else: the two words before the name (or the two after it) are as in the
-    caption, where another name, one the answer never writes, stands in its place ("lead
-    vocalist Freddie Macaurie" for "lead vocalist Chad Kroeger"); one word before it is
-    enough when it opens the name ("Sam Wilson" for "Sam Phillips"). A name added beside the
-    caption's
-    ("Joe Biden" for "Biden") keeps the caption's name and is no swap."""
+    """Unsupported names of the answer written where the caption names someone or something
+    else (`swaps.swapped_for`: "lead vocalist Freddie Macaurie" for "lead vocalist Chad
+    Kroeger")."""
     names = names_in(raw)
     if not names:
         return []
-    cap_names, at = _caption_names(cap)
+    cap_names = caption_slots(cap)[0]
     if not cap_names:
         return []
-    ctoks, n, own = cap.facts.view.tokens, len(tokens), set(tokens)
-    last = len(ctoks) - 1
-    out: list[str] = []
-    for i, t, _ in items:
-        if t not in names or not t.isalpha() or re.search(
-                rf"\b{t.capitalize()}\b", raw) is None:  # a whole word, written as a name
-            continue
-        for d in (-1, 1):  # context before the name, then after it
-            a, b = i + d, i + 2 * d
-            if not 0 <= a < n:
-                continue
-            ctx = tokens[a]
-            # one word suffices when it opens the name ("Sam Wilson"), not when it ends
-            # one: "Torquay United" does not swap "Galway United"
-            two = d == 1 or ctx not in cap_names
-            if two and not 0 <= b < n:
-                continue
-            for j in at.get(ctx, ()):
-                c = j - d  # the caption's name slot beside the context
-                if not (0 <= c <= last and ctoks[c] in cap_names and ctoks[c] not in own):
-                    continue
-                if two and not (0 <= j + d <= last and ctoks[j + d] == tokens[b]):
-                    continue
-                out.append(t)
-                break
-            else:
-                continue
-            break
-    return out
+    return [t for i, t, _ in items
+            if t in names and t.isalpha()
+            and re.search(rf"\b{t.capitalize()}\b", raw) is not None  # a whole word, a name
+            and swapped_for(cap, tokens, i, cap_names.__contains__, cap_names) is not None]
 
 
 class ContentCheck(Check):

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import PUNCTUATION, Analyser, CaptionFacts, Facts, QAFacts
 from ..numbers import Quantity, supports, within_bound, year_like
+from ..swaps import swapped_for
 from ..verdict import Reason
 from .base import Check
 
@@ -201,6 +202,24 @@ def number_claims(qa: QAFacts, ignore: AbstractSet[float]) -> list[Quantity]:
     return [q for q in claims if not unchecked(q, ignore)]
 
 
+def _numeral(token: str) -> bool:
+    return token[0].isdigit() and token.replace(",", "").replace(".", "").isdigit()
+
+
+def _swapped_number(cap: CaptionFacts, tokens: list[str], raw: str) -> str | None:
+    """The caption's number that an answer's number replaces in the same words around it
+    ("began there in 1950" for "began there in 1954"; `swaps.swapped_for`), for a number
+    written as one numeral. A year or a count of another thing is otherwise no mismatch."""
+    if not (raw and _numeral(raw)):
+        return None
+    for i, t in enumerate(tokens):
+        if t == raw:
+            hit = swapped_for(cap, tokens, i, _numeral)
+            if hit is not None:
+                return hit
+    return None
+
+
 class NumberCheck(Check):
     """Invented numbers are the commonest hallucination in caption-derived VQA (sizes, ages,
     counts). A number whose dimension the caption also quantifies but with another value is a
@@ -241,7 +260,8 @@ class NumberCheck(Check):
             same_dim = [e for e in evidence if (e.dim == c.dim and (
                 c.dim or _same_count(c, e, key)))
                         or ({e.dim, c.dim} == {"age", "time"} and _years(e) and _years(c))]
-            if same_dim and any(within_bound(e, c) for e in evidence):
+            inside = any(within_bound(e, c) for e in evidence)
+            if inside:
                 same_dim = []  # inside a bound the caption states: unsupported, no conflict
             if c.dim == "age" or (c.dim in ("", "time") and any(e.dim == "age" for e in same_dim)
                                   and qa_type in ("demographics", "age")):
@@ -250,8 +270,9 @@ class NumberCheck(Check):
                     out.append(self.reason("age_mismatch", "answer age differs from caption",
                                            self.p["mismatch_penalty"], c.raw))
                     continue
-            if same_dim:
-                seen = ", ".join(e.raw for e in same_dim[:3])
+            seen = ", ".join(e.raw for e in same_dim[:3]) if same_dim else None if inside else (
+                _swapped_number(cap, qa.answer.view.tokens, c.raw))  # in the caption's words
+            if seen:
                 out.append(self.reason("number_mismatch",
                                        "caption gives a different value for this quantity",
                                        self.p["mismatch_penalty"], f"{c.raw} (caption: {seen})"))
