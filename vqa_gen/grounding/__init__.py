@@ -50,13 +50,16 @@ CODES: dict[str, str] = {
                              "does not name, or any answer with such a term right before a "
                              "disease name ('papillary cell carcinoma' for a basal cell "
                              "carcinoma): another disease",
-    "contradicted_content": "answer word whose opposite the caption states (upper/lower, ...)",
+    "contradicted_content": "answer word the caption contradicts: its opposite (upper/lower, "
+                            "...), another colour, lesion type, month or weekday, or another "
+                            "name where the caption names someone",
     "unsupported_negative": "a 'No' denies something the caption never mentions "
                             "(reported; no penalty by default)",
     "unsupported_premise": "an answer with no content of its own ('3', 'at the top') relies on "
                            "question terms not in the caption",
     "unsupported_number": "answer number/quantity not in caption or metadata",
-    "number_mismatch": "caption gives a different value for the same kind of quantity",
+    "number_mismatch": "caption gives a different value for the same kind of quantity, or "
+                       "another number in the same words",
     "age_mismatch": "answer age or age group contradicts the caption",
     "sex_mismatch": "answer sex contradicts the caption",
     "laterality_mismatch": "answer says left/right/bilateral against the caption",
