@@ -152,7 +152,8 @@ def test_and_a_half_is_one_number():
     ("not the first time the plaque ulcerated; not red", {"red"}, {"plaque", "ulcerated"}),
     ("plans for all, no matter their current insurance", set(), {"current", "insurance"}),
     # a reply opening with "no" before a pronoun or article says no to the turn before it
-    ("no he does not care about the house", {"care", "house"}, {"he"}),
+    # (and "does not care about" denies a relation: the house is not denied)
+    ("no he does not care about the house", {"care"}, {"he", "house"}),
     ("no the movie is really great", set(), {"movie", "great"}),
     ("no its from 2009. no vesicles are seen", {"vesicles"}, {"2009"}),
     ("no vesicles are seen", {"vesicles"}, set()),
@@ -164,6 +165,41 @@ def test_negation_scope(text, negated, affirmed):
     neg = {t for t, n in zip(toks, facts.negated, strict=True) if n}
     assert negated <= neg
     assert not (affirmed & neg)
+
+
+@pytest.mark.parametrize(("text", "negated", "moot"), [
+    # a negated relation denies the relation, not its terms
+    ("the treatment did not influence overall survival", {"influence"}, {"overall", "survival"}),
+    ("hcq does not improve outcomes in covid-19", {"improve"}, {"outcomes", "covid-19"}),
+    ("there was no significant difference between the groups", {"significant", "difference"},
+     {"groups"}),
+    ("no association with smoking", {"association"}, {"smoking"}),
+    ("there is no evidence linking ibuprofen to worse outcomes", {"linking"},
+     {"ibuprofen", "worse", "outcomes"}),
+    # a verb of presence or report denies its object; so does "no" before a thing
+    ("the lesion does not show ulceration", {"show", "ulceration"}, set()),
+    ("the patient did not develop metastases", {"develop", "metastases"}, set()),
+    ("the passage does not mention the author", {"mention", "author"}, set()),
+    ("no evidence of malignancy", {"malignancy"}, set()),
+    ("no difference was seen", {"difference"}, set()),
+    # a verb before "to" opens another verb, whose denial stands
+    ("it did not seem to change survival", {"seem", "change", "survival"}, set()),
+])
+def test_a_negated_relation_leaves_its_terms_moot(text, negated, moot):
+    facts = Analyser().caption(text).facts
+    toks = facts.view.tokens
+    neg = {t for t, n in zip(toks, facts.negated, strict=True) if n}
+    assert negated <= neg, (neg, facts.moot)
+    moot_words = {toks[i] for i in facts.moot}
+    assert moot <= moot_words and not (moot_words & neg), (moot_words, neg)
+    if not moot:
+        assert not facts.moot
+
+
+def test_a_caption_that_asks_whether_states_neither_answer():
+    cap = Analyser().caption("We studied whether the endoscope increased infection. It did.")
+    assert cap.only_affirmed.isdisjoint({"infect", "infection", "increas", "increased"})
+    assert not cap.only_negated
 
 
 @pytest.mark.parametrize(("text", "sites"), [

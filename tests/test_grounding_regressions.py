@@ -1172,3 +1172,43 @@ def test_a_number_beside_the_captions_is_no_swap(f):
     # the caption's number is written too: an added number, not a replaced one
     v = f.check("Symptoms began in 1954.", "Tell me more.", "Symptoms began in 1954 and 1950.")
     assert "number_mismatch" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    # a negated relation ("did not influence", "no difference between") denies nothing about
+    # its terms, which the evidence affirms elsewhere (MedHallu and HealthVer conclusions
+    # had been rejected for "no survival", "no covid-19")
+    ("Overall survival was 61% at five years. Global management needed fewer procedures.",
+     "Global management needed fewer procedures but did not influence overall survival."),
+    ("Hydroxychloroquine does not improve clinical outcomes in COVID-19.",
+     "COVID-19 patients taking hydroxychloroquine do not benefit."),
+    ("Survival at five years was recorded for both groups of patients.",
+     "There was no significant difference in survival between the groups of patients."),
+    # a caption that asks whether something holds states neither answer
+    ("We studied whether the endoscope increased the rate of shunt infection.",
+     "The endoscope did not increase the rate of shunt infection."),
+])
+def test_a_negated_relation_is_no_conflict_with_its_terms(f, caption, answer):
+    v = f.check(caption, "", answer)
+    assert "negation_conflict" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer", "evidence"), [
+    # the verb itself is what the caption affirms
+    ("Vitamin D supplementation improved survival.",
+     "Vitamin D supplementation did not improve survival.", "no improve"),
+    # verbs of presence and report deny their object
+    ("The lesion shows ulceration.", "The lesion does not show ulceration.",
+     "no ulceration"),
+    ("The article names the author, Jane Doe.", "The article does not mention Jane Doe.",
+     "no jane, no doe"),
+    # (summedits: a negation inserted into the evidence's own sentence)
+    ("The recall fixes an issue that could result in a loss of propulsion.",
+     "The recall fixes an issue that could not result in a loss of propulsion.",
+     "no result"),
+])
+def test_a_denied_relation_or_presence_the_caption_affirms_still_conflicts(
+        f, caption, answer, evidence):
+    v = f.check(caption, "", answer)
+    assert [r.evidence for r in v.reasons if r.code == "negation_conflict"] == [evidence], \
+        v.to_dict()

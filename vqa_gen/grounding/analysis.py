@@ -62,6 +62,7 @@ _AFTER_REPLY_NO = frozenset(lx.words(
     "absolutely definitely actually not"))
 _POST_WINDOW = 4
 
+_NO_POSITIONS: frozenset[int] = frozenset()
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
 # Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
@@ -91,6 +92,8 @@ class Facts:
     content_index: list[int]  # positions of word tokens that are not stop words
     words: list[str]  # word and number tokens, in order (read only: may be `view.tokens`)
     memo: dict[str, Any] = field(default_factory=dict)  # per-text results of checks' regexes
+    # positions of a negated relation's terms ("did not influence survival"): not denied
+    moot: AbstractSet[int] = frozenset()
     _numbers: list[Quantity] | None = None
     _ages: list[tuple[float, float, str]] | None = None
 
@@ -272,6 +275,56 @@ _ALNUM = Memo(lambda t: t[0].isalnum())  # per token: a word or number, not punc
 PUNCTUATION = frozenset(".,;:!?()")  # the tokens that are not words or numbers (text.py)
 
 
+def _relation_head(tokens: list[str], i: int, width: int, stop: AbstractSet[str]
+                   ) -> int | None:
+    """Where the negation cue at `i` denies a relation rather than its terms, the position
+    of the relation's word: its scope ends there and the words after it are moot. Two
+    forms: a verb after an auxiliary ("did not influence survival"; not a verb of presence
+    or report, which denies its object: "does not show ulceration", "the passage does not
+    mention X"), and a relation noun after "no" ("no significant difference between the
+    groups", "no evidence linking X to Y"). The relation's word must be a content word, and
+    a verb before "to" opens another verb, whose denial stands ("did not seem to change
+    survival"). (A predicate after a copula, "is not associated with VEGF", is left alone:
+    measured on the public sets, it gained nothing.)"""
+    t, n = tokens[i], len(tokens)
+    j = i + width
+    while j < n and tokens[j] in lx.NEG_ADVERBS:
+        j += 1
+    if j >= n or not tokens[j][0].isalpha():
+        return None
+    head = tokens[j]
+    nxt = tokens[j + 1] if j + 1 < n else ""
+    if t == "no" and width == 1:
+        k = j
+        while k < j + 2 and k + 1 < n and tokens[k].isalpha() and not (
+                tokens[k] in lx.RELATION_NOUNS or tokens[k] in lx.EVIDENCE_NOUNS):
+            k += 1  # ("no significant difference", "no clear scientific evidence")
+        nxt = tokens[k + 1] if k + 1 < n else ""
+        if tokens[k] in lx.RELATION_NOUNS and nxt in lx.RELATION_NOUN_LINKS:
+            return k
+        if (tokens[k] in lx.EVIDENCE_NOUNS and nxt.endswith("ing") and nxt.isalpha()
+                and nxt not in lx.PRESENCE_VERBS):
+            return k + 1
+        return None
+    prev = tokens[i - 1] if i else ""
+    if t in lx.AUXILIARY_CUES or (t in ("not", "never") and prev in lx.NEG_AUXILIARIES) or (
+            width == 2 and tokens[i + 1] == "to"):  # ("failed to", "unable to")
+        return None if head in lx.PRESENCE_VERBS or head in stop or nxt == "to" else j
+    return None
+
+
+def _asked_positions(tokens: list[str]) -> set[int]:
+    """The positions of the clauses a text asks about ("whether X increased Y", up to the
+    clause's end): evidence that poses a question states neither answer."""
+    asked: set[int] = set()
+    for i in [j for j, t in enumerate(tokens) if t == "whether"]:
+        j = i + 1
+        while j < len(tokens) and tokens[j] not in _CLAUSE_END:
+            asked.add(j)
+            j += 1
+    return asked
+
+
 def meta_text(meta: Mapping[str, Any] | None) -> str:
     """Render record metadata as caption-like text so it counts as evidence."""
     if not meta:
@@ -405,14 +458,17 @@ class Analyser:
         return facts
 
     # -- building blocks ---------------------------------------------------------------
-    def _negation(self, tokens: list[str]) -> list[bool]:
+    def _negation(self, tokens: list[str]) -> tuple[list[bool], AbstractSet[int]]:
         """NegEx-like scope: pre-cues negate up to 6 following tokens, post-cues up to 4
-        preceding; scope stops at clause ends, contrastive words, and commas not in a list."""
+        preceding; scope stops at clause ends, contrastive words, and commas not in a list.
+        Also returns the positions a negated relation leaves moot: its terms, neither
+        affirmed nor denied (`_relation_head`)."""
         n = len(tokens)
         neg = [False] * n
         cue_first = self._cue_first
         if cue_first.isdisjoint(tokens):
-            return neg
+            return neg, _NO_POSITIONS
+        moot: set[int] = set()
         after = 0  # tokens before this index belong to a cue already read
         for i in [j for j, t in enumerate(tokens) if t in cue_first]:
             if i < after:
@@ -445,6 +501,7 @@ class Analyser:
                     if k < n and tokens[k] in _EPISTEMIC:
                         after = i + width
                         continue
+                head = _relation_head(tokens, i, width, self.stop)
                 while j < n and seen < _NEG_WINDOW:
                     tj = tokens[j]
                     if tj in _CLAUSE_END or tj in lx.NEG_TERMINATORS:
@@ -456,7 +513,10 @@ class Analyser:
                     elif tj in ("is", "are", "was", "were", "has", "shows") and seen >= 2:
                         break
                     else:
-                        neg[j] = True
+                        if head is not None and j > head:
+                            moot.add(j)
+                        else:
+                            neg[j] = True
                         if tj not in self.stop:  # window counts content words only
                             seen += 1
                     j += 1
@@ -480,14 +540,16 @@ class Analyser:
                     seen += 1
                     j -= 1
                 after = i + post
-        return neg
+        if moot:
+            moot.difference_update(compress(range(n), neg))  # (denied by another cue)
+        return neg, moot or _NO_POSITIONS
 
     def _facts(self, text: str) -> Facts:
         """Analyse one text. Its affirmed / negated key sets are left empty: only a caption's
         are read, and `caption` fills them."""
         view = self.norm.view(text)
         tokens, keys = view.tokens, view.keys
-        neg = self._negation(tokens)
+        neg, moot = self._negation(tokens)
         # most texts name no sex, age, side or site: they share empty sets
         sexes: AbstractSet[str] = _NONE
         sex_nouns: AbstractSet[str] = _NONE
@@ -537,7 +599,7 @@ class Analyser:
         words = body if PUNCTUATION.isdisjoint(body) else list(
             compress(tokens, map(_ALNUM.__getitem__, tokens)))
         return Facts(view, neg, _NONE, _NONE, sexes, sex_nouns, ages, lat, sites, self.numbers,
-                     content, words, memo)
+                     content, words, memo, moot)
 
     # -- public --------------------------------------------------------------------------
     def caption(self, caption: str, meta: Mapping[str, Any] | None = None) -> CaptionFacts:
@@ -563,6 +625,11 @@ class Analyser:
             negk.update(compress(content_keys, negated))
         else:
             aff.update(content_keys)
+        if facts.moot:  # a negated relation's terms: ambiguous, never a conflict
+            negk.update(keys_[i] for i in facts.content_index if i in facts.moot)
+        if "whether" in tokens:  # "to determine whether X increases Y": asks, asserts nothing
+            asked = _asked_positions(tokens)
+            negk.update(keys_[i] for i in facts.content_index if i in asked)
         keys = key_set = self.norm.key_set(view)  # copied before it gains implied keys
         implying = self._implies.intersection(tokens)
         if implying:

@@ -106,6 +106,49 @@ but however although though yet except apart besides which who whereas while nev
 still whose compared versus vs than as because since so that when where until after before
 """))
 
+# A negated relation denies the relation, not its terms: "did not influence overall survival"
+# and "no association between X and Y" deny nothing about survival, X or Y, which the evidence
+# may well affirm. After these auxiliaries a negation cue is followed by a verb ...
+NEG_AUXILIARIES: frozenset[str] = frozenset(_words("""
+do does did can could would should will may might must shall need has have had
+"""))
+# ... (cues that carry their auxiliary)
+AUXILIARY_CUES: frozenset[str] = frozenset(_words("""
+doesn't don't didn't cannot can't won't wouldn't couldn't shouldn't hasn't haven't hadn't
+"""))
+# ... except that a verb of presence, display, acquisition or report denies what follows: "does
+# not show ulceration", "did not develop metastases", "had not received radiotherapy", "the
+# passage does not mention X".
+PRESENCE_VERBS: frozenset[str] = frozenset(_words("""
+show shows showed shown showing have has had having contain contains contained reveal revealed
+demonstrate demonstrated exhibit exhibited display displayed involve involves involved include
+included present presented see seen saw observe observed detect detected identify identified
+find found appear appeared affect affects affected extend extended reach reached spread feature
+featured carry carried harbor harbour harbored harboured express expressed stain stained develop
+developed occur occurred form formed produce produced bear borne experience experienced receive
+received get got gotten suffer suffered exist existed use used undergo underwent undergone
+require required need needed take took taken provide provided mention mentioned say said
+state stated describe described discuss discussed report reported give gave given specify
+specified indicate indicated list listed name named note noted cite cited offer offered
+"""))
+# Words between a cue and the verb or predicate it negates: "did not significantly change".
+NEG_ADVERBS: frozenset[str] = frozenset(_words("""
+significantly statistically necessarily always substantially really further clearly directly
+fully entirely actually markedly materially appreciably consistently reliably be been being
+"""))
+# Nouns of a relation between two terms: "no association between", "no effect on survival".
+RELATION_NOUNS: frozenset[str] = frozenset(_words("""
+association associations link links relationship relationships relation correlation
+correlations difference differences effect effects impact influence interaction interactions
+connection benefit benefits role advantage advantages superiority inferiority causal
+"""))
+# ... and their terms follow one of these: a relation noun before anything else is an absence
+# ("no difference was seen").
+RELATION_NOUN_LINKS: frozenset[str] = frozenset({"between", "with", "on", "of", "in", "to",
+                                                 "for", "from", "among"})
+# "no evidence linking X to Y", "no data supporting it": the words that state a relation.
+EVIDENCE_NOUNS: frozenset[str] = frozenset({"evidence", "data", "proof"})
+
 YES_WORDS: frozenset[str] = frozenset({"yes", "yeah", "yep", "correct", "true", "indeed",
                                        "affirmative", "certainly", "definitely"})
 NO_WORDS: frozenset[str] = frozenset({"no", "nope", "false", "incorrect", "negative"})

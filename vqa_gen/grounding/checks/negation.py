@@ -48,7 +48,10 @@ class NegationCheck(Check):
         # Statements in the answer.
         a = qa.answer
         # (no caption term only negated and no negated answer term: nothing to find)
+        moot = a.moot
         for i, t, k in qa.answer_content if only_neg or True in a.negated else ():
+            if i in moot:  # a negated relation's term ("did not influence survival")
+                continue
             if a.negated[i]:
                 if _in(k, only_aff) and not _in(k, cf.negated_keys):
                     conflicts.append(f"no {t}")
