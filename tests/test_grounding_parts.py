@@ -184,6 +184,11 @@ def test_negation_scope(text, negated, affirmed):
     ("no difference was seen", {"difference"}, set()),
     # a verb before "to" opens another verb, whose denial stands
     ("it did not seem to change survival", {"seem", "change", "survival"}, set()),
+    # a place after a denied thing is where it is absent, not denied itself
+    ("there are no pustules on the nose", {"pustules"}, {"nose"}),
+    ("no scale is seen on the elbows", {"scale"}, {"elbows"}),
+    ("leptin has no prognostic value in lung cancer", {"prognostic", "value"},
+     {"lung", "cancer"}),
 ])
 def test_a_negated_relation_leaves_its_terms_moot(text, negated, moot):
     facts = Analyser().caption(text).facts
@@ -364,6 +369,16 @@ def test_quantities_without_a_digit_pass_the_gate(text, raw):
 def test_hedges_and_bounds_before_a_number(text, hedged, cmp):
     q = one(text)
     assert (q.hedged, q.cmp) == (hedged, cmp)
+
+
+@pytest.mark.parametrize(("text", "cmp", "noun"), [
+    # a bound written after its number, and the thing counted after the bound
+    ("two or more layers", ">", "layers"), ("3 or fewer lesions", "<", "lesions"),
+    ("5 mm or larger", ">", ""), ("one or two lesions", "", ""),
+])
+def test_bounds_after_a_number(text, cmp, noun):
+    q = NX.extract(text)[0]
+    assert (q.cmp, q.noun) == (cmp, noun), q
 
 
 @pytest.mark.parametrize(("text", "value"), [

@@ -1184,6 +1184,9 @@ def test_a_number_beside_the_captions_is_no_swap(f):
      "COVID-19 patients taking hydroxychloroquine do not benefit."),
     ("Survival at five years was recorded for both groups of patients.",
      "There was no significant difference in survival between the groups of patients."),
+    # a place after a denied thing is not denied ("no pustules on the nose" had been a
+    # conflict with the caption's nose)
+    ("Red papules on the nose of a 40-year-old man.", "There are no pustules on the nose."),
     # a caption that asks whether something holds states neither answer
     ("We studied whether the endoscope increased the rate of shunt infection.",
      "The endoscope did not increase the rate of shunt infection."),
@@ -1212,3 +1215,13 @@ def test_a_denied_relation_or_presence_the_caption_affirms_still_conflicts(
     v = f.check(caption, "", answer)
     assert [r.evidence for r in v.reasons if r.code == "negation_conflict"] == [evidence], \
         v.to_dict()
+
+
+def test_a_bound_after_its_number_is_a_bound(f):
+    # "two or more layers" counts layers and holds any larger count; it had been read as a
+    # bare "two" and mismatched against the evidence's "5 per 100" (HealthVer)
+    v = f.check("The critical mask adherence is 5 per 100 when 80% wear masks.", "",
+                "Wear masks with two or more layers.")
+    assert "number_mismatch" not in v.codes, v.to_dict()
+    v = f.check("Five nodules on the arm.", "", "Three or fewer nodules on the arm.")
+    assert "number_mismatch" in v.codes, v.to_dict()

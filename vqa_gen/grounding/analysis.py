@@ -513,6 +513,8 @@ class Analyser:
                     elif tj in ("is", "are", "was", "were", "has", "shows") and seen >= 2:
                         break
                     else:
+                        if head is None and seen and tj in lx.LOCATIVE_PREPOSITIONS:
+                            head = j  # "no pustules on the nose": the nose is not denied
                         if head is not None and j > head:
                             moot.add(j)
                         else:

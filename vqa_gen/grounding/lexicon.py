@@ -146,6 +146,12 @@ connection benefit benefits role advantage advantages superiority inferiority ca
 # ("no difference was seen").
 RELATION_NOUN_LINKS: frozenset[str] = frozenset({"between", "with", "on", "of", "in", "to",
                                                  "for", "from", "among"})
+# A place or setting after a denied thing is where it is absent, not denied itself: "no
+# pustules on the nose", "no prognostic value in lung cancer patients".
+LOCATIVE_PREPOSITIONS: frozenset[str] = frozenset(_words("""
+in on at among amongst within inside across throughout during over under around near beneath
+below above along
+"""))
 # "no evidence linking X to Y", "no data supporting it": the words that state a relation.
 EVIDENCE_NOUNS: frozenset[str] = frozenset({"evidence", "data", "proof"})
 

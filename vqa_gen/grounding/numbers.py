@@ -57,6 +57,9 @@ _LESS = re.compile(r"\b(?:less|smaller|shorter|fewer|thinner|lower) than\s*$|\b(
                    r"up to|at most|within|<)\s*$")
 _MORE = re.compile(r"\b(?:more|larger|greater|bigger|longer|thicker|higher|wider|older) than\s*$"
                    r"|\b(?:over|above|exceeding|at least|>)\s*$")
+# A bound written after its number: "two or more layers", "65 years or older", "3 or fewer".
+_OR_MORE = re.compile(r"\s*or (?:(more|greater|above|over|higher|longer|older|larger)|"
+                      r"fewer|less|lower|below|under|younger|shorter|smaller)\b")
 _ORDINAL_RE = re.compile(r"(?=\d)(?<![\w.])(\d+)(?:st|nd|rd|th)\b")
 # What every ordinal contains; it starts with a character class, which the engine scans for
 # fast (a leading lookahead is tried at every position).
@@ -335,9 +338,13 @@ class NumberExtractor:
                 cmp = "<" if _LESS.search(before) else ">" if _MORE.search(before) else ""
                 if dim == "time" and _OVER_END.search(before):
                     hedged, cmp = False, ""  # "over 12 weeks" is a duration, not a bound
+            after = end
+            if not cmp and "or" in text[end:end + 4] and (
+                    bound := _OR_MORE.match(text, end)) is not None:
+                hedged, cmp, after = True, ">" if bound.group(1) else "<", bound.end()
             noun = label = ""
             if not dim:
-                nxt = _NEXT_WORD.match(text, end)
+                nxt = _NEXT_WORD.match(text, after)
                 if nxt and nxt.group(1) not in _NOT_A_NOUN:
                     noun = nxt.group(1)
                 if before.endswith(_LABEL_ENDS):  # "type 1", "grade-1": a value, not a count
