@@ -157,6 +157,8 @@ def test_and_a_half_is_one_number():
     ("no the movie is really great", set(), {"movie", "great"}),
     ("no its from 2009. no vesicles are seen", {"vesicles"}, {"2009"}),
     ("no vesicles are seen", {"vesicles"}, set()),
+    # the copula of another clause is no predicate of the negated thing
+    ("no risk of losing money if they were late", {"risk"}, {"late"}),
 ])
 def test_negation_scope(text, negated, affirmed):
     an = Analyser()
@@ -184,6 +186,10 @@ def test_negation_scope(text, negated, affirmed):
     ("no difference was seen", {"difference"}, set()),
     # a verb before "to" opens another verb, whose denial stands
     ("it did not seem to change survival", {"seem", "change", "survival"}, set()),
+    # a predicate denied of negated subjects; a predicate of presence denies them
+    ("neither bmi nor waist circumference is predictive of pressure", {"predictive"},
+     {"bmi", "waist", "circumference"}),
+    ("neither scale nor crust is present", {"scale", "crust", "present"}, set()),
     # a place after a denied thing is where it is absent, not denied itself
     ("there are no pustules on the nose", {"pustules"}, {"nose"}),
     ("no scale is seen on the elbows", {"scale"}, {"elbows"}),

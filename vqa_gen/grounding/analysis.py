@@ -63,6 +63,8 @@ _AFTER_REPLY_NO = frozenset(lx.words(
 _POST_WINDOW = 4
 
 _NO_POSITIONS: frozenset[int] = frozenset()
+_SUBJECT_CUES = frozenset({"no", "neither", "nor", "none"})
+_COPULAS = frozenset({"is", "are", "was", "were"})
 _NONE: frozenset[str] = frozenset()  # shared by the texts that name no sex, side, site ...
 _NO_AGES: list[tuple[float, float, str]] = []  # (never appended to: read only)
 # Metadata naming where a record came from ("fig 3.9", a file, an id): not evidence about the
@@ -522,6 +524,8 @@ class Analyser:
                         if tj not in self.stop:  # window counts content words only
                             seen += 1
                     j += 1
+                if head is None and t in _SUBJECT_CUES:
+                    self._subject_predicate(tokens, i + width, j, neg, moot)
                 after = i + width
                 continue
             post = 0
@@ -545,6 +549,32 @@ class Analyser:
         if moot:
             moot.difference_update(compress(range(n), neg))  # (denied by another cue)
         return neg, moot or _NO_POSITIONS
+
+    def _subject_predicate(self, tokens: list[str], start: int, end: int, neg: list[bool],
+                           moot: set[int]) -> None:
+        """"Neither BMI nor waist circumference is predictive of X": a predicate denied of
+        the negated subjects, which are not denied themselves (moot), when its copula
+        follows them; a predicate of presence ("no vesicles are seen", "neither scale nor
+        crust is present") denies them."""
+        n = len(tokens)
+        for c in range(start, min(end + 1, n - 1)):
+            if tokens[c] in _COPULAS:
+                break
+        else:
+            return
+        if not neg[c - 1] or tokens[c - 1] in self.stop:
+            return  # (the copula of another clause: "no risk if they were late")
+        p = c + 1
+        while p < n and tokens[p] in lx.NEG_ADVERBS:
+            p += 1
+        if p >= n or not tokens[p].isalpha() or tokens[p] in self.stop or (
+                tokens[p] in lx.PRESENCE_VERBS or tokens[p] in lx.PRESENCE_PREDICATES):
+            return
+        for k in range(start, c):
+            if neg[k]:
+                neg[k] = False
+                moot.add(k)
+        neg[p] = True
 
     def _facts(self, text: str) -> Facts:
         """Analyse one text. Its affirmed / negated key sets are left empty: only a caption's

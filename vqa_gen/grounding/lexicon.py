@@ -131,6 +131,11 @@ require required need needed take took taken provide provided mention mentioned 
 state stated describe described discuss discussed report reported give gave given specify
 specified indicate indicated list listed name named note noted cite cited offer offered
 """))
+# Predicates of presence after a copula: "no vesicles are present" denies the vesicles.
+PRESENCE_PREDICATES: frozenset[str] = frozenset(_words("""
+present visible noted evident apparent identified detected observed seen found noticed
+discernible detectable palpable recognised recognized there
+"""))
 # Words between a cue and the verb or predicate it negates: "did not significantly change".
 NEG_ADVERBS: frozenset[str] = frozenset(_words("""
 significantly statistically necessarily always substantially really further clearly directly
