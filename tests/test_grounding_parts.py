@@ -156,6 +156,11 @@ def test_and_a_half_is_one_number():
     ("no he does not care about the house", {"care"}, {"he", "house"}),
     ("no the movie is really great", set(), {"movie", "great"}),
     ("no its from 2009. no vesicles are seen", {"vesicles"}, {"2009"}),
+    # ... or before a name that opens a clause (as written: "no", then the capitalised name
+    # and an auxiliary); an eponym in a finding is still denied
+    ("no Kevin has to fend off the burglars himself", set(), {"kevin", "burglars"}),
+    ("no Langerhans cells are seen", {"langerhans", "cells"}, set()),
+    ("no kevin has come", {"kevin"}, set()),
     ("no vesicles are seen", {"vesicles"}, set()),
     # the copula of another clause is no predicate of the negated thing
     ("no risk of losing money if they were late", {"risk"}, {"late"}),

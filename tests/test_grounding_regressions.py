@@ -1187,6 +1187,9 @@ def test_a_number_beside_the_captions_is_no_swap(f):
     # a place after a denied thing is not denied ("no pustules on the nose" had been a
     # conflict with the caption's nose)
     ("Red papules on the nose of a 40-year-old man.", "There are no pustules on the nose."),
+    # a reply's "no" before a name denies nothing about the name (BEGIN, CMU-DoG)
+    ("Kevin returns home and rigs the house with numerous booby traps.",
+     "no Kevin has to fend off the burglars himself, he places booby traps all around"),
     # a caption that asks whether something holds states neither answer
     ("We studied whether the endoscope increased the rate of shunt infection.",
      "The endoscope did not increase the rate of shunt infection."),

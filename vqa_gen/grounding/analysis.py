@@ -315,6 +315,18 @@ def _relation_head(tokens: list[str], i: int, width: int, stop: AbstractSet[str]
     return None
 
 
+_REPLY_NO_NAME = re.compile(r"(?:^|[.!?] )no ([A-Z][a-z]+)\b")
+
+
+def _named_subject(tokens: list[str], j: int, raw: str) -> bool:
+    """A reply's "no" before a name that opens a clause: "no Kevin has to fend off the
+    burglars himself" says no to the turn before it, and denies nothing about Kevin (as
+    written: a lower-case "no", the name capitalised, an auxiliary after it)."""
+    if j + 1 >= len(tokens) or tokens[j + 1] not in lx.AUX_START or "no " not in raw:
+        return False
+    return any(m.lower() == tokens[j] for m in _REPLY_NO_NAME.findall(raw))
+
+
 def _asked_positions(tokens: list[str]) -> set[int]:
     """The positions of the clauses a text asks about ("whether X increased Y", up to the
     clause's end): evidence that poses a question states neither answer."""
@@ -460,7 +472,8 @@ class Analyser:
         return facts
 
     # -- building blocks ---------------------------------------------------------------
-    def _negation(self, tokens: list[str]) -> tuple[list[bool], AbstractSet[int]]:
+    def _negation(self, tokens: list[str], raw: str = ""
+                  ) -> tuple[list[bool], AbstractSet[int]]:
         """NegEx-like scope: pre-cues negate up to 6 following tokens, post-cues up to 4
         preceding; scope stops at clause ends, contrastive words, and commas not in a list.
         Also returns the positions a negated relation leaves moot: its terms, neither
@@ -488,7 +501,8 @@ class Analyser:
                 j, seen = i + width, 0
                 if t == "no" and j < n and (tokens[j][0].isdigit()
                                             or tokens[j] in _PSEUDO_AFTER_NO
-                                            or (tokens[j] in _AFTER_REPLY_NO
+                                            or ((tokens[j] in _AFTER_REPLY_NO
+                                                 or _named_subject(tokens, j, raw))
                                                 and (i == 0 or tokens[i - 1] in _CLAUSE_END))):
                     # "world no 74": the abbreviation of "number"; "no matter their insurance",
                     # "no doubt": idioms that deny nothing; "no he doesn't": a reply
@@ -581,7 +595,7 @@ class Analyser:
         are read, and `caption` fills them."""
         view = self.norm.view(text)
         tokens, keys = view.tokens, view.keys
-        neg, moot = self._negation(tokens)
+        neg, moot = self._negation(tokens, view.raw)
         # most texts name no sex, age, side or site: they share empty sets
         sexes: AbstractSet[str] = _NONE
         sex_nouns: AbstractSet[str] = _NONE
