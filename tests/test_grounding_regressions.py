@@ -1228,3 +1228,20 @@ def test_a_bound_after_its_number_is_a_bound(f):
     assert "number_mismatch" not in v.codes, v.to_dict()
     v = f.check("Five nodules on the arm.", "", "Three or fewer nodules on the arm.")
     assert "number_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    # two words the evidence writes as one (CMU-DoG: "di caprio" had been unsupported)
+    ("cast : Leonardo DiCaprio as Dom Cobb, a professional thief.", "it has di caprio in it"),
+    ("He posted the photo on Facebook.", "He posted the photo on face book."),
+])
+def test_two_words_the_caption_writes_as_one_are_supported(f, caption, answer):
+    v = f.check(caption, "", answer)
+    assert v.passed and not any(r.evidence for r in v.reasons
+                                if r.code == "unsupported_content"), v.to_dict()
+
+
+def test_two_unrelated_words_are_not_joined(f):
+    # only the evidence's own word counts: "face" and "book" alone back nothing here
+    v = f.check("He posted the photo online.", "", "He posted the photo on face book.")
+    assert "unsupported_content" in v.codes, v.to_dict()

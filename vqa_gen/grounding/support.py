@@ -211,6 +211,21 @@ def _near(a: Sequence[int], b: Sequence[int], window: int, ordered: bool = False
     return any(abs(x - y) <= window for x in a for y in b)
 
 
+def _split_words(units: list[tuple[int, str, str]], pos: list[Sequence[int]],
+                 ok: list[bool], cap: CaptionFacts) -> None:
+    """Two neighbouring answer words the evidence writes as one ("di caprio" for "DiCaprio",
+    "face book" for "Facebook") are both supported, at that word's place (in place)."""
+    words = cap.all_tokens
+    for n in range(len(units) - 1):
+        if (ok[n] and ok[n + 1]) or units[n + 1][0] != units[n][0] + 1:
+            continue
+        joined = units[n][1] + units[n + 1][1]
+        if len(joined) >= 6 and joined in words:
+            at = cap.key_positions.get(joined) or (-1,)
+            pos[n] = pos[n + 1] = at
+            ok[n] = ok[n + 1] = True
+
+
 def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
             tokens: list[str], fuzzy_cutoff: float, *, pair_weight: float = 0.3,
             weakest_weight: float = 0.25, numbers: Sequence[tuple[str, bool]] = (),
@@ -243,6 +258,8 @@ def support(an: Analyser, cap: CaptionFacts, units: list[tuple[int, str, str]],
         pos = [_positions(an, cap, t, k, fuzzy_cutoff) if p is None else p
                for p, (_, t, k) in zip(pos, units, strict=True)]
     ok = list(map(bool, pos))
+    if False in ok and len(units) > 1:
+        _split_words(units, pos, ok, cap)
     if given and given_weight != 1.0:
         weights = [w * given_weight if s and u[2] in given else w
                    for w, s, u in zip(weights, ok, units, strict=True)]
