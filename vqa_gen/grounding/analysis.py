@@ -671,11 +671,11 @@ class Analyser:
             negk.update(compress(content_keys, negated))
         else:
             aff.update(content_keys)
+        plain = self._plain
         if facts.moot:  # a negated relation's terms: ambiguous, never a conflict
-            negk.update(keys_[i] for i in facts.content_index if i in facts.moot)
+            negk.update(keys_[i] for i in facts.moot if plain[tokens[i]])
         if "whether" in tokens:  # "to determine whether X increases Y": asks, asserts nothing
-            asked = _asked_positions(tokens)
-            negk.update(keys_[i] for i in facts.content_index if i in asked)
+            negk.update(keys_[i] for i in _asked_positions(tokens) if plain[tokens[i]])
         keys = key_set = self.norm.key_set(view)  # copied before it gains implied keys
         implying = self._implies.intersection(tokens)
         if implying:
