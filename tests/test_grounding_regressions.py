@@ -1245,3 +1245,15 @@ def test_two_unrelated_words_are_not_joined(f):
     # only the evidence's own word counts: "face" and "book" alone back nothing here
     v = f.check("He posted the photo online.", "", "He posted the photo on face book.")
     assert "unsupported_content" in v.codes, v.to_dict()
+
+
+def test_a_yes_or_no_to_a_negated_question_is_no_polarity_conflict(f):
+    # "Is beer not an alcoholic drink?" / "yes it is, ..." (q2): a "yes" or "no" to a negated
+    # question may agree with the negation or with the thing negated; it had been read as
+    # "beer is not alcoholic" and rejected
+    cap = "Beer is one of the most widely consumed alcoholic drinks in the world."
+    v = f.check(cap, "Is beer not an alcoholic drink?",
+                "yes it is , it is the most consumed alcoholic drink in the world")
+    assert "negation_conflict" not in v.codes, v.to_dict()
+    v = f.check(cap, "Is beer an alcoholic drink?", "No.")
+    assert "negation_conflict" in v.codes, v.to_dict()

@@ -28,14 +28,11 @@ class NegationCheck(Check):
         cf = cap.facts
         only_neg, only_aff = cap.only_negated, cap.only_affirmed
         conflicts: list[str] = []
-        # Yes/no questions: the answer's polarity applies to the question's terms.
-        if qa.yes_no and qa.polarity and qa.question_content:
-            q_neg = any(qa.question.negated)
+        # Yes/no questions: the answer's polarity applies to the question's terms. (Not to a
+        # negated question's: "Is beer not alcoholic?" / "Yes" may agree with either.)
+        if qa.yes_no and qa.polarity and qa.question_content and True not in qa.question.negated:
             pol = qa.polarity
-            if q_neg:
-                pol = "no" if pol == "yes" else "yes"
-            terms = [(t, k) for i, t, k in qa.question_content if not qa.question.negated[i]]
-            terms = terms or [(t, k) for _, t, k in qa.question_content]
+            terms = [(t, k) for _, t, k in qa.question_content]
             if pol == "yes":
                 conflicts += [t for t, k in terms if _in(k, only_neg)]
             elif (terms and all(_in(k, only_aff) for _, k in terms)
