@@ -6,7 +6,9 @@ import re
 
 import pytest
 
+from vqa_gen.grounding import FilterConfig, GroundingFilter
 from vqa_gen.grounding.analysis import Analyser
+from vqa_gen.grounding.echo import Example, echoed_words
 from vqa_gen.grounding.numbers import NumberExtractor, supports, within_bound
 from vqa_gen.grounding.patterns import first_letters, trie_pattern
 from vqa_gen.grounding.text import (
@@ -536,3 +538,50 @@ def test_topic_gates_hide_no_topic(question):
     check = AnswerabilityCheck(Analyser())
     assert any(q_re.search(question) for _, q_re, _ in check._topics)
     assert QUESTION_CUES.search(question) and check._topic_gate.search(question)
+
+
+# -- few-shot echo (grounding.echo) -----------------------------------------------------------
+
+_EXAMPLES = (Example("Pityriasis rosea: oval salmon-pink scaly patches along the skin cleavage "
+                     "lines of the trunk of a 22-year-old man.",
+                     ("Pityriasis rosea.", "Salmon-pink.", "On the trunk.", "Oval.")),
+             Example("Dermoscopy of a clear cell acanthoma showing dotted vessels.",
+                     ("A dermoscopic image.", "Clear cell acanthoma.")))
+
+
+def _words(text: str) -> list[str]:
+    return text.casefold().replace(".", " ").replace(":", " ").replace(",", " ").split()
+
+
+@pytest.mark.parametrize(("answer", "caption", "borrowed"), [
+    ("Salmon-pink.", "Urticaria: pale pink wheals on the trunk.", ["salmon-pink"]),
+    ("  salmon-pink ", "Urticaria: pale pink wheals on the trunk.", ["salmon-pink"]),
+    ("Oval.", "Nummular eczema: round plaques on the legs.", ["oval"]),
+    # the example's answer, but this caption writes its words too: no echo
+    ("On the trunk.", "Urticaria: pale pink wheals on the trunk.", []),
+    # a generic answer the example gives takes nothing from the example's caption
+    ("A dermoscopic image.", "Dermoscopy of a cherry angioma.", []),
+    # not word for word an example answer
+    ("Salmon-pink patches.", "Urticaria: pale pink wheals.", []),
+    ("Pink.", "Urticaria: pale pink wheals.", []),
+    ("", "Urticaria.", []),
+])
+def test_an_echo_is_an_example_answer_with_words_of_the_example_caption(answer, caption,
+                                                                         borrowed):
+    assert echoed_words(answer, _EXAMPLES, set(_words(caption)), _words,
+                        frozenset({"on", "the", "a"})) == borrowed
+
+
+def test_the_filter_blocks_an_echo_only_when_given_the_examples():
+    filt = GroundingFilter(FilterConfig())
+    caption = "Urticaria. Pale pink wheals on the trunk and proximal arms."
+    pairs = [("What colour are the wheals?", "Salmon-pink."),
+             ("Where are the wheals?", "On the trunk.")]
+    plain = filt.check_record(caption, pairs)
+    echoed = filt.check_record(caption, pairs, examples=_EXAMPLES)
+    assert plain[0].passed and not echoed[0].passed
+    assert [r.code for r in echoed[0].reasons][-1] == "example_echo"
+    assert echoed[0].score == plain[0].score  # a blocking code: the score still ranks support
+    assert echoed[1] == plain[1]  # "trunk" is this caption's own word
+    off = GroundingFilter(FilterConfig(checks={"echo": {"enabled": False}}))
+    assert off.check_record(caption, pairs, examples=_EXAMPLES)[0].passed

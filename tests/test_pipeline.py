@@ -63,6 +63,30 @@ def test_grounded_pairs_are_kept_and_made_up_ones_rejected_with_reasons():
                                  "type", "template", "model", "grounding"}
 
 
+URTICARIA = CaptionRecord(id="r2", image="img/2.jpg", modality="clinical", caption=(
+    "Urticaria. Transient, oedematous, pale pink wheals of varying size on the trunk and "
+    "proximal arms. No scale or vesicles."))
+
+
+def test_an_answer_copied_from_the_prompts_worked_example_is_rejected():
+    """open_vqa's clinical example answers "What colour are the patches?" with "Salmon-pink."
+    (its caption: "oval salmon-pink scaly patches"). The tiny model repeats it for a caption
+    that says "pale pink": "salmon" is a shade of pink, so the support score keeps it; the copy
+    of the example is what gives it away. A generic answer the example also gives, and the
+    caption's own words, stay."""
+    reply = _reply(("What colour are the patches?", "Salmon-pink.", "color"),
+                   ("Where are the lesions?", "On the trunk and proximal arms.", "location"),
+                   ("What colour are the wheals?", "Pale pink.", "color"))
+    with FakeOpenAIServer(responder=canned(reply)) as srv:
+        result = asyncio.run(_process(srv, record=URTICARIA, qa_per_caption=3))
+    assert [s.answer for s in result.kept] == ["On the trunk and proximal arms.", "Pale pink."]
+    [echo] = result.rejected
+    codes = {r.code: r for r in echo.grounding.reasons}
+    assert codes["example_echo"].evidence == "salmon-pink"
+    assert codes["example_echo"].penalty == 0.0  # blocks; the support score is left as it was
+    assert echo.grounding.score > FilterConfig().threshold
+
+
 def test_request_carries_schema_seed_and_the_caption_as_data():
     with FakeOpenAIServer() as srv:
         asyncio.run(_process(srv, qa_per_caption=3, seed=7, temperature=0.2))

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .answers import AnswerFormatError, QAPair, response_format_for
 from .cache import cache_key
-from .grounding import FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
+from .grounding import Example, FilterConfig, GroundingFilter, GroundingJudge, Reason, Verdict
 from .grounding.lexicon import TASK_REFUSAL_CUES
 from .llm import Completion, LLMError, Usage
 from .output import dumps_line
@@ -281,6 +281,22 @@ def _combine_turns(verdicts: list[Verdict]) -> Verdict:
                    passed=all(v.passed for v in verdicts), reasons=reasons)
 
 
+def worked_examples(template: Template, modality: str | None) -> tuple[Example, ...]:
+    """The template's few-shot examples for a modality as the grounding filter reads them
+    (its `example_echo` rule): each caption with the answers its reply gives, every turn of a
+    conversation. A reply that does not parse in the template's answer format gives none."""
+    out = []
+    for ex in template.examples_for(modality):
+        try:
+            pairs = template.parse(ex["reply"])
+        except AnswerFormatError:  # (a malformed example teaches nothing to compare with)
+            continue
+        answers = [str(t.get("answer", "")) for p in pairs
+                   for t in (p.extra.get("conversation") or [{"answer": p.answer}])]
+        out.append(Example(ex["caption"], tuple(a for a in answers if a)))
+    return tuple(out)
+
+
 def judge_pairs(record: CaptionRecord, pairs: list[QAPair], *, template: Template,
                 grounding: GroundingFilter, model: str
                 ) -> tuple[list[QASample], list[QASample]]:
@@ -302,7 +318,7 @@ def judge_pairs(record: CaptionRecord, pairs: list[QAPair], *, template: Templat
             units.append((i, p.question, p.answer, p.type))
     unit_verdicts = grounding.check_record(
         record.caption, [(q, a) for _, q, a, _ in units], meta=record.meta or None,
-        qa_types=[t for *_, t in units],
+        qa_types=[t for *_, t in units], examples=worked_examples(template, record.modality),
     )
     per_pair: list[list[Verdict]] = [[] for _ in pairs]
     for (i, *_), v in zip(units, unit_verdicts, strict=True):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from . import support as _support
 from .config import CHECK_NAMES, CheckSettings, FilterConfig
+from .echo import Example
 from .filter import GroundingFilter
 from .judge import GroundingJudge
 from .verdict import Reason, Verdict
@@ -85,10 +86,14 @@ CODES: dict[str, str] = {
                         "morphology have a sex?', 'Is the spritz a diagnosis?') answered yes "
                         "or no, or one asking what a word means ('What is a "
                         "histopathology?'): the pair says nothing about the image (blocking)",
+    "example_echo": "the answer is word for word one of the prompt's worked-example answers "
+                    "and writes a word of that example's caption which this caption does not "
+                    "('Salmon-pink.' copied from the example for a 'pale pink' caption) "
+                    "(blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",
     "judge_unsupported": "LLM judge (optional): claims of the answer the caption does not mention",
 }
 
-__all__ = ["CHECK_NAMES", "CODES", "COMPILED", "CheckSettings", "FilterConfig", "GroundingFilter",
-           "GroundingJudge", "Reason", "Verdict"]
+__all__ = ["CHECK_NAMES", "CODES", "COMPILED", "CheckSettings", "Example", "FilterConfig",
+           "GroundingFilter", "GroundingJudge", "Reason", "Verdict"]

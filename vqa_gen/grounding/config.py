@@ -17,7 +17,7 @@ Strictness = Literal["lenient", "default", "strict"]
 
 CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers",
                                 "demographics", "negation", "answerability", "relevance",
-                                "duplicates",
+                                "duplicates", "echo",
                                 "judge")
 
 # Blocking codes fail a pair whatever its score. The VQA-only rules (form, leakage, an
@@ -26,7 +26,8 @@ CHECK_NAMES: tuple[str, ...] = ("empty", "form", "leakage", "content", "numbers"
 _BASE_BLOCKING = ["empty_answer", "empty_question", "malformed_question", "refusal",
                   "text_leakage", "duplicate_question", "answer_mismatch",
                   "unanswerable_question", "degenerate_answer", "duplicate_answer",
-                  "answer_is_question", "self_contradiction", "vacuous_question"]
+                  "answer_is_question", "self_contradiction", "vacuous_question",
+                  "example_echo"]
 _STRICT_EXTRA = ["negation_conflict", "sex_mismatch", "age_mismatch", "laterality_mismatch",
                  "site_mismatch", "number_mismatch"]
 

@@ -20,6 +20,7 @@ from .checks.negation import NegationCheck
 from .checks.numbers import NumberCheck
 from .checks.relevance import RelevanceCheck
 from .config import FilterConfig
+from .echo import Example, echoed_words
 from .verdict import Reason, Verdict, new_reason, new_verdict
 
 _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, ContentCheck,
@@ -66,6 +67,9 @@ class GroundingFilter:
         self._dup_enabled = dup.enabled
         self._dup_penalty = float(dup.params.get("penalty", 0.0)) * dup.weight
         self._dup_threshold = float(dup.params.get("threshold", cfg.duplicate_threshold or 90))
+        echo = cfg.check("echo")
+        self._echo_enabled = echo.enabled
+        self._echo_penalty = float(echo.params.get("penalty", 0.0)) * echo.weight
         self._blocking = frozenset(cfg.blocking_codes or ())
         self._threshold = float(cfg.threshold if cfg.threshold is not None else 0.5)
         self._last: tuple[tuple[str, str], CaptionFacts] | None = None
@@ -130,9 +134,12 @@ class GroundingFilter:
 
     def check_record(self, caption: str, pairs: Sequence[tuple[str, str]],
                      meta: Mapping[str, Any] | None = None,
-                     qa_types: Sequence[str | None] | None = None) -> list[Verdict]:
+                     qa_types: Sequence[str | None] | None = None,
+                     examples: Sequence[Example] = ()) -> list[Verdict]:
         """Verdicts for all pairs of one record (caption analysed once), plus the within-record
-        near-duplicate-question check: the worse of two near-duplicates fails."""
+        near-duplicate-question check: the worse of two near-duplicates fails. `examples`: the
+        worked examples the prompt showed the model, whose answers copied here fail
+        (`example_echo`, see `grounding.echo`)."""
         cap = self.caption_facts(caption, meta)  # shared with the template's demographics
         check = self._check_facts
         if qa_types is None:
@@ -141,10 +148,34 @@ class GroundingFilter:
             types = list(qa_types)
             verdicts = [check(cap, str(q or ""), str(a or ""), types[i] if i < len(types) else None)
                         for i, (q, a) in enumerate(pairs)]
+        if examples and self._echo_enabled:
+            verdicts = self.mark_echoes(cap, [a for _, a in pairs], verdicts, examples)
         if self._dup_enabled and len(pairs) > 1:
             verdicts = self.mark_duplicates([q for q, _ in pairs], verdicts,
                                             [a for _, a in pairs])
         return verdicts
+
+    def mark_echoes(self, cap: CaptionFacts, answers: Sequence[str], verdicts: list[Verdict],
+                    examples: Sequence[Example]) -> list[Verdict]:
+        """Fail each answer that repeats a worked example's answer with a word of that
+        example's caption which this caption does not write (`example_echo`, blocking)."""
+        out = verdicts
+        for i, answer in enumerate(answers):
+            borrowed = echoed_words(str(answer or ""), examples, cap.all_tokens,
+                                    self._words, self.analyser.stop)
+            if borrowed:
+                r = new_reason("example_echo", "echo",
+                               "the answer repeats the prompt's worked example, with words "
+                               "of the example's caption that this caption does not have",
+                               self._echo_penalty, ", ".join(borrowed))
+                if out is verdicts:
+                    out = list(verdicts)
+                out[i] = self.combine((*out[i].reasons, r))
+        return out
+
+    def _words(self, text: str) -> list[str]:
+        """Folded words and numbers of a text, as the caption's `all_tokens` holds them."""
+        return [t for t in self.analyser.norm.view(text).tokens if t[:1].isalnum()]
 
     # -- duplicates --------------------------------------------------------------------
     def question_key(self, question: str) -> str:

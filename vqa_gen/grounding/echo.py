@@ -1,0 +1,52 @@
+"""Few-shot echo: an answer copied from the prompt's own worked example, not from the caption.
+
+A small model shown one worked example ("Pityriasis rosea: oval salmon-pink scaly patches ..."
+/ "What colour are the patches?" -> "Salmon-pink.") often repeats the example's answer for
+another image. When the repeated answer is a synonym of what the caption says ("salmon" and
+"pink" are one colour group), the support score cannot tell it from a paraphrase; the copy
+itself can: the answer is word for word one of the example's answers, and it writes a word
+that the example's caption writes and this record's caption does not. A generic answer the
+example also gives ("A dermoscopic image.") takes nothing from the example's caption, so it is
+left to the other checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
+from typing import NamedTuple
+
+_EDGE = " \t\n.,;:!?\"'()[]"
+
+
+def answer_key(answer: str) -> str:
+    """An answer as compared with the example answers: case, spacing and the punctuation at
+    its ends aside ("Salmon-pink." = "salmon-pink")."""
+    return " ".join(answer.casefold().split()).strip(_EDGE)
+
+
+class Example(NamedTuple):
+    """One worked example of a prompt: its caption and the answers of its reply."""
+
+    caption: str
+    answers: tuple[str, ...]
+
+
+def echoed_words(answer: str, examples: Sequence[Example], caption_words: AbstractSet[str],
+                 words: Callable[[str], list[str]], stop: AbstractSet[str]) -> list[str]:
+    """The words `answer` takes from an example's caption when it repeats one of that
+    example's answers (empty: no echo). `caption_words` are the words the record's caption and
+    metadata write; `words` splits a text into the same kind of (folded) words; stop words
+    never count."""
+    key = answer_key(answer)
+    if not key:
+        return []
+    for ex in examples:
+        if any(answer_key(a) == key for a in ex.answers):
+            in_example = set(words(ex.caption))
+            borrowed = [w for w in dict.fromkeys(words(answer))
+                        if w in in_example and w not in caption_words and w not in stop
+                        and w[:1].isalnum()]
+            if borrowed:
+                return borrowed
+    return []
