@@ -357,6 +357,10 @@ BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests w
     ("What is seen?", "A papillary carcinoma of the dermis.", False),
     ("What is the morphology?", "Nodular basal cell carcinoma", True),
     ("What is the morphology?", "Basaloid tumour nests with peripheral palisading.", True),
+    # (the quick start, 2026-12-04: kept at 0.62) a disease the caption never names, made of
+    # two of its words: "basaloid" (tumour nests) before "carcinoma" (basal cell carcinoma)
+    ("The morphology of the cell is?", "Basaloid carcinoma.", False),
+    ("What is the diagnosis?", "Basal cell carcinoma, nodular type", True),
 ])
 def test_a_disease_renamed_by_an_unsupported_term_is_rejected_whatever_the_question(
         f, question, answer, ok):

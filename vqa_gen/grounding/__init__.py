@@ -50,7 +50,9 @@ CODES: dict[str, str] = {
     "unsupported_diagnosis": "a diagnosis question answered with a specific term the caption "
                              "does not name, or any answer with such a term right before a "
                              "disease name ('papillary cell carcinoma' for a basal cell "
-                             "carcinoma): another disease",
+                             "carcinoma), or a specific word of the caption before a disease "
+                             "name it has, never together there ('basaloid carcinoma' for "
+                             "'basal cell carcinoma ... basaloid tumour nests'): another disease",
     "contradicted_content": "answer word the caption contradicts: its opposite (upper/lower, "
                             "...), another colour, lesion type, month or weekday, or another "
                             "name where the caption names someone",

@@ -65,6 +65,18 @@ def _renamed_disease(units: list[tuple[int, str, str]], unsupported: tuple[str, 
     return None
 
 
+def _recombined_disease(broken_pairs: tuple[str, ...], specific: float) -> str | None:
+    """"Basaloid carcinoma" for a caption of "basal cell carcinoma ... basaloid tumour nests":
+    a specific word right before a disease name, both in the caption but never together. The
+    answer names a disease the caption does not, made of its words."""
+    for pair in broken_pairs:
+        a, _, head = pair.partition(" ")
+        if (head.endswith(_DISEASE_ENDS) and not a.endswith(_DISEASE_ENDS)
+                and informativeness(a) >= specific):
+            return pair
+    return None
+
+
 def _swapped_names(cap: CaptionFacts, tokens: list[str], raw: str,
                    items: list[tuple[int, str, str]]) -> list[str]:
     """Unsupported names of the answer written where the caption names someone or something
@@ -407,6 +419,8 @@ class ContentCheck(Check):
         renamed = _renamed_disease(a_units, sup.unsupported, p["specific_term"],
                                    qa.answer.view.tokens
                                    ) if sup.unsupported and not qa.yes_no else None
+        if not renamed and sup.broken_pairs and not qa.yes_no:
+            renamed = _recombined_disease(sup.broken_pairs, p["specific_term"])
         if renamed:
             out.append(self.reason(
                 "unsupported_diagnosis", "the answer names a disease the caption does not: "
