@@ -585,3 +585,32 @@ def test_the_filter_blocks_an_echo_only_when_given_the_examples():
     assert echoed[1] == plain[1]  # "trunk" is this caption's own word
     off = GroundingFilter(FilterConfig(checks={"echo": {"enabled": False}}))
     assert off.check_record(caption, pairs, examples=_EXAMPLES)[0].passed
+
+
+_HAEMATOMA = ("Dermoscopy of a subungual haematoma of the left great toenail: homogeneous "
+              "red-purple to black pigmentation with peripheral globules.")
+_DERM_EXAMPLE = (Example("Dermoscopy of a clear cell acanthoma showing dotted vessels arranged "
+                         "in a string-of-pearls pattern.",
+                         ("A dermoscopic image.", "Clear cell acanthoma.",
+                          "As dotted vessels in a string-of-pearls pattern.")),)
+
+
+@pytest.mark.parametrize(("answer", "echo"), [
+    # (the quick start, 2026-12-04: kept at 0.70) "string" is unsupported here, and the only
+    # string the model saw is the example's "string-of-pearls"
+    ("As a string of black pigment on the nail", "string"),
+    ("Dotted vessels.", "dotted, vessels"),
+    # unsupported, but not from the example: the support score's business
+    ("A longitudinal band of brown pigment.", None),
+    # the example's words that this caption supports
+    ("Homogeneous black pigmentation with peripheral globules.", None),
+    ("A dermoscopic image.", None),
+])
+def test_an_unsupported_word_of_the_example_caption_is_an_echo(answer, echo):
+    filt = GroundingFilter(FilterConfig())
+    [v] = filt.check_record(_HAEMATOMA, [("How does the haematoma present?", answer)],
+                            examples=_DERM_EXAMPLE)
+    found = [r.evidence for r in v.reasons if r.code == "example_echo"]
+    assert found == ([echo] if echo else []), v.to_dict()
+    if echo:
+        assert not v.passed

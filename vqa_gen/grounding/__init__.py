@@ -90,7 +90,8 @@ CODES: dict[str, str] = {
                         "histopathology?'): the pair says nothing about the image (blocking)",
     "example_echo": "the answer is word for word one of the prompt's worked-example answers "
                     "and writes a word of that example's caption which this caption does not "
-                    "('Salmon-pink.' copied from the example for a 'pale pink' caption) "
+                    "('Salmon-pink.' copied from the example for a 'pale pink' caption), or "
+                    "writes a word of an example's caption that this caption does not support "
                     "(blocking)",
     "judge_contradicted": "LLM judge (optional): a claim of the answer is contradicted by the "
                           "caption",

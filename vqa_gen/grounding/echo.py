@@ -7,7 +7,9 @@ another image. When the repeated answer is a synonym of what the caption says ("
 itself can: the answer is word for word one of the example's answers, and it writes a word
 that the example's caption writes and this record's caption does not. A generic answer the
 example also gives ("A dermoscopic image.") takes nothing from the example's caption, so it is
-left to the other checks.
+left to the other checks. A looser copy gives itself away the same way: a word the caption
+does not support that the example's caption writes, alone or as part of a hyphenated word
+("As a string of black pigment on the nail" after the example's "string-of-pearls pattern").
 """
 
 from __future__ import annotations
@@ -32,21 +34,39 @@ class Example(NamedTuple):
     answers: tuple[str, ...]
 
 
+def _with_parts(words: list[str]) -> set[str]:
+    """The words and the parts of the hyphenated ones ("string-of-pearls": string, pearls)."""
+    out = set(words)
+    for w in words:
+        if "-" in w:
+            out.update(p for p in w.split("-") if p)
+    return out
+
+
 def echoed_words(answer: str, examples: Sequence[Example], caption_words: AbstractSet[str],
-                 words: Callable[[str], list[str]], stop: AbstractSet[str]) -> list[str]:
-    """The words `answer` takes from an example's caption when it repeats one of that
-    example's answers (empty: no echo). `caption_words` are the words the record's caption and
-    metadata write; `words` splits a text into the same kind of (folded) words; stop words
-    never count."""
+                 words: Callable[[str], list[str]], stop: AbstractSet[str],
+                 unsupported: Callable[[str], bool] | None = None) -> list[str]:
+    """The words `answer` takes from an example's caption (empty: no echo): all of them when it
+    repeats one of that example's answers; else, given `unsupported` (is a word unsupported by
+    the record's caption?), the unsupported ones. `caption_words` are the words the record's
+    caption and metadata write; `words` splits a text into the same kind of (folded) words;
+    stop words and numbers (the number check's) never count."""
     key = answer_key(answer)
     if not key:
         return []
+    mine: list[str] | None = None
     for ex in examples:
+        in_example = _with_parts(words(ex.caption))
+        if mine is None:
+            mine = [w for w in dict.fromkeys(words(answer))
+                    if w not in caption_words and w not in stop and w[:1].isalpha()]
+        taken = [w for w in mine if w in in_example]
+        if not taken:
+            continue
         if any(answer_key(a) == key for a in ex.answers):
-            in_example = set(words(ex.caption))
-            borrowed = [w for w in dict.fromkeys(words(answer))
-                        if w in in_example and w not in caption_words and w not in stop
-                        and w[:1].isalnum()]
-            if borrowed:
-                return borrowed
+            return taken
+        if unsupported is not None:
+            taken = [w for w in taken if unsupported(w)]
+            if taken:
+                return taken
     return []

@@ -70,6 +70,7 @@ class GroundingFilter:
         echo = cfg.check("echo")
         self._echo_enabled = echo.enabled
         self._echo_penalty = float(echo.params.get("penalty", 0.0)) * echo.weight
+        self._fuzzy_cutoff = float(cfg.fuzzy_cutoff or 88.0)  # (the content check's)
         self._blocking = frozenset(cfg.blocking_codes or ())
         self._threshold = float(cfg.threshold if cfg.threshold is not None else 0.5)
         self._last: tuple[tuple[str, str], CaptionFacts] | None = None
@@ -158,15 +159,21 @@ class GroundingFilter:
     def mark_echoes(self, cap: CaptionFacts, answers: Sequence[str], verdicts: list[Verdict],
                     examples: Sequence[Example]) -> list[Verdict]:
         """Fail each answer that repeats a worked example's answer with a word of that
-        example's caption which this caption does not write (`example_echo`, blocking)."""
+        example's caption which this caption does not write, or that writes a word of an
+        example's caption this caption does not support (`example_echo`, blocking)."""
+        an, fuzzy = self.analyser, self._fuzzy_cutoff
+
+        def unsupported(word: str) -> bool:
+            return not an.supported(word, an.norm.key(word), cap, fuzzy)
+
         out = verdicts
         for i, answer in enumerate(answers):
             borrowed = echoed_words(str(answer or ""), examples, cap.all_tokens,
-                                    self._words, self.analyser.stop)
+                                    self._words, self.analyser.stop, unsupported)
             if borrowed:
                 r = new_reason("example_echo", "echo",
-                               "the answer repeats the prompt's worked example, with words "
-                               "of the example's caption that this caption does not have",
+                               "the answer repeats the prompt's worked example: words of the "
+                               "example's caption that this caption does not have",
                                self._echo_penalty, ", ".join(borrowed))
                 if out is verdicts:
                     out = list(verdicts)
