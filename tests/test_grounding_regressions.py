@@ -908,6 +908,20 @@ def test_a_statement_for_a_generated_question_is_malformed_however_long(f):
     assert "malformed_question" not in f.check(caption, "What is it?", a, qa_type="other").codes
 
 
+@pytest.mark.parametrize(("caption", "answer"), [
+    # (MedHallu) an ellipsis: the modifier a few words before the disease name still names it
+    ("Markers that tell nonalcoholic (NASH) from alcoholic steatohepatitis (ASH) are lacking.",
+     "Laboratory markers tell nonalcoholic steatohepatitis from the alcoholic form."),
+    # (MedHallu) not written together in the answer either: "vagal body paragangliomas"
+    ("Thirty tumours were measured, carotid body and vagal body tumours among them. Head and "
+     "neck paragangliomas grow slowly.", "The growth of vagal body paragangliomas is slow."),
+])
+def test_caption_words_before_a_disease_name_that_the_caption_may_join_rename_nothing(
+        f, caption, answer):
+    v = f.check(caption, "", answer)
+    assert "unsupported_diagnosis" not in v.codes, v.to_dict()
+
+
 @pytest.mark.parametrize(("caption", "question", "answer", "renamed"), [
     ("Chronic plaque psoriasis on the elbows.", "What is shown?", "An exacerbation of psoriasis.",
      False),

@@ -40,6 +40,7 @@ _PREFIXED_WORD = re.compile(rf"\b(?:{_PREFIXES_RE})[a-z][a-z-]*")  # (from the l
 
 _DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
                  "disease", "syndrome", "dermatosis", "keratosis")
+_ELLIPSIS_SPAN = 6  # content words from a modifier to the disease name it may still qualify
 # words that end a noun phrase: what follows one is no longer what the word before it names
 _PHRASE_BREAKS = frozenset({"of", "for", "in", "on", "at", "with", "to", "from", "by", "against",
                             "after", "before", "during", "without", "than", "as", "into"})
@@ -65,15 +66,25 @@ def _renamed_disease(units: list[tuple[int, str, str]], unsupported: tuple[str, 
     return None
 
 
-def _recombined_disease(broken_pairs: tuple[str, ...], specific: float) -> str | None:
+def _recombined_disease(units: list[tuple[int, str, str]], broken_pairs: tuple[str, ...],
+                        specific: float, cap: CaptionFacts) -> str | None:
     """"Basaloid carcinoma" for a caption of "basal cell carcinoma ... basaloid tumour nests":
-    a specific word right before a disease name, both in the caption but never together. The
+    a specific word written right before a disease name, both in the caption but never
+    together there (a broken pair), and never the one a few content words before the other
+    (an ellipsis, "nonalcoholic (NASH) and alcoholic steatohepatitis", is together). The
     answer names a disease the caption does not, made of its words."""
-    for pair in broken_pairs:
-        a, _, head = pair.partition(" ")
-        if (head.endswith(_DISEASE_ENDS) and not a.endswith(_DISEASE_ENDS)
-                and informativeness(a) >= specific):
-            return pair
+    broken = set(broken_pairs)
+    for j in range(len(units) - 1):
+        (i, word, key), (i2, head, head_key) = units[j], units[j + 1]
+        if (i2 != i + 1 or not head.endswith(_DISEASE_ENDS) or word.endswith(_DISEASE_ENDS)
+                or f"{word} {head}" not in broken or informativeness(word) < specific):
+            continue
+        at = cap.key_positions
+        heads = at.get(head_key) or at.get(head) or ()
+        if any(0 < h - m <= _ELLIPSIS_SPAN for m in (at.get(key) or at.get(word) or ())
+               for h in heads):
+            continue
+        return f"{word} {head}"
     return None
 
 
@@ -420,7 +431,7 @@ class ContentCheck(Check):
                                    qa.answer.view.tokens
                                    ) if sup.unsupported and not qa.yes_no else None
         if not renamed and sup.broken_pairs and not qa.yes_no:
-            renamed = _recombined_disease(sup.broken_pairs, p["specific_term"])
+            renamed = _recombined_disease(a_units, sup.broken_pairs, p["specific_term"], cap)
         if renamed:
             out.append(self.reason(
                 "unsupported_diagnosis", "the answer names a disease the caption does not: "
