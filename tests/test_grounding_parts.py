@@ -8,7 +8,7 @@ import pytest
 
 from vqa_gen.grounding import FilterConfig, GroundingFilter
 from vqa_gen.grounding.analysis import Analyser
-from vqa_gen.grounding.echo import Example, echoed_words
+from vqa_gen.grounding.echo import Example, echoed_words, example_words
 from vqa_gen.grounding.numbers import NumberExtractor, supports, within_bound
 from vqa_gen.grounding.patterns import first_letters, trie_pattern
 from vqa_gen.grounding.text import (
@@ -568,8 +568,8 @@ def _words(text: str) -> list[str]:
 ])
 def test_an_echo_is_an_example_answer_with_words_of_the_example_caption(answer, caption,
                                                                          borrowed):
-    assert echoed_words(answer, _EXAMPLES, set(_words(caption)), _words,
-                        frozenset({"on", "the", "a"})) == borrowed
+    assert echoed_words(answer, _EXAMPLES, example_words(_EXAMPLES, _words),
+                        set(_words(caption)), _words, frozenset({"on", "the", "a"})) == borrowed
 
 
 def test_the_filter_blocks_an_echo_only_when_given_the_examples():

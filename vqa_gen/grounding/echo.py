@@ -43,23 +43,31 @@ def _with_parts(words: list[str]) -> set[str]:
     return out
 
 
-def echoed_words(answer: str, examples: Sequence[Example], caption_words: AbstractSet[str],
-                 words: Callable[[str], list[str]], stop: AbstractSet[str],
-                 unsupported: Callable[[str], bool] | None = None) -> list[str]:
+def example_words(examples: Sequence[Example], words: Callable[[str], list[str]]
+                  ) -> list[set[str]]:
+    """The words of each example's caption, with the parts of its hyphenated words: read
+    once per record, not once per answer."""
+    return [_with_parts(words(ex.caption)) for ex in examples]
+
+
+def echoed_words(answer: str, examples: Sequence[Example], in_examples: Sequence[AbstractSet[str]],
+                 caption_words: AbstractSet[str], words: Callable[[str], list[str]],
+                 stop: AbstractSet[str], unsupported: Callable[[str], bool] | None = None
+                 ) -> list[str]:
     """The words `answer` takes from an example's caption (empty: no echo): all of them when it
     repeats one of that example's answers; else, given `unsupported` (is a word unsupported by
-    the record's caption?), the unsupported ones. `caption_words` are the words the record's
-    caption and metadata write; `words` splits a text into the same kind of (folded) words;
-    stop words and numbers (the number check's) never count."""
+    the record's caption?), the unsupported ones. `in_examples` are the examples'
+    `example_words`; `caption_words` the words the record's caption and metadata write;
+    `words` splits a text into the same kind of (folded) words; stop words and numbers (the
+    number check's) never count."""
     key = answer_key(answer)
     if not key:
         return []
-    mine: list[str] | None = None
-    for ex in examples:
-        in_example = _with_parts(words(ex.caption))
-        if mine is None:
-            mine = [w for w in dict.fromkeys(words(answer))
-                    if w not in caption_words and w not in stop and w[:1].isalpha()]
+    mine = [w for w in dict.fromkeys(words(answer))
+            if w not in caption_words and w not in stop and w[:1].isalpha()]
+    if not mine:  # (every word of the answer is the caption's own)
+        return []
+    for ex, in_example in zip(examples, in_examples, strict=True):
         taken = [w for w in mine if w in in_example]
         if not taken:
             continue

@@ -20,7 +20,7 @@ from .checks.negation import NegationCheck
 from .checks.numbers import NumberCheck
 from .checks.relevance import RelevanceCheck
 from .config import FilterConfig
-from .echo import Example, echoed_words
+from .echo import Example, echoed_words, example_words
 from .verdict import Reason, Verdict, new_reason, new_verdict
 
 _CHECK_CLASSES: tuple[type[Check], ...] = (EmptyCheck, FormCheck, LeakageCheck, ContentCheck,
@@ -166,9 +166,10 @@ class GroundingFilter:
         def unsupported(word: str) -> bool:
             return not an.supported(word, an.norm.key(word), cap, fuzzy)
 
+        in_examples = example_words(examples, self._words)
         out = verdicts
         for i, answer in enumerate(answers):
-            borrowed = echoed_words(str(answer or ""), examples, cap.all_tokens,
+            borrowed = echoed_words(str(answer or ""), examples, in_examples, cap.all_tokens,
                                     self._words, self.analyser.stop, unsupported)
             if borrowed:
                 r = new_reason("example_echo", "echo",
