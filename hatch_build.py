@@ -1,20 +1,30 @@
-"""Build hook: with `VQA_GEN_COMPILE=1`, compile the grounding filter with mypyc.
+"""Build hook: compile the grounding filter with mypyc when this machine can.
 
 The filter is plain, fully typed Python; mypyc turns the same source into C extension modules
 (as black and mypy ship), about 1.5x the checks per second with every verdict identical
-(`benchmarks/grounding_verdicts.py`). Off by default: an ordinary or editable install runs the
-source as it is and needs no compiler. Only a regular wheel build compiles (an editable install
-would put extension modules beside the source, where they would shadow later edits). The
-compiler runs on a copy of the package, so the source tree never gains build artefacts.
+(`benchmarks/grounding_verdicts.py`). `VQA_GEN_COMPILE` decides:
+
+- unset (or `auto`): a regular wheel (`pip install .`) is compiled when a C compiler and the
+  Python headers are found, and is pure Python, with a warning, when they are not or the
+  compile fails: an install never fails for want of a compiler (as aiohttp's C speedups);
+- `1`: compile or fail (CI, release builds);
+- `0`: never compile.
+
+An editable install stays pure Python whatever the setting: extension modules beside the
+source would shadow later edits. The compiler runs on a copy of the package, so the source
+tree never gains build artefacts.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -33,26 +43,65 @@ LEFT_AS_SOURCE = frozenset({"vqa_gen/grounding/__init__.py", "vqa_gen/grounding/
 OUT = Path("build") / "mypyc"  # the built modules, outside the package (they shadow nothing)
 
 
-def _wanted() -> bool:
-    return os.environ.get(ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+def _mode() -> str:
+    """`auto`, `on` or `off`, from `VQA_GEN_COMPILE` (unknown values are an error)."""
+    raw = os.environ.get(ENV, "").strip().lower()
+    if raw in {"", "auto"}:
+        return "auto"
+    if raw in {"1", "true", "yes", "on"}:
+        return "on"
+    if raw in {"0", "false", "no", "off"}:
+        return "off"
+    raise ValueError(f"{ENV}={raw!r}: expected 1, 0 or auto")
+
+
+def _missing_compiler() -> str | None:
+    """Why this interpreter cannot build C extension modules here (None: it can)."""
+    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    parts = shlex.split(cc)
+    exe = parts[0] if parts else "cc"
+    if shutil.which(exe) is None:
+        return f"no C compiler ({exe!r} not found)"
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    if not headers.is_file():
+        return f"no Python headers ({headers} not found)"
+    return None
+
+
+def missing_toolchain() -> str | None:
+    """Why the filter cannot be compiled in this build environment (None: it can)."""
+    why = _missing_compiler()
+    if why is None and importlib.util.find_spec("mypyc") is None:
+        why = "mypyc is not installed in the build environment"
+    return why
 
 
 class CompileGroundingHook(BuildHookInterface):
-    """Compiles `COMPILED_DIR` into the wheel when `VQA_GEN_COMPILE` is set."""
+    """Compiles `COMPILED_DIR` into a regular wheel (see the module docstring for when)."""
 
     def dependencies(self) -> list[str]:
-        if not _wanted():
+        mode = _mode()
+        if mode == "off" or (mode == "auto" and _missing_compiler()):
             return []
         # mypyc type-checks what it compiles: the runtime dependencies (pydantic's mypy plugin,
         # rapidfuzz's stubs) must be importable in the build environment.
         return ["mypy>=1.10", "setuptools>=65", *self.metadata.core.dependencies]
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
-        if not _wanted() or self.target_name != "wheel":
+        mode = _mode()
+        if mode == "off" or self.target_name != "wheel":
             return
         if version == "editable":
-            self.app.display_warning(f"{ENV}: editable installs stay pure Python (build a "
-                                     "wheel or `pip install .` to compile)")
+            if mode == "on":
+                self.app.display_warning(f"{ENV}: editable installs stay pure Python (build a "
+                                         "wheel or `pip install .` to compile)")
+            return
+        why = missing_toolchain()
+        if why:
+            if mode == "on":
+                raise RuntimeError(f"{ENV}=1: cannot compile: {why}")
+            self.app.display_warning(f"{ENV}: {why}: the grounding filter is installed as "
+                                     "pure Python (the same verdicts, about 1.5x slower)")
             return
         root = Path(self.root)
         out = root / OUT
@@ -60,7 +109,16 @@ class CompileGroundingHook(BuildHookInterface):
         if (out / "STAMP").is_file() and (out / "STAMP").read_text() == stamp:
             self.app.display_info(f"{ENV}: reusing {OUT} (compiled from this source)")
         else:  # (pip builds the wheel twice, for its metadata and then for real)
-            self._compile(root, out)
+            try:
+                self._compile(root, out)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                if mode == "on":
+                    raise
+                last = str(exc).strip().splitlines()[-1:] or [""]
+                self.app.display_warning(f"{ENV}: compiling failed ({last[0]}): the grounding "
+                                         "filter is installed as pure Python (set "
+                                         f"{ENV}=1 to see the whole error)")
+                return
             (out / "STAMP").write_text(stamp)
         built = [p for p in out.rglob("*") if p.suffix in (".so", ".pyd")]
         for p in built:

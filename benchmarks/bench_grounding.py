@@ -31,7 +31,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-try:  # the installed package (compiled when built with VQA_GEN_COMPILE=1), else this checkout
+try:  # the installed package (compiled by a regular install with a C compiler), else this checkout
     import vqa_gen  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

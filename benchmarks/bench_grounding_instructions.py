@@ -14,7 +14,7 @@ prints the difference per check, so start-up and imports do not count.
 workload, so two versions compare in one run. `--gc off` disables the garbage collector after
 the warm-up pass (the collector's share is the difference to a run with it on). `--installed`
 measures the vqa_gen this interpreter has installed instead of a checkout: run it with the
-interpreter of an install built with `VQA_GEN_COMPILE=1` to count the compiled build;
+interpreter of a compiled install (`pip install .` with a C compiler) to count the compiled build;
 `--profile N` then also lists its N costliest functions by inclusive instructions per check
 (read from the C functions mypyc names after them; the pure build shows only the interpreter). Needs
 `valgrind` on PATH; takes about a minute per set.
@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             if not COMPILED:
                 print("--profile reads the compiled build's function names: run it with the "
-                      "interpreter of a VQA_GEN_COMPILE=1 install", file=sys.stderr)
+                      "interpreter of a compiled install (pip install . with a C compiler)",
+                      file=sys.stderr)
                 return 2
             print(f"{where}, gc {args.gc}, {args.passes} passes minus 0 (after one warm-up)")
             for data in sets:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tree", type=Path, default=HERE.parent, help="checkout whose vqa_gen to use")
     ap.add_argument("--installed", action="store_true",
-                    help="use the installed vqa_gen (e.g. one built with VQA_GEN_COMPILE=1)")
+                    help="use the installed vqa_gen (e.g. a compiled regular install)")
     ap.add_argument("--data", type=Path, action="append", default=None)
     args = ap.parse_args(argv)
     if not args.installed:

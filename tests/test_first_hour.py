@@ -162,8 +162,11 @@ def test_multiple_choice_on_the_embedded_default_model_is_refused_up_front(tmp_p
 
 
 def test_version_flag():
+    from vqa_gen.grounding import COMPILED
+
     code, output = _cli("--version")
-    assert code == 0 and output.strip() == f"vqa-gen {__version__}"
+    build = "compiled" if COMPILED else "pure Python"
+    assert code == 0 and output.strip() == f"vqa-gen {__version__} (grounding filter: {build})"
 
 
 # -- honest exit codes --------------------------------------------------------------------

@@ -148,8 +148,11 @@ skipped): the folder is complete, but there is nothing to train on."""
 def _version_callback(value: bool) -> None:
     if value:
         from . import __version__
+        from .grounding import COMPILED
 
-        Console(highlight=False).print(f"vqa-gen {__version__}")
+        # (which build a regular install got: it compiles the filter when it can, else not)
+        build = "compiled" if COMPILED else "pure Python"
+        Console(highlight=False).print(f"vqa-gen {__version__} (grounding filter: {build})")
         raise typer.Exit()
 
 

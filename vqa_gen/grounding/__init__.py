@@ -33,8 +33,9 @@ from .filter import GroundingFilter
 from .judge import GroundingJudge
 from .verdict import Reason, Verdict
 
-# True in an install built with `VQA_GEN_COMPILE=1` (the filter's modules compiled by mypyc,
-# see hatch_build.py): the same source and verdicts, faster. Benchmarks print it.
+# True in a compiled install (a regular install where a C compiler was found, or one built
+# with `VQA_GEN_COMPILE=1`: the filter's modules compiled by mypyc, see hatch_build.py): the
+# same source and verdicts, faster. Benchmarks and `vqa-gen --version` print it.
 COMPILED: bool = not str(_support.__file__).endswith(".py")
 
 CODES: dict[str, str] = {
