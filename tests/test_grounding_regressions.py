@@ -1275,3 +1275,47 @@ def test_a_yes_or_no_to_a_negated_question_is_no_polarity_conflict(f):
     assert "negation_conflict" not in v.codes, v.to_dict()
     v = f.check(cap, "Is beer an alcoholic drink?", "No.")
     assert "negation_conflict" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize("caption", [
+    # quick start of 2026-12-04: "pagetoid spread" had counted as the caption talking about
+    # contagion, so a question about the mode of transmission was answerable
+    "Superficial spreading melanoma (H&E, x100). Pagetoid spread of atypical melanocytes "
+    "throughout the epidermis; Breslow thickness 0.8 mm, no ulceration.",
+    "Cellulitis: a spreading erythema on the lower leg.",
+])
+def test_a_spread_within_the_tissue_is_no_talk_of_contagion(f, caption):
+    v = f.check(caption, "What is the mode of transmission?",
+                "Breslow thickness 0.8 mm, no ulceration.")
+    assert "unanswerable_question" in v.codes, v.to_dict()
+
+
+def test_a_caption_about_spread_between_people_answers_a_contagion_question(f):
+    v = f.check("Scabies: burrows on the finger webs; it had spread to household contacts.",
+                "Is it transmitted to other people?", "Yes, to household contacts.")
+    assert "unanswerable_question" not in v.codes, v.to_dict()
+
+
+SEB = ("Dermoscopy of a sebaceous hyperplasia on the nose showing central yellow-white lobules "
+       "with crown vessels.")
+
+
+def test_a_generated_question_that_names_its_answer_is_rejected(f):
+    # quick start of 2026-12-04: kept at 1.0, though the question gives the answer away
+    q = "The image is a dermoscopic image of a sebaceous hyperplasia, what is it?"
+    a = "Dermoscopy of a sebaceous hyperplasia on the nose"
+    v = f.check(SEB, q, a, qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes and v.score == 1.0, v.to_dict()
+    # a question someone else wrote (a dialogue turn, an audited dataset) is left alone
+    assert f.check(SEB, q, a).passed
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("Where is the sebaceous hyperplasia?", "Sebaceous hyperplasia on the nose"),
+    ("What is the diagnosis?", "Sebaceous hyperplasia"),
+    ("What is the diagnosis of this sebaceous lesion?", "Sebaceous hyperplasia"),
+    ("What does this sebaceous hyperplasia show?", "Central yellow-white lobules."),
+])
+def test_a_question_that_names_its_subject_and_asks_for_more_is_kept(f, question, answer):
+    v = f.check(SEB, question, answer, qa_type="open")
+    assert v.passed, v.to_dict()

@@ -559,7 +559,10 @@ UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
     ("contagion",
      r"\b(contagio\w*|infectious to|transmi\w*|spread to others|catch(?:ing)? it|"
      r"pass(?:ed)? on|communicable|hereditary|inherit\w*|genetic)\b",
-     r"contagio|transmi|spread|communicab|heredit|inherit|genetic|familial"),
+     # (spread to other people; not "pagetoid spread", "superficial spreading melanoma")
+     r"contagio|transmi|communicab|heredit|inherit|genetic|familial|person[- ]to[- ]person|"
+     r"outbreak|epidemic|spread\w* (?:to|between|among|within) (?:other|people|person|"
+     r"contact|famil|household|sibling|partner|child)"),
     ("epidemiology",
      r"\b(most (?:common|frequent|prevalent)|how (?:common|frequent|rare)|prevalen\w*|"
      r"incidence|epidemiolog\w*|who (?:gets|is at risk)|how many people)\b",

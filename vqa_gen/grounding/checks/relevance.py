@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, QAFacts, after_lead_in
 from ..patterns import trie_pattern
+from ..support import informativeness
 from ..verdict import Reason
 from .base import Check
 
@@ -67,6 +68,9 @@ _IMAGE_WORDS = frozenset(lx.words(
     "stain stains staining stained magnification microscopy method technique imaging used "
     "taken obtained acquired made"))
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
+# questions that ask what the image shows ("what is it?", "which lesion is this?")
+_IDENTITY_Q = re.compile(r"\b(?:what|which)(?: \w+)? (?:is|are) (?:it|this|these|that|shown|"
+                         r"seen|depicted)\b")
 
 _COLOUR_A = re.compile(
     r"\b(?:red\w*|pink\w*|brown\w*|white\w*|black\w*|purpl\w*|violac\w*|viol\w*|yellow\w*|"
@@ -140,7 +144,8 @@ class RelevanceCheck(Check):
     image.")."""
 
     name = "relevance"
-    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0}  # blocks; the score stays support
+    defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0,  # blocks; the score stays support
+                                          "specific_term": 3.5}  # (as the content check's)
 
     def _useless(self, qa: QAFacts) -> str | None:
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
@@ -173,6 +178,29 @@ class RelevanceCheck(Check):
             return "the answer restates the question"
         return None
 
+    def _named_in_question(self, qa: QAFacts) -> str | None:
+        """A generated question that names what it asks for ("The image is a dermoscopic image
+        of a sebaceous hyperplasia, what is it?" / "Dermoscopy of a sebaceous hyperplasia on
+        the nose"): every specific term of the answer is the question's own, so the pair
+        teaches nothing. Only questions asking what the image shows: "Where is the sebaceous
+        hyperplasia?" names its subject and asks for something else."""
+        q = qa.question
+        ident = q.memo.get("identity")
+        if ident is None:  # per question text
+            text = q.view.text
+            ident = q.memo["identity"] = bool(
+                _IDENTITY_Q.search(text) or _DIAGNOSIS_Q.search(text))
+        if not ident:
+            return None
+        specific = float(self.p["specific_term"])
+        a_terms = {k for _, t, k in qa.answer_content if informativeness(t) >= specific}
+        if not a_terms:
+            return None
+        q_keys = {k for _, _, k in qa.question_content}
+        if a_terms <= q_keys:
+            return "the question names the answer"
+        return None
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         if qa.yes_no:
             return []
@@ -180,6 +208,8 @@ class RelevanceCheck(Check):
         if not a.strip():
             return []
         useless = self._useless(qa)
+        if useless is None and qa_type is not None:  # (the model wrote the question too)
+            useless = self._named_in_question(qa)
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
