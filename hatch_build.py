@@ -11,7 +11,9 @@ The filter is plain, fully typed Python; mypyc turns the same source into C exte
 - `0`: never compile.
 
 An editable install stays pure Python whatever the setting: extension modules beside the
-source would shadow later edits. The compiler runs on a copy of the package, so the source
+source would shadow later edits. (Its build environment still gets mypy and the runtime
+dependencies, a few seconds from pip's cache: the backend asks for build dependencies before
+it knows the install is editable.) The compiler runs on a copy of the package, so the source
 tree never gains build artefacts.
 """
 

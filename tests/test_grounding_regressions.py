@@ -1319,3 +1319,39 @@ def test_a_generated_question_that_names_its_answer_is_rejected(f):
 def test_a_question_that_names_its_subject_and_asks_for_more_is_kept(f, question, answer):
     v = f.check(SEB, question, answer, qa_type="open")
     assert v.passed, v.to_dict()
+
+
+DF = ("Dermatofibroma (H&E, x40). Dermal spindle-cell proliferation with collagen trapping at "
+      "the periphery and overlying epidermal hyperplasia.")
+PSO = ("Psoriasis vulgaris. Well-demarcated erythematous plaques with silvery-white scale on the "
+       "extensor elbows.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    # quick starts of 2026-12-04: kept at 1.0, every word in the caption
+    (DF, "The morphology of the image is?", "Dermatofibroma"),
+    (BCC, "What is the morphology?", "Basal cell carcinoma."),
+    (DF, "What is the morphology?", "Dermatofibroma (H&E, x40)"),
+    (BCC, "What does the lesion look like?", "Basal cell carcinoma."),
+    (PSO, "What is the distribution?", "Psoriasis vulgaris"),
+])
+def test_a_question_about_looks_or_place_answered_with_only_the_diagnosis_is_rejected(
+        f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert not v.passed and "answer_mismatch" in v.codes and v.score == 1.0, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (DF, "What is the morphology?", "Dermal spindle-cell proliferation with collagen trapping."),
+    # a description around the name: not written so in the caption
+    ("Basal cell carcinoma: a pearly nodule.", "What does it look like?",
+     "A pearly basal cell carcinoma nodule."),
+    # a question that also asks for a diagnosis
+    (PSO, "What condition has this appearance?", "Psoriasis"),
+    (PSO, "What is the diagnosis?", "Psoriasis vulgaris"),
+    (PSO, "What is the distribution?", "Psoriasis vulgaris on the extensor elbows"),
+])
+def test_a_diagnosis_with_what_was_asked_or_to_a_diagnosis_question_is_kept(
+        f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert "answer_mismatch" not in v.codes, v.to_dict()

@@ -538,6 +538,11 @@ SEX_WORDS: MappingProxyType[str, str] = MappingProxyType({
 SEX_PRONOUNS: frozenset[str] = frozenset({"he", "his", "him", "himself", "she", "her", "hers",
                                           "herself"})
 
+# Endings of a disease name's head word ("carcinoma", "psoriasis", "naevus", "dermatitis")
+DISEASE_ENDS: tuple[str, ...] = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus",
+                                  "naevi", "nevi", "disease", "syndrome", "dermatosis",
+                                  "keratosis")
+
 # Topics an image cannot show: question cue regex -> words whose presence in the caption makes
 # the topic answerable after all.
 UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (

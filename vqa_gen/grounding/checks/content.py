@@ -38,8 +38,7 @@ _PREFIXES_RE = "|".join(map(re.escape, sorted(lx.OPPOSITE_PREFIXES, key=len, rev
 _PREFIXED_WORD = re.compile(rf"\b(?:{_PREFIXES_RE})[a-z][a-z-]*")  # (from the lexicon's list)
 
 
-_DISEASE_ENDS = ("oma", "omas", "itis", "osis", "iasis", "naevus", "nevus", "naevi", "nevi",
-                 "disease", "syndrome", "dermatosis", "keratosis")
+_DISEASE_ENDS = lx.DISEASE_ENDS
 _ELLIPSIS_SPAN = 6  # content words from a modifier to the disease name it may still qualify
 # words that end a noun phrase: what follows one is no longer what the word before it names
 _PHRASE_BREAKS = frozenset({"of", "for", "in", "on", "at", "with", "to", "from", "by", "against",

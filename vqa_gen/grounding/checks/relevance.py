@@ -4,10 +4,11 @@ Small models answer "What colour is it?" with "Black" fine, but also "Where is i
 "What type of image is this?" with the diagnosis, and "What is the condition?" with the stain.
 Each word of such an answer may be in the caption, so the content checks pass it; this check
 looks at the question's kind instead. It only judges open questions of the kinds it can
-recognise reliably (colour, location or distribution, image type, age/sex), an answer that is
-only the kind of image to a question about something in it, and answers that carry nothing for
-an open question (a bare yes/no, the question's words restated); anything else passes
-untouched.
+recognise reliably (colour, location or distribution, image type, age/sex, how it looks), an
+answer that is only the kind of image to a question about something in it, only the disease's
+name to a question about its looks or place, and answers that carry nothing for an open
+question (a bare yes/no, the question's words restated, a generated question that names its
+own answer); anything else passes untouched.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ _IMAGE_WORDS = frozenset(lx.words(
     "stain stains staining stained magnification microscopy method technique imaging used "
     "taken obtained acquired made"))
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
+_MORPHOLOGY_Q = re.compile(r"\b(?:morpholog\w*|shapes?|appearance|configuration|looks? like|"
+                           r"arrange\w*)\b")
 # questions that ask what the image shows ("what is it?", "which lesion is this?")
 _IDENTITY_Q = re.compile(r"\b(?:what|which)(?: \w+)? (?:is|are) (?:it|this|these|that|shown|"
                          r"seen|depicted)\b")
@@ -103,13 +106,16 @@ _MODALITY_A = re.compile(
 # What a question asks for, tested in this order (the first that matches decides).
 _QUESTION_KINDS = (("modality", _MODALITY_Q), ("colour", _COLOUR_Q),
                    ("demographic", _DEMOGRAPHIC_Q), ("location", _LOCATION_Q),
-                   ("diagnosis", _DIAGNOSIS_Q))
+                   ("diagnosis", _DIAGNOSIS_Q), ("morphology", _MORPHOLOGY_Q))
+# ("What condition has this appearance?" asks for a diagnosis: a disease name answers it)
 # Every match of a kind but location contains one of these: a question with none of them can
 # only ask for a location (one search instead of five).
 _KIND_CUES = re.compile(trie_pattern([
     "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
     "colo", "hue", "shade",  # _COLOUR_Q
     "demographic", "gender", "sex", "old", "age", "who is",  # _DEMOGRAPHIC_Q
+    "morpholog", "shape", "appearance", "configuration", "look like", "looks like",
+    "arrange",  # _MORPHOLOGY_Q
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
@@ -119,6 +125,30 @@ _CATEGORY_WORDS = frozenset(lx.words(
     "location locations site sites distribution pattern diagnosis diagnoses morphology "
     "modality type kind sort colour color demographic demographics age sex gender structure "
     "condition disease"))
+
+
+def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts) -> bool:
+    """Is the answer nothing but the caption's disease name, with at most the stain,
+    magnification or kind of image ("Dermatofibroma.", "Basal cell carcinoma (H&E, x100)")?
+    Each run of content words between stop words and punctuation must hold a disease name's
+    head word and stand in the caption as written: a run without one ("on the back", "with
+    silvery scale") says something else, and one the caption does not write ("a pearly basal
+    cell carcinoma nodule") describes as well as names."""
+    runs: list[list[str]] = []
+    run: list[str] = []
+    for t in [*tokens, "."]:
+        if not t[0].isalnum() or t in stop:
+            if run:
+                runs.append(run)
+                run = []
+        elif run or not (t in _MODALITY_WORDS or _MAGNIFICATION.fullmatch(t)):
+            run.append(t)  # (a run of modality words alone is protocol, not a claim)
+    if not runs or any(not any(t.endswith(lx.DISEASE_ENDS) for t in r) for r in runs):
+        return False
+    text = cap.facts.memo.get("joined")
+    if text is None:
+        text = cap.facts.memo["joined"] = f" {' '.join(cap.facts.view.tokens)} "
+    return all(f" {' '.join(r)} " in text for r in runs)
 
 
 def _elliptical(words: list[str]) -> bool:
@@ -234,18 +264,27 @@ class RelevanceCheck(Check):
                     or any(q.dim in _AGE_DIMS and (q.lo != 1 or q.dim) for q in a_f.numbers)
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
                 kind = "an age or sex"
+        elif asks == "morphology":
+            # the answer names the disease, not what it looks like ("What is the morphology?"
+            # / "Dermatofibroma"): every word of it may be in the caption
+            if _disease_only(qa.answer.view.tokens, self.an.stop, cap):
+                return [self.reason("answer_mismatch", "a question about how it looks answered "
+                                    "with only a diagnosis", self.p["penalty"],
+                                    qa.answer.view.raw[:60])]
         elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
             # an answer that is nothing but colour words, the common small-model slip, and
             # one with no word of place and no content word at all ("Affects the skin").
             # And one with no word of place that names the stain, magnification or kind of
-            # image ("Verruca, nodular stage (H&E, x200)"): those are never a place.
+            # image ("Verruca, nodular stage (H&E, x200)"): those are never a place. And one
+            # that is only a disease name ("Where are the lesions?" / "Psoriasis.").
             words = _WORD.findall(a)
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
                           or (not _LOCATION_A.search(a) and (
                               not (qa.answer_content or qa.answer.numbers)
                               or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
-                              or any(q.dim == "magnification" for q in qa.answer.numbers)))):
+                              or any(q.dim == "magnification" for q in qa.answer.numbers)
+                              or _disease_only(qa.answer.view.tokens, self.an.stop, cap)))):
                 kind = "a location"
         if kind is None:
             stop = self.an.stop
