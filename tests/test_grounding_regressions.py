@@ -1355,3 +1355,25 @@ def test_a_diagnosis_with_what_was_asked_or_to_a_diagnosis_question_is_kept(
         f, caption, question, answer):
     v = f.check(caption, question, answer)
     assert "answer_mismatch" not in v.codes, v.to_dict()
+
+
+LP = ("Lichen planus (H&E, x200). Band-like lymphocytic infiltrate at the dermo-epidermal "
+      "junction, wedge-shaped hypergranulosis and saw-tooth rete ridges.")
+
+
+def test_a_disease_the_caption_does_not_name_is_invented_whatever_the_question(f):
+    # quick start of 2026-12-04: kept at 0.59 (a location question, so the diagnosis-question
+    # rule did not apply)
+    v = f.check(LP, "What is the location?", "Adenocarcinoma of the dermo-epidermal junction.")
+    assert not v.passed and "unsupported_diagnosis" in v.codes, v.to_dict()
+    assert f.check(LP, "What is the location?", "At the dermo-epidermal junction.").passed
+
+
+@pytest.mark.parametrize("answer", [
+    "A band-like infiltrate with an aroma of the junction.",  # a word with a disease's ending
+    "A band-like infiltrate, as in the Sonoma atlas.",  # a name written capitalised
+    "A band-like infiltrate; the prognosis is at the junction.",
+])
+def test_words_with_a_disease_ending_that_name_no_disease(f, answer):
+    v = f.check(LP, "What is seen?", answer)
+    assert "unsupported_diagnosis" not in v.codes, v.to_dict()

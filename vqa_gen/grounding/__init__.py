@@ -53,7 +53,10 @@ CODES: dict[str, str] = {
                              "disease name ('papillary cell carcinoma' for a basal cell "
                              "carcinoma), or a specific word of the caption before a disease "
                              "name it has, never together there ('basaloid carcinoma' for "
-                             "'basal cell carcinoma ... basaloid tumour nests'): another disease",
+                             "'basal cell carcinoma ... basaloid tumour nests'): another "
+                             "disease; or any answer naming a disease the caption does not "
+                             "(a specific word with a disease name's ending: 'adenocarcinoma' "
+                             "for lichen planus)",
     "contradicted_content": "answer word the caption contradicts: its opposite (upper/lower, "
                             "...), another colour, lesion type, month or weekday, or another "
                             "name where the caption names someone",

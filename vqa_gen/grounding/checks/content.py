@@ -39,6 +39,10 @@ _PREFIXED_WORD = re.compile(rf"\b(?:{_PREFIXES_RE})[a-z][a-z-]*")  # (from the l
 
 
 _DISEASE_ENDS = lx.DISEASE_ENDS
+# words with a disease name's ending that name none
+_NOT_DISEASES = frozenset(lx.words(
+    "diagnosis diagnoses prognosis prognoses aroma aromas diploma diplomas stoma soma osmosis "
+    "symbiosis hypnosis metamorphosis apotheosis"))
 _ELLIPSIS_SPAN = 6  # content words from a modifier to the disease name it may still qualify
 # words that end a noun phrase: what follows one is no longer what the word before it names
 _PHRASE_BREAKS = frozenset({"of", "for", "in", "on", "at", "with", "to", "from", "by", "against",
@@ -446,6 +450,19 @@ class ContentCheck(Check):
                 "does not name", p["diagnosis_penalty"],
                 ", ".join(t for t in sup.unsupported
                           if informativeness(t) >= p["specific_term"])))
+        elif not qa.yes_no and sup.unsupported:
+            # Whatever the question, an answer that names a disease the caption does not
+            # ("What is the location?" / "Adenocarcinoma of the dermo-epidermal junction." for
+            # lichen planus) invents a diagnosis.
+            named = [t for t in sup.unsupported if t.endswith(_DISEASE_ENDS)
+                     and t not in _NOT_DISEASES and informativeness(t) >= p["specific_term"]]
+            if named and av.raw:  # (a name written capitalised in a sentence: "Sonoma")
+                places = names_in(av.raw)
+                named = [t for t in named if t not in places]
+            if named:
+                out.append(self.reason(
+                    "unsupported_diagnosis", "the answer names a disease the caption does not",
+                    p["diagnosis_penalty"], ", ".join(named)))
         contra = self._contradicted(cap, contra_items, a_units) if contra_items else None
         if contra_items:
             swapped = _swapped_names(cap, qa.answer.view.tokens, av.raw, contra_items)
