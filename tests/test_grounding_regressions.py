@@ -1377,3 +1377,29 @@ def test_a_disease_the_caption_does_not_name_is_invented_whatever_the_question(f
 def test_words_with_a_disease_ending_that_name_no_disease(f, answer):
     v = f.check(LP, "What is seen?", answer)
     assert "unsupported_diagnosis" not in v.codes, v.to_dict()
+
+
+HALO = ("Dermoscopy of a halo naevus: a central naevus with globular pattern surrounded by a "
+        "symmetric white depigmented rim.")
+
+
+def test_a_generated_question_about_a_finding_the_caption_lacks_is_an_invented_premise(f):
+    # quick start of 2026-12-04: kept at 0.92; the caption mentions no vessels
+    q, a = "How are the vessels arranged?", "As a central naevus surrounded by a white rim."
+    v = f.check(HALO, q, a, qa_type="open")
+    assert not v.passed and "unsupported_premise" in v.codes, v.to_dict()
+    assert [r.evidence for r in v.reasons if r.code == "unsupported_premise"] == ["vessels"]
+    # a question someone else wrote is judged by its answer, as before
+    assert "unsupported_premise" not in f.check(HALO, q, a).codes
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    ("What surrounds the naevus?", "A symmetric white depigmented rim."),
+    ("What colour is the rim?", "White."),
+    ("What is the pattern of the globules?", "A globular pattern."),  # "globular": a globule
+    ("What does the image show regarding dermoscopy?", "Dermoscopy of a halo naevus"),
+])
+def test_a_generated_question_about_what_the_caption_has_is_no_invented_premise(
+        f, question, answer):
+    v = f.check(HALO, question, answer, qa_type="open")
+    assert "unsupported_premise" not in v.codes, v.to_dict()

@@ -74,17 +74,32 @@ def test_an_answer_copied_from_the_prompts_worked_example_is_rejected():
     that says "pale pink": "salmon" is a shade of pink, so the support score keeps it; the copy
     of the example is what gives it away. A generic answer the example also gives, and the
     caption's own words, stay."""
-    reply = _reply(("What colour are the patches?", "Salmon-pink.", "color"),
+    reply = _reply(("What colour are the wheals?", "Salmon-pink.", "color"),
                    ("Where are the lesions?", "On the trunk and proximal arms.", "location"),
-                   ("What colour are the wheals?", "Pale pink.", "color"))
+                   ("What is the diagnosis?", "Urticaria.", "diagnosis"))
     with FakeOpenAIServer(responder=canned(reply)) as srv:
         result = asyncio.run(_process(srv, record=URTICARIA, qa_per_caption=3))
-    assert [s.answer for s in result.kept] == ["On the trunk and proximal arms.", "Pale pink."]
+    assert [s.answer for s in result.kept] == ["On the trunk and proximal arms.", "Urticaria."]
     [echo] = result.rejected
     codes = {r.code: r for r in echo.grounding.reasons}
     assert codes["example_echo"].evidence == "salmon-pink"
     assert codes["example_echo"].penalty == 0.0  # blocks; the support score is left as it was
     assert echo.grounding.score > FilterConfig().threshold
+
+
+def test_a_generated_question_about_something_the_caption_does_not_mention_is_rejected():
+    """The model writes the question too: "How are the vessels arranged?" for an image whose
+    caption mentions no vessels presupposes them, whatever the answer then copies (quick start,
+    2026-12-04: "As a central naevus surrounded by a symmetrical white depigmented rim")."""
+    reply = _reply(("How are the vessels arranged?", "In pale pink wheals on the trunk.",
+                    "morphology"),
+                   ("What colour are the wheals?", "Pale pink.", "color"))
+    with FakeOpenAIServer(responder=canned(reply)) as srv:
+        result = asyncio.run(_process(srv, record=URTICARIA, qa_per_caption=2))
+    assert [s.answer for s in result.kept] == ["Pale pink."]
+    [premise] = result.rejected
+    codes = {r.code: r for r in premise.grounding.reasons}
+    assert codes["unsupported_premise"].evidence == "vessels"
 
 
 def test_request_carries_schema_seed_and_the_caption_as_data():

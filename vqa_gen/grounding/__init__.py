@@ -63,7 +63,9 @@ CODES: dict[str, str] = {
     "unsupported_negative": "a 'No' denies something the caption never mentions "
                             "(reported; no penalty by default)",
     "unsupported_premise": "an answer with no content of its own ('3', 'at the top') relies on "
-                           "question terms not in the caption",
+                           "question terms not in the caption; or a generated question asks "
+                           "about a finding the caption does not mention ('How are the vessels "
+                           "arranged?')",
     "unsupported_number": "answer number/quantity not in caption or metadata",
     "number_mismatch": "caption gives a different value for the same kind of quantity, or "
                        "another number in the same words",

@@ -168,6 +168,9 @@ class ContentCheck(Check):
         # which is also a unit of time ("30 seconds")
         ordinals = {w: d for w, d in lx.ORDINAL_DIGITS.items() if w != "second"}
         self._ordinals = frozenset(map(key, ordinals)) | frozenset(ordinals.values())
+        # (the keys of their plurals too: "vessels", "bullae")
+        self._finding_keys = frozenset(key(w) for w in lx.FINDING_TERMS) | frozenset(
+            key(w + "s") for w in lx.FINDING_TERMS)
         self._closed_classes = [frozenset(key(w) for w in lx.COLOUR_TERMS),
                                 frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
                                 self._ordinals,
@@ -420,6 +423,18 @@ class ContentCheck(Check):
                 out.append(self.reason(
                     "unsupported_premise", "the answer relies on question terms not in caption",
                     p["premise_factor"] * (1 - q_sup.score), ", ".join(q_sup.unsupported)))
+        elif qa_type is not None and a_units and qa.question_content:
+            # A generated question is the model's claim too: asking how "the vessels" are
+            # arranged in an image whose caption has none presupposes vessels.
+            finding = self._finding_keys
+            q_units = [c for c in qa.question_content if c[2] in finding]
+            if q_units:
+                q_sup = self._score(cap, q_units, qa.question.view.tokens)
+                if q_sup.unsupported:
+                    out.append(self.reason(
+                        "unsupported_premise", "the question presupposes something the "
+                        "caption does not mention", p["premise_factor"] * (1 - q_sup.score),
+                        ", ".join(q_sup.unsupported)))
         if score < 0.999:
             ev = ", ".join(unsupported)
             if sup.broken_pairs:
