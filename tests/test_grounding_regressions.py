@@ -1398,6 +1398,7 @@ def test_a_generated_question_about_a_finding_the_caption_lacks_is_an_invented_p
     ("What colour is the rim?", "White."),
     ("What is the pattern of the globules?", "A globular pattern."),  # "globular": a globule
     ("What does the image show regarding dermoscopy?", "Dermoscopy of a halo naevus"),
+    ("Where is the tumour?", "A central naevus."),  # a word for any lesion presupposes none
 ])
 def test_a_generated_question_about_what_the_caption_has_is_no_invented_premise(
         f, question, answer):

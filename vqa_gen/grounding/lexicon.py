@@ -742,10 +742,11 @@ macule papule plaque nodule vesicle pustule wheal cyst comedone
 """))
 # Things an image shows that a question can presuppose ("How are the vessels arranged?"): a
 # generated question naming one its caption does not mention asks about something invented.
+# (Not the words that name any lesion, "tumour" or "mass" for a carcinoma, nor diseases.)
 FINDING_TERMS: frozenset[str] = MORPHOLOGY_TERMS | frozenset(_words("""
-patch bulla blister erosion ulcer ulceration crust scale scar papilloma wart tumour tumor
-mass vessel telangiectasia lacuna septum globule dot network streak pseudopod
-milia blotch rim halo hypha spore abscess infiltrate
+patch bulla blister erosion ulcer ulceration crust scale scar vessel telangiectasia lacuna
+septum globule dot network streak pseudopod milia blotch rim halo hypha spore abscess
+infiltrate
 """))
 
 # Predicates that make "No" to "Is the right eye affected?" undecidable from the terms alone.
