@@ -1404,3 +1404,47 @@ def test_a_generated_question_about_what_the_caption_has_is_no_invented_premise(
         f, question, answer):
     v = f.check(HALO, question, answer, qa_type="open")
     assert "unsupported_premise" not in v.codes, v.to_dict()
+
+
+SSM = ("Superficial spreading melanoma on the upper back of a 47-year-old woman. The lesion is "
+       "asymmetric, 14 mm in diameter. No ulceration.")
+SCC = ("Squamous cell carcinoma of the lower lip in a 71-year-old man. A hyperkeratotic, crusted "
+       "nodule, 2 cm in diameter, with ulceration.")
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    # quick start of 2026-12-04 (seed 11): a count answered with the caption's size, kept at 1.0
+    (SSM, "14."),
+    (SCC, "2 lesions."),
+])
+def test_a_count_is_not_backed_by_a_measurement(f, caption, answer):
+    v = f.check(caption, "How many lesions are there?", answer)
+    assert not v.passed and "unsupported_number" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (SCC, "What is the size of the nodule?", "2 cm."),
+    (SCC, "How big is the nodule?", "2."),  # a size, not a count
+    (SSM, "How many years old is the patient?", "47."),  # ages and durations are counted
+    ("Three pink papules on the arm.", "How many papules are there?", "3."),
+])
+def test_a_count_or_a_size_the_caption_states_is_backed(f, caption, question, answer):
+    v = f.check(caption, question, answer)
+    assert v.passed and "unsupported_number" not in v.codes, v.to_dict()
+
+
+def test_who_is_the_most_likely_patient_asks_for_an_age_or_sex(f):
+    # quick start of 2026-12-04 (seed 11): "Urticaria." kept at 1.0
+    cap = "Urticaria. Pale pink wheals on the trunk of a 30-year-old woman."
+    v = f.check(cap, "Who is the most likely patient?", "Urticaria.")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+    assert f.check(cap, "Who is the most likely patient?", "A 30-year-old woman.").passed
+
+
+def test_a_location_answered_with_a_disease_name_holding_a_place_word(f):
+    # quick start of 2026-12-04 (seed 11): "basal" had read as a place (kept at 1.0)
+    cap = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with "
+           "peripheral palisading in the dermis.")
+    v = f.check(cap, "What is the location?", "Basal cell carcinoma.")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+    assert f.check(cap, "What is the location?", "In the dermis.").passed

@@ -320,11 +320,11 @@ class ContentCheck(Check):
                tokens: list[str], numbers: list[Quantity] | None = None,
                echo: frozenset[str] | None = None, raw: str = "",
                protocol_asked: bool = False, given: frozenset[str] = frozenset(),
-               ignore: frozenset[float] | None = None) -> Support:
+               ignore: frozenset[float] | None = None, count: bool = False) -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
-        # asks how the image was made.
+        # asks how the image was made. (`count`: the numbers answer a count question.)
         skip = self._ignore_numbers if ignore is None else ignore
-        nums = [(q.raw, number_supported(q, cap.facts.numbers)
+        nums = [(q.raw, number_supported(q, cap.facts.numbers, count)
                  or stated_otherwise(q, cap, tokens)) for q in numbers
                 if not unchecked(q, skip)
                 and (protocol_asked or q.dim != "magnification")] if numbers else []
@@ -375,7 +375,8 @@ class ContentCheck(Check):
         ignore = (ignored_values(qa, cap, self.an, self._ignore_numbers) if numbers
                   else self._ignore_numbers)
         sup = self._score(cap, a_units, av.tokens, numbers, echo, av.raw,
-                          protocol_asked=protocol_asked, given=given, ignore=ignore)
+                          protocol_asked=protocol_asked, given=given, ignore=ignore,
+                          count=bool(numbers) and bool(counted(qa.question)))
         cov_w = self._coverage_weight
         values: frozenset[float] = frozenset()
         if numbers and cov_w and counted(qa.question):
@@ -384,7 +385,7 @@ class ContentCheck(Check):
             # hedged "about 300" from the caption's 330, which the units accept.)
             values = frozenset(v for q in numbers for v in (q.lo, q.hi) if unchecked(
                 q, ignore) or number_supported(
-                    q, cap.facts.numbers))
+                    q, cap.facts.numbers, True))
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values
                        ) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight

@@ -137,12 +137,19 @@ def _same_count(c: Quantity, e: Quantity, key: Callable[[str], str]) -> bool:
     return not c.noun or (bool(e.noun) and key(c.noun) == key(e.noun))
 
 
-def number_supported(claim: Quantity, evidence: list[Quantity]) -> bool:
+# Measurements: no count of things ("How many lesions?" / "14" is not the "14 mm" of the
+# caption). Ages and durations are left out: "How many years?" counts them.
+_MEASURES = frozenset({"length", "mass", "volume", "pressure", "rate", "percent"})
+
+
+def number_supported(claim: Quantity, evidence: list[Quantity], count: bool = False) -> bool:
     """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
     the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
-    the "2" of "2 September" when the caption says "four days"."""
-    if not claim.dim:  # a bare count is judged against every quantity
-        return any(supports(e, claim) for e in evidence)
+    the "2" of "2 September" when the caption says "four days". `count`: the claim answers a
+    count question, so a bare number is a count, which no measurement backs."""
+    if not claim.dim:  # a bare count is judged against every quantity (but a measurement)
+        return any(supports(e, claim) for e in evidence
+                   if not (count and e.dim in _MEASURES))
     dim = claim.dim
     pool = [e for e in evidence if e.dim == dim or (e.dim, dim) in _AGE_TIME]
     return any(supports(e, claim) for e in (pool or evidence))
@@ -250,8 +257,10 @@ class NumberCheck(Check):
         key = self.an.norm.key
         out: list[Reason] = []
         tokens = (qa.answer.view.tokens, qa.question.view.tokens)
+        count = bool(counted(qa.question))  # (a "How many ...?" question)
         for c in claims:
-            if number_supported(c, evidence) or stated_otherwise(c, cap, *tokens):
+            if (number_supported(c, evidence, count)
+                    or stated_otherwise(c, cap, *tokens)):
                 continue
             # A mismatch needs the same kind of quantity: a count against a year ("two" vs
             # "2014") is only unsupported, and a count of a named thing mismatches only a count

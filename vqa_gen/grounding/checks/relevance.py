@@ -36,7 +36,8 @@ _MODALITY_Q = re.compile(
 _WORD = re.compile(r"[a-z][a-z-]*")
 _WH = frozenset({"what", "which", "where", "who", "whom", "whose", "when", "why", "how"})
 _DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patient's age|"
-                            r"who is (?:the|this) (?:patient|person|individual|subject))\b")
+                            r"who is (?:the|this) (?:(?:most )?(?:likely|probable) )?"
+                            r"(?:patient|person|individual|subject))\b")
 # The words of an answer that names only the kind of image (its tokens after folding:
 # "dermoscopic" reads "dermoscopy", "H&E" "hematoxylin eosin")
 _MODALITY_WORDS = frozenset(lx.words(
@@ -277,14 +278,15 @@ class RelevanceCheck(Check):
             # one with no word of place and no content word at all ("Affects the skin").
             # And one with no word of place that names the stain, magnification or kind of
             # image ("Verruca, nodular stage (H&E, x200)"): those are never a place. And one
-            # that is only a disease name ("Where are the lesions?" / "Psoriasis.").
+            # that is only the caption's disease name ("Where are the lesions?" / "Psoriasis.";
+            # "basal" in "Basal cell carcinoma." is no place either).
             words = _WORD.findall(a)
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
                           or (not _LOCATION_A.search(a) and (
                               not (qa.answer_content or qa.answer.numbers)
                               or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
-                              or any(q.dim == "magnification" for q in qa.answer.numbers)
-                              or _disease_only(qa.answer.view.tokens, self.an.stop, cap)))):
+                              or any(q.dim == "magnification" for q in qa.answer.numbers)))
+                          or _disease_only(qa.answer.view.tokens, self.an.stop, cap)):
                 kind = "a location"
         if kind is None:
             stop = self.an.stop
