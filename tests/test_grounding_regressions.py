@@ -1448,3 +1448,43 @@ def test_a_location_answered_with_a_disease_name_holding_a_place_word(f):
     v = f.check(cap, "What is the location?", "Basal cell carcinoma.")
     assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
     assert f.check(cap, "What is the location?", "In the dermis.").passed
+
+
+def test_what_kind_of_disease_it_is_is_general_knowledge(f):
+    # quick start of 2026-12-04 (seed 23): kept at 0.47
+    cap = ("Dermoscopy of a benign compound naevus: regular brown pigment network fading at "
+           "the periphery, with a few central globules.")
+    v = f.check(cap, "How does this condition affect the body?",
+                "It causes a benign compound naevus. The condition is a genetic disorder.")
+    assert not v.passed and "general_knowledge" in v.codes, v.to_dict()
+    # a caption that says so backs it
+    v = f.check("Epidermolysis bullosa, a genetic disorder: blisters on the hands.",
+                "What is it?", "Epidermolysis bullosa is a genetic disorder.")
+    assert "general_knowledge" not in v.codes, v.to_dict()
+
+
+def test_a_definition_keeps_its_whole_cue(f):
+    # the kind-of-disease cue must not cut the definition cue short: "caused" is the part of
+    # it the evidence lacks (HealthVer: a COVID-19 claim against "Covid19 infection began ...")
+    v = f.check("Covid19 infection began in Wuhan (Hubei, China) in December, 2019.", "",
+                "Coronavirus disease (COVID-19) is an infectious disease caused by a newly "
+                "discovered coronavirus")
+    assert [r.evidence for r in v.reasons if r.code == "general_knowledge"] == [
+        "is an infectious disease caused"], v.to_dict()
+
+
+ACK = ("Dermoscopy of actinic keratosis on the forehead: a 'strawberry' pattern with "
+       "erythematous pseudo-network.")
+
+
+def test_a_generated_count_question_answered_with_no_count_is_a_mismatch(f):
+    # quick start of 2026-12-04 (seed 23): kept at 1.0
+    v = f.check(ACK, "How many types are there?",
+                "Dermatoscopy of actinic keratosis on the forehead", qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize("answer", ["Multiple.", "A solitary lesion.", "None.", "Both."])
+def test_a_count_in_words_answers_a_count_question(f, answer):
+    v = f.check(ACK, "How many lesions are there?", answer, qa_type="open")
+    assert "answer_mismatch" not in v.codes, v.to_dict()

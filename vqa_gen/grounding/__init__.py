@@ -81,8 +81,9 @@ CODES: dict[str, str] = {
     "answer_mismatch": "the answer is not the kind of thing the question asks for (blocking): "
                        "a colour, a place, an image type, an age/sex; a diagnosis answered with "
                        "only the image type; a wh-question answered yes/no; the question restated; "
-                       "a generated question that names its own answer; a question about how "
-                       "it looks or where answered with only the caption's disease name",
+                       "a generated question that names its own answer, or asks 'How many?' "
+                       "and gets no count; a question about how it looks or where answered "
+                       "with only the caption's disease name",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",

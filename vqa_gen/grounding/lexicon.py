@@ -597,6 +597,10 @@ GENERAL_KNOWLEDGE_CUES: tuple[str, ...] = (
     # condition that is characterized by ...", "... is a skin condition that affects only males")
     r"\b(?:is|are) an? (?:\w+ )?(?:skin )?(?:condition|disease|disorder|infection) "
     r"(?:that|which|characteri[sz]ed|caused|in which)\b",
+    # what kind of disease it is, which no image shows ("The condition is a genetic
+    # disorder."); after the definition above, which it would otherwise cut short
+    r"\b(?:is|are) an? (?:genetic|hereditary|inherited|autoimmune|infectious|contagious|"
+    r"viral|bacterial|fungal|parasitic) (?:skin )?(?:condition|disease|disorder|infection)\b",
     r"\b(?:is|are) (?:commonly|usually|typically|often|frequently|generally|mostly) "
     r"(?:caused|found|seen|associated|treated|managed|diagnosed|characterized|characterised)\b",
     r"\b(?:is|are) caused by\b", r"\bcan be (?:treated|managed|cured|prevented|removed)\b",

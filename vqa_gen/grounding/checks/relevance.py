@@ -22,6 +22,7 @@ from ..patterns import trie_pattern
 from ..support import informativeness
 from ..verdict import Reason
 from .base import Check
+from .numbers import counted
 
 _COLOUR_Q = re.compile(r"\b(?:colou?rs?|hues?|shades?)\b")
 _LOCATION_Q = re.compile(
@@ -152,6 +153,24 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts) ->
     return all(f" {' '.join(r)} " in text for r in runs)
 
 
+# Words that answer "How many ...?" without a number ("Multiple.", "None.", "Both.")
+_QUANTITY_WORDS = frozenset(lx.words(
+    "multiple several many few numerous single solitary isolated none no both pair couple "
+    "some various countless dozens hundreds thousands lot lots innumerable"))
+
+
+def _uncounted(qa: QAFacts) -> str | None:
+    """A generated count question answered with no count at all ("How many types are there?"
+    / "Dermatoscopy of actinic keratosis on the forehead"). An answer opening with "a" or
+    "one" counts one ("A solitary nodule.")."""
+    if not counted(qa.question) or qa.answer.numbers:
+        return None
+    words = qa.answer.words
+    if not words or words[0] in ("a", "an", "one") or not _QUANTITY_WORDS.isdisjoint(words):
+        return None
+    return "a count question answered with no number"
+
+
 def _elliptical(words: list[str]) -> bool:
     """A question of a bare noun phrase ("Distribution?", "Most likely diagnosis?"): an open
     question, "What is the ...?" left out."""
@@ -240,7 +259,7 @@ class RelevanceCheck(Check):
             return []
         useless = self._useless(qa)
         if useless is None and qa_type is not None:  # (the model wrote the question too)
-            useless = self._named_in_question(qa)
+            useless = self._named_in_question(qa) or _uncounted(qa)
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
