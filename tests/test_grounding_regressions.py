@@ -1488,3 +1488,142 @@ def test_a_generated_count_question_answered_with_no_count_is_a_mismatch(f):
 def test_a_count_in_words_answers_a_count_question(f, answer):
     v = f.check(ACK, "How many lesions are there?", answer, qa_type="open")
     assert "answer_mismatch" not in v.codes, v.to_dict()
+
+
+# Five quick-start runs refiltered on 2026-12-04 (session 19), the kept pairs judged one by one:
+# the misses below were kept.
+LM = "Lentigo maligna on the left cheek of a 76-year-old woman. Dermoscopy reveals grey dots."
+SK = ("Dermoscopy of a seborrhoeic keratosis on the temple of a 68-year-old man: milia-like "
+      "cysts and a cerebriform pattern.")
+SPZ = ("Dermoscopic view of a Spitz naevus in a 9-year-old child showing a starburst pattern "
+       "with symmetric peripheral streaks.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (LM, "What is the morphology?", "Lentigo maligna on the left cheek of a 76-year-old woman."),
+    (SK, "What is the morphology?", "Seborrhoeic keratoses on the temple of a 68-year-old man."),
+    (SPZ, "What is the type of morphology?", "Dermoscopic view of a Spitz naevus in a child."),
+    (SPZ, "What is the location of this image?", "A dermoscopic view of a Spitz naevus in a "
+                                                 "child."),
+    ("Dermatofibroma on the left shin.", "The type of morphology is?", "Dermatofibroma on the "
+                                                                        "left"),
+    ("Blue naevus. Dermoscopy shows homogeneous steel-blue pigmentation.",
+     "How does the image look?", "The image appears to be a dermoscopic image."),
+])
+def test_looks_or_place_answered_with_the_name_the_patient_or_the_image_type(
+        f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (LM, "What is the morphology?", "Grey dots."),
+    (SK, "What is the morphology?", "Milia-like cysts and a cerebriform pattern."),
+    (LM, "Where is the lesion?", "On the left cheek."),
+    (SPZ, "What is the morphology?", "A starburst pattern with symmetric peripheral streaks."),
+    ("Blue naevus. Dermoscopy shows homogeneous steel-blue pigmentation.",
+     "How does the lesion look?", "Homogeneous steel-blue pigmentation."),
+    (LM, "What is the diagnosis?", "Lentigo maligna on the left cheek."),
+])
+def test_looks_or_place_answered_with_looks_or_place_are_kept(f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()
+
+
+def test_the_caption_title_is_a_name_only_in_generated_pairs(f):
+    # "Lentigo maligna" has no disease ending: only the caption's opening name makes it one,
+    # which is read only where the model wrote the question (not "Chicago" in a Wikipedia
+    # sentence answering "Where ...?")
+    v = f.check(LM, "What is the morphology?", "Lentigo maligna on the left cheek.")
+    assert "answer_mismatch" not in v.codes, v.to_dict()
+    v = f.check("Chicago is the largest city in Illinois.", "Where was the film shot?",
+                "Chicago.")
+    assert "answer_mismatch" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "detail"), [
+    ("Dermoscopy of actinic keratosis on the forehead: a 'strawberry' pattern.",
+     "What kind of image is this?", "Dermoscopy of actinic keratosis on the forehead: a",
+     "the answer breaks off mid-phrase"),
+    ("Dermoscopic image of a pigmented basal cell carcinoma: arborizing vessels.",
+     "What is the diagnosis?", "Dermoscopic image of a pigmented basal cell carcinoma is a "
+     "type of dermoscopic image of a pigmented basal cell carcinoma",
+     "the answer says the same thing twice"),
+    ("Dermoscopy of a benign compound naevus: regular brown pigment network.",
+     "What is the disease?", "A benign compound naevus is normal and normal in color.",
+     "the answer says the same thing twice"),
+])
+def test_a_generated_answer_broken_off_or_said_twice_is_degenerate(
+        f, caption, question, answer, detail):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed, v.to_dict()
+    assert [r.detail for r in v.reasons if r.code == "degenerate_answer"] == [detail], v.to_dict()
+    # a text someone else wrote is not judged so
+    assert "degenerate_answer" not in f.check(caption, question, answer).codes
+
+
+@pytest.mark.parametrize("answer", [
+    "On the left side of the nose and on the left side of the cheek.",  # no specific term
+    "A case of hepatitis A",  # a name, not an article
+    "Bigger and bigger plaques.",
+    "A papule on the nose.",
+])
+def test_repeats_and_endings_that_are_not_degenerate(f, answer):
+    cap = ("A papule on the left side of the nose and on the left side of the cheek, a case "
+           "of hepatitis A.")
+    v = f.check(cap, "What is shown?", answer, qa_type="open")
+    assert "degenerate_answer" not in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize("question", [
+    "What is the type?", "What is the mode?", "What is the domain?", "How is the pathology?",
+    "How is this image?", "How is the dermoscopic image?", "How is it?"])
+def test_a_generated_question_too_vague_to_answer(f, question):
+    cap = "Dermoscopy of a halo naevus: a central naevus surrounded by a white rim."
+    v = f.check(cap, question, "Dermoscopy of a halo naevus.", qa_type="open")
+    assert not v.passed and "vacuous_question" in v.codes, v.to_dict()
+    assert "vacuous_question" not in f.check(cap, question, "Dermoscopy of a halo naevus.").codes
+
+
+@pytest.mark.parametrize("question", [
+    "What is the type of image?", "How is the lesion distributed?", "How is it measured?",
+    "How are the vessels arranged?", "What is the diagnosis?", "What is the distribution?"])
+def test_questions_that_ask_something_are_not_vague(f, question):
+    cap = "Dermoscopy of a halo naevus: a central naevus surrounded by a white rim."
+    v = f.check(cap, question, "A white rim.", qa_type="open")
+    assert "vacuous_question" not in v.codes, v.to_dict()
+
+
+def test_how_a_lesion_evolves_is_prognosis(f):
+    cap = "Dermoscopy of an invasive melanoma: an atypical pigment network."
+    v = f.check(cap, "How does the melanoma evolve?", "Abnormal pigment network",
+                qa_type="open")
+    assert not v.passed and "unanswerable_question" in v.codes, v.to_dict()
+    v = f.check("An evolving melanoma: a new atypical network at follow-up.",
+                "How does the melanoma evolve?", "A new atypical network.", qa_type="open")
+    assert "unanswerable_question" not in v.codes, v.to_dict()
+
+
+PV = ("Pemphigus vulgaris (H&E, x200): suprabasal acantholysis with a 'row of tombstones' "
+      "appearance of the basal keratinocytes.")
+
+
+def test_a_generated_answer_naming_a_finding_the_caption_lacks(f):
+    # quick start (session 8's run): kept at 0.53
+    answer = ("Papules (localized hyaluronan aggregation), the morphology of which is "
+              "suprabasal acantholysis with a row of tombstones.")
+    v = f.check(PV, "What is the morphology?", answer, qa_type="open")
+    assert not v.passed, v.to_dict()
+    assert [r.evidence for r in v.reasons if r.code == "unsupported_finding"] == ["papules"]
+    # a text someone else wrote keeps its graded score
+    assert "unsupported_finding" not in f.check(PV, "What is the morphology?", answer).codes
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    (PV, "Suprabasal acantholysis with a row of tombstones."),
+    ("Bullous pemphigoid. Tense bullae on the thighs.", "Tense blisters."),  # a synonym
+    ("Urticaria. Pale pink wheals on the trunk.", "Wheals, no vesicles."),  # denied, not named
+])
+def test_a_generated_answer_naming_the_caption_findings_is_kept(f, caption, answer):
+    v = f.check(caption, "What is the morphology?", answer, qa_type="open")
+    assert v.passed and "unsupported_finding" not in v.codes, v.to_dict()

@@ -57,6 +57,8 @@ CODES: dict[str, str] = {
                              "disease; or any answer naming a disease the caption does not "
                              "(a specific word with a disease name's ending: 'adenocarcinoma' "
                              "for lichen planus)",
+    "unsupported_finding": "a generated answer names a lesion type or structure its caption "
+                           "does not mention ('Papules ...' for pemphigus vulgaris)",
     "contradicted_content": "answer word the caption contradicts: its opposite (upper/lower, "
                             "...), another colour, lesion type, month or weekday, or another "
                             "name where the caption names someone",
@@ -83,11 +85,13 @@ CODES: dict[str, str] = {
                        "only the image type; a wh-question answered yes/no; the question restated; "
                        "a generated question that names its own answer, or asks 'How many?' "
                        "and gets no count; a question about how it looks or where answered "
-                       "with only the caption's disease name",
+                       "with only the caption's disease name (and the patient, or for looks "
+                       "the place)",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",
-    "degenerate_answer": "the answer repeats itself in a loop (blocking)",
+    "degenerate_answer": "the answer repeats itself in a loop, or (generated) breaks off "
+                         "mid-phrase or says one phrase twice (blocking)",
     "answer_is_question": "every sentence of the answer is a question: it answers nothing "
                           "(blocking)",
     "self_contradiction": "a 'No' that then states what the question asked ('Is this a "
@@ -96,7 +100,9 @@ CODES: dict[str, str] = {
     "vacuous_question": "a yes/no question that names nothing in the image ('Does the "
                         "morphology have a sex?', 'Is the spritz a diagnosis?') answered yes "
                         "or no, or one asking what a word means ('What is a "
-                        "histopathology?'): the pair says nothing about the image (blocking)",
+                        "histopathology?'), or a generated question too vague to have one "
+                        "answer ('What is the type?', 'How is the pathology?'): the pair says "
+                        "nothing about the image (blocking)",
     "example_echo": "the answer is word for word one of the prompt's worked-example answers "
                     "and writes a word of that example's caption which this caption does not "
                     "('Salmon-pink.' copied from the example for a 'pale pink' caption), or "

@@ -554,8 +554,8 @@ UNANSWERABLE_TOPICS: tuple[tuple[str, str, str], ...] = (
      r"ointment|cream|cure|resolv|improv|respond|dose|regimen|administ|chemo|radiat"),
     ("prognosis",
      r"\b(prognos\w*|outcome|survival|life expectancy|mortality|recur\w*|progress\w*|"
-     r"worsen\w*|go away|resolve on its own|heal on its own|fatal|deadly|outlook)\b",
-     r"prognos|outcome|surviv|mortal|recur|progress|resolv|heal|died|death|fatal|follow"),
+     r"worsen\w*|evolv\w*|go away|resolve on its own|heal on its own|fatal|deadly|outlook)\b",
+     r"prognos|outcome|surviv|mortal|recur|progress|evolv|resolv|heal|died|death|fatal|follow"),
     ("cause",
      r"\b(caus\w*|etiolog\w*|aetiolog\w*|why does|why did|why is|why are|reason for|"
      r"trigger\w*|risk factors?|due to what|origin of|pathogenesis)\b",

@@ -479,6 +479,17 @@ class ContentCheck(Check):
                 out.append(self.reason(
                     "unsupported_diagnosis", "the answer names a disease the caption does not",
                     p["diagnosis_penalty"], ", ".join(named)))
+        if qa_type is not None and sup.unsupported and not qa.yes_no:
+            # A generated answer that names a lesion type or structure its caption does not
+            # mention ("Papules (localized hyaluronan aggregation), ..." for pemphigus
+            # vulgaris) invents a finding, however much else it copies.
+            finding = self._finding_keys
+            invented = [t for i, t, k in a_units if k in finding and not neg[i]
+                        and t in sup.unsupported]
+            if invented:
+                out.append(self.reason(
+                    "unsupported_finding", "the answer names a finding the caption does not "
+                    "mention", p["diagnosis_penalty"], ", ".join(dict.fromkeys(invented))))
         contra = self._contradicted(cap, contra_items, a_units) if contra_items else None
         if contra_items:
             swapped = _swapped_names(cap, qa.answer.view.tokens, av.raw, contra_items)

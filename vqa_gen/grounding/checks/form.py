@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, Facts, QAFacts
+from ..support import informativeness
 from ..verdict import Reason
 from .base import Check
 
@@ -118,6 +119,59 @@ def _loops(words: list[str]) -> bool:
     return False
 
 
+# Words a finished answer never ends on ("Dermoscopy of actinic keratosis on the forehead: a"):
+# an answer cut off mid-phrase (a length limit, a stop sequence)
+_DANGLING = frozenset(lx.words(
+    "a an the of with and or to in on at by for from into onto than whose"))
+
+
+def _breaks_off(qa: QAFacts) -> bool:
+    """The answer ends on an article, preposition or conjunction written in lower case
+    ("... on the forehead: a"; not "Vitamin A", "Hepatitis A")."""
+    words = qa.answer.words
+    if len(words) < 3 or words[-1] not in _DANGLING:
+        return False
+    last = _FIRST.findall(qa.answer.view.raw)
+    return bool(last) and last[-1].islower()
+
+
+def _says_twice(qa: QAFacts, stop: frozenset[str], specific: float) -> bool:
+    """The answer says one phrase twice and little else ("Dermoscopic image of a pigmented
+    basal cell carcinoma is a type of dermoscopic image of a pigmented basal cell
+    carcinoma": a run of 3+ words whose two sayings cover two thirds of it), or joins a
+    word to itself ("normal and normal in color"): a model's degenerate output."""
+    words = qa.answer.words
+    n = len(words)
+    if n < 3 or len(set(words)) == n:
+        return False  # (most answers: no word said twice)
+    for i in range(n - 2):
+        if (words[i + 1] in ("and", "or") and words[i] == words[i + 2]
+                and words[i] not in stop and not words[i].endswith("er")):
+            return True  # ("more and more", "bigger and bigger": a stop word, a comparative)
+    for size in range(n // 2, 2, -1):
+        if 3 * 2 * size < 2 * n:
+            break  # two sayings of shorter runs cover less than two thirds
+        seen: dict[tuple[str, ...], int] = {}
+        for i in range(n - size + 1):
+            run = tuple(words[i:i + size])
+            first = seen.setdefault(run, i)
+            if first != i and i - first >= size and any(
+                    informativeness(w) >= specific for w in run):
+                return True  # (a specific term: not "on the left side of the" twice)
+    return False
+
+
+# A generated question too vague to have one answer: a bare category ("What is the type?",
+# "What is the mode?", "What is the domain?") or a "How is ...?" that asks no property ("How
+# is this image?", "How is the pathology?", "How is it?")
+_VAGUE_Q = re.compile(
+    r"^\W*(?:what|which)\s+(?:is|are)\s+(?:the\s+|this\s+|its\s+)?(?:type|kind|sort|mode|"
+    r"domain|category|class|nature|form|name|feature|features|aspect|aspects|thing)\W*$"
+    # (a last word in -ed or -en asks how it is done: "How is the lesion distributed?")
+    r"|^\W*how\s+(?:is|are)\s+(?:it|this|these|that|(?:the|this|these|that)\s+"
+    r"(?:[a-z-]+\s+)?(?![a-z-]+(?:ed|en)\b)[a-z-]+)\W*$")
+
+
 class FormCheck(Check):
     """Small models sometimes emit a label as the question ("Psoriasis vulgaris." / "Papule")
     and the same text as the answer. A question must end in '?' or open (within its first few
@@ -129,19 +183,29 @@ class FormCheck(Check):
     answer whose every sentence is a question answers nothing (`answer_is_question`), and
     a "No" followed by the question's own claim says nothing either way
     (`self_contradiction`), nor does a bare yes or no to a question that names nothing in the
-    image (`vacuous_question`). The
+    image (`vacuous_question`), nor a generated question too vague to have one answer ("What
+    is the type?"). A generated answer that breaks off mid-phrase or says one phrase twice is
+    `degenerate_answer`, as a decoding loop is. The
     reasons block but do not lower the score: the score says how well the answer is
     supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
-                                          "context_words": 8, "loop_words": 12}
+                                          "context_words": 8, "loop_words": 12,
+                                          "specific_term": 3.5}  # (as the content check's)
 
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         a_words = qa.answer.words
         if len(a_words) >= self.p["loop_words"] and _loops(a_words):
             return [self.reason("degenerate_answer", "the answer repeats itself in a loop",
                                 self.p["penalty"], qa.answer.view.raw[:60])]
+        if qa_type is not None:  # (the model wrote both: its broken output)
+            broken = ("the answer breaks off mid-phrase" if _breaks_off(qa)
+                      else "the answer says the same thing twice"
+                      if _says_twice(qa, self.an.stop, self.p["specific_term"]) else None)
+            if broken:
+                return [self.reason("degenerate_answer", broken, self.p["penalty"],
+                                    qa.answer.view.raw[-60:])]
         asks = ([self.reason("answer_is_question", "the answer asks a question instead of "
                              "answering", self.p["penalty"], qa.answer.view.raw.strip()[:60])]
                 if "?" in qa.answer.view.raw and _only_asks(qa.answer.view.raw) else [])
@@ -149,11 +213,22 @@ class FormCheck(Check):
             asks.append(self.reason("vacuous_question", "the question asks about a word or "
                                     "about nothing in the image", self.p["penalty"],
                                     qa.question.view.raw.strip()[:60]))
+        elif qa_type is not None and self._vague(qa.question):
+            asks.append(self.reason("vacuous_question", "the question is too vague to have "
+                                    "one answer (the type of what?)", self.p["penalty"],
+                                    qa.question.view.raw.strip()[:60]))
         elif qa.polarity == "no" and _no_then_yes(qa):
             asks.append(self.reason("self_contradiction", "the answer says no, then says what "
                                     "the question asked", self.p["penalty"],
                                     qa.answer.view.raw.strip()[:60]))
         return asks + self._question_form(cap, qa, qa_type is not None)
+
+    @staticmethod
+    def _vague(question: Facts) -> bool:
+        hit = question.memo.get("vague")
+        if hit is None:  # per question text
+            hit = question.memo["vague"] = _VAGUE_Q.match(question.view.text) is not None
+        return hit
 
     def _question_form(self, cap: CaptionFacts, qa: QAFacts, generated: bool
                        ) -> list[Reason]:

@@ -14,10 +14,11 @@ own answer); anything else passes untouched.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from .. import lexicon as lx
-from ..analysis import CaptionFacts, QAFacts, after_lead_in
+from ..analysis import Analyser, CaptionFacts, QAFacts, after_lead_in
 from ..patterns import trie_pattern
 from ..support import informativeness
 from ..verdict import Reason
@@ -47,10 +48,12 @@ _MODALITY_WORDS = frozenset(lx.words(
     "radiographic hematoxylin haematoxylin eosin pas giemsa stain stained staining "
     "immunohistochemistry immunohistochemical image images photo photograph picture view slide "
     "section close-up macroscopic gross x-ray ct mri ultrasound "
-    "lesion lesions skin"))  # (generic: "a clinical photograph of the lesion" names nothing)
+    "lesion lesions skin "  # (generic: "a clinical photograph of the lesion" names nothing)
+    "appears appear seems seem"))  # ("The image appears to be a dermoscopic image.")
 # (one of them must name the kind: "I cannot see the image" is a refusal, not an image type)
 _MODALITY_NAMES = _MODALITY_WORDS - frozenset(lx.words(
-    "image images photo photograph picture view slide section lesion lesions skin"))
+    "image images photo photograph picture view slide section lesion lesions skin "
+    "appears appear seems seem"))
 _MAGNIFICATION = re.compile(r"(?:x\d+|\d+x|×\d+|\d+×)")
 
 
@@ -72,7 +75,7 @@ _IMAGE_WORDS = frozenset(lx.words(
     "taken obtained acquired made"))
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 _MORPHOLOGY_Q = re.compile(r"\b(?:morpholog\w*|shapes?|appearance|configuration|looks? like|"
-                           r"arrange\w*)\b")
+                           r"arrange\w*|how (?:does|do) (?:\w+ ){1,3}look)\b")
 # questions that ask what the image shows ("what is it?", "which lesion is this?")
 _IDENTITY_Q = re.compile(r"\b(?:what|which)(?: \w+)? (?:is|are) (?:it|this|these|that|shown|"
                          r"seen|depicted)\b")
@@ -116,8 +119,7 @@ _KIND_CUES = re.compile(trie_pattern([
     "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
     "colo", "hue", "shade",  # _COLOUR_Q
     "demographic", "gender", "sex", "old", "age", "who is",  # _DEMOGRAPHIC_Q
-    "morpholog", "shape", "appearance", "configuration", "look like", "looks like",
-    "arrange",  # _MORPHOLOGY_Q
+    "morpholog", "shape", "appearance", "configuration", "look", "arrange",  # _MORPHOLOGY_Q
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
@@ -129,13 +131,64 @@ _CATEGORY_WORDS = frozenset(lx.words(
     "condition disease"))
 
 
-def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts) -> bool:
+# Plural heads of disease names the caption may write ("seborrhoeic keratoses")
+_NAME_ENDS: tuple[str, ...] = (*lx.DISEASE_ENDS, "toses", "iases")
+# Words of a run that only places the lesion or describes the patient ("on the left cheek of
+# a 76-year-old woman"): no word of how it looks.
+_PERSON_WORDS = frozenset((*lx.SEX_WORDS, *lx.AGE_GROUPS, *lx.words(
+    "year-old years-old year years old aged patient patients person individual subject "
+    "month-old months-old")))
+_PLACE_WORDS = frozenset(lx.words(
+    "left right bilateral unilateral both upper lower side sides aspect area region part"))
+
+
+_PLURAL_HEADS = (("oses", "osis"), ("iases", "iasis"), ("naevi", "naevus"), ("nevi", "nevus"),
+                 ("omata", "oma"), ("omas", "oma"))
+
+
+def _singular(token: str) -> str:
+    """A disease name's plural head as its singular ("keratoses" -> "keratosis"), whose key
+    the caption's singular has; any other word as it is."""
+    for plural, one in _PLURAL_HEADS:
+        if token.endswith(plural):
+            return token[: -len(plural)] + one
+    return token
+
+
+def _title(cap: CaptionFacts, stop: frozenset[str], key: Callable[[str], str]) -> str:
+    """The caption's first run of content words that is not only the kind of image: the name
+    a figure legend opens with ("Lentigo maligna on ...", "Dermoscopy of a benign compound
+    naevus: ..."), as its keys " k1 k2 " (plural heads made singular; memoised per
+    caption)."""
+    hit = cap.facts.memo.get("title")
+    if hit is None:
+        run: list[int] = []
+        tokens = cap.facts.view.tokens
+        for i, t in enumerate([*tokens, "."]):
+            if t[0].isalnum() and t not in stop:
+                run.append(i)
+            elif run and not all(tokens[j] in _MODALITY_WORDS for j in run):
+                break
+            else:
+                run = []
+        hit = cap.facts.memo["title"] = " ".join(
+            ["", *[key(_singular(tokens[j])) for j in run], ""]) if run else ""
+    return hit
+
+
+def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
+                  key: Callable[[str], str], site_keys: frozenset[str] | None = None,
+                  titled: bool = False) -> bool:
     """Is the answer nothing but the caption's disease name, with at most the stain,
-    magnification or kind of image ("Dermatofibroma.", "Basal cell carcinoma (H&E, x100)")?
-    Each run of content words between stop words and punctuation must hold a disease name's
-    head word and stand in the caption as written: a run without one ("on the back", "with
-    silvery scale") says something else, and one the caption does not write ("a pearly basal
-    cell carcinoma nodule") describes as well as names."""
+    magnification or kind of image ("Dermatofibroma.", "Basal cell carcinoma (H&E, x100)"),
+    and the patient ("in a 9-year-old child")? Each run of content words between stop words
+    and punctuation must hold a disease name's head word (or, when `titled`, be the name the
+    caption opens with: "Lentigo maligna") and stand in the caption as written: a run
+    without one ("with silvery scale") says something else, and one the caption does not
+    write ("a pearly basal cell carcinoma nodule") describes as well as names (words compared
+    by `key`; "keratoses" is the caption's "keratosis"). With `site_keys`, runs that only
+    place the lesion ("on the left cheek") pass too: the answer still says nothing of its
+    looks."""
     runs: list[list[str]] = []
     run: list[str] = []
     for t in [*tokens, "."]:
@@ -145,12 +198,31 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts) ->
                 run = []
         elif run or not (t in _MODALITY_WORDS or _MAGNIFICATION.fullmatch(t)):
             run.append(t)  # (a run of modality words alone is protocol, not a claim)
-    if not runs or any(not any(t.endswith(lx.DISEASE_ENDS) for t in r) for r in runs):
+    if not runs:
         return False
-    text = cap.facts.memo.get("joined")
+    text = cap.facts.memo.get("joined_keys")
     if text is None:
-        text = cap.facts.memo["joined"] = f" {' '.join(cap.facts.view.tokens)} "
-    return all(f" {' '.join(r)} " in text for r in runs)
+        text = cap.facts.memo["joined_keys"] = " ".join(
+            ["", *[key(_singular(t)) for t in cap.facts.view.tokens], ""])
+    title = None
+    named = False
+    for r in runs:
+        if all(t in _PERSON_WORDS or t.isdigit()
+               or (site_keys is not None and (t in _PLACE_WORDS or key(t) in site_keys))
+               for t in r):
+            continue  # the patient, or (with `site_keys`) the place
+        phrase = f" {' '.join([key(_singular(t)) for t in r])} "
+        if phrase not in text:
+            return False
+        if not any(t.endswith(_NAME_ENDS) for t in r):
+            if not titled:
+                return False
+            if title is None:
+                title = _title(cap, stop, key)
+            if phrase != title:
+                return False
+        named = True
+    return named
 
 
 # Words that answer "How many ...?" without a number ("Multiple.", "None.", "Both.")
@@ -196,6 +268,10 @@ class RelevanceCheck(Check):
     name = "relevance"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0,  # blocks; the score stays support
                                           "specific_term": 3.5}  # (as the content check's)
+
+    def __init__(self, analyser: Analyser, params: dict[str, Any] | None = None) -> None:
+        super().__init__(analyser, params)
+        self._site_keys = frozenset(analyser.site_by_key)  # (keys of body-site words)
 
     def _useless(self, qa: QAFacts) -> str | None:
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
@@ -287,9 +363,10 @@ class RelevanceCheck(Check):
         elif asks == "morphology":
             # the answer names the disease, not what it looks like ("What is the morphology?"
             # / "Dermatofibroma"): every word of it may be in the caption
-            if _disease_only(qa.answer.view.tokens, self.an.stop, cap):
+            if _disease_only(qa.answer.view.tokens, self.an.stop, cap, self.an.norm.key,
+                             self._site_keys, titled=qa_type is not None):
                 return [self.reason("answer_mismatch", "a question about how it looks answered "
-                                    "with only a diagnosis", self.p["penalty"],
+                                    "with only a diagnosis (and where it is)", self.p["penalty"],
                                     qa.answer.view.raw[:60])]
         elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
@@ -305,13 +382,15 @@ class RelevanceCheck(Check):
                               not (qa.answer_content or qa.answer.numbers)
                               or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
                               or any(q.dim == "magnification" for q in qa.answer.numbers)))
-                          or _disease_only(qa.answer.view.tokens, self.an.stop, cap)):
+                          or _disease_only(qa.answer.view.tokens, self.an.stop, cap,
+                                           self.an.norm.key, titled=qa_type is not None)):
                 kind = "a location"
         if kind is None:
             stop = self.an.stop
             if (asks != "modality" and _modality_only(qa.answer.view.tokens, stop)
-                    and any(t not in _IMAGE_WORDS and t not in stop and t not in _WH
-                            for t in qa.question.words if t[0].isalpha())):
+                    and (asks == "morphology"  # ("How does the image look?")
+                         or any(t not in _IMAGE_WORDS and t not in stop and t not in _WH
+                                for t in qa.question.words if t[0].isalpha()))):
                 # "How are the vessels arranged?" / "Dermoscopic image.": the question names
                 # something to tell about; the kind of image tells nothing of it
                 detail = ("a diagnosis question answered with only the kind of image"
