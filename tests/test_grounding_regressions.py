@@ -1627,3 +1627,36 @@ def test_a_generated_answer_naming_a_finding_the_caption_lacks(f):
 def test_a_generated_answer_naming_the_caption_findings_is_kept(f, caption, answer):
     v = f.check(caption, "What is the morphology?", answer, qa_type="open")
     assert v.passed and "unsupported_finding" not in v.codes, v.to_dict()
+
+
+KS = ("Kaposi sarcoma, nodular stage (H&E, x200). Spindle cells forming slit-like vascular "
+      "spaces with extravasated erythrocytes.")
+SSM = ("Superficial spreading melanoma (H&E, x100). Pagetoid spread of atypical melanocytes "
+       "throughout the epidermis; Breslow thickness 0.8 mm, no ulceration.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (KS, "What is the distribution?", "Involving extravasated erythrocytes."),  # (seed 41: 0.90)
+    (SSM, "What is the distribution?", "Breslow thickness 0.8 mm, no ulceration."),  # (0.81)
+    ("Dermatofibroma on the left shin. Dermoscopy shows a central white scar-like patch.",
+     "How is the disease distributed?", "Dermatofibroma is a disease of dermoscopic operation."),
+])
+def test_a_generated_location_question_answered_with_no_place_or_spread(
+        f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "answer"), [
+    (SSM, "Pagetoid spread of atypical melanocytes throughout the epidermis."),
+    ("Herpes zoster. Grouped vesicles in a dermatomal distribution on the chest.", "Dermatomal."),
+    ("Vitiligo. Symmetrical depigmented macules on the hands.", "Symmetrical."),
+    ("Basal cell carcinoma (H&E, x40). Basaloid tumour nests with peripheral palisading.",
+     "Basaloid tumour nests with peripheral palisading."),
+])
+def test_a_distribution_answered_with_a_spread_or_place_is_kept(f, caption, answer):
+    v = f.check(caption, "What is the distribution?", answer, qa_type="open")
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()
+    # and a location question someone else wrote is judged by the old, narrower rule
+    assert "answer_mismatch" not in f.check(
+        KS, "What is the distribution?", "Involving extravasated erythrocytes.").codes

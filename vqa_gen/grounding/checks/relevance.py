@@ -30,7 +30,8 @@ _LOCATION_Q = re.compile(
     r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?"
     r"(?:(?:most\s+)?likely\s+|main\s+|predominant\s+)?(?:body\s+)?"
     r"(?:location|site|region|area|(?:(?:mode|pattern|type) of )?distribution|part of the body|"
-    r"anatomic(?:al)? (?:site|location))\b)")
+    r"anatomic(?:al)? (?:site|location))\b|how (?:is|are) (?:the |this |these |it )?(?:\w+ )?"
+    r"distributed\b)")
 _MODALITY_Q = re.compile(
     r"\b(?:(?:type|kind|sort)\s+of\s+(?:image|imaging|picture|photo\w*|view|study|scan|"
     r"examination|exam)|modality|imaging (?:technique|method)|how was (?:this|the) (?:image|"
@@ -75,7 +76,8 @@ _IMAGE_WORDS = frozenset(lx.words(
     "taken obtained acquired made"))
 _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classification)\b")
 _MORPHOLOGY_Q = re.compile(r"\b(?:morpholog\w*|shapes?|appearance|configuration|looks? like|"
-                           r"arrange\w*|how (?:does|do) (?:\w+ ){1,3}look)\b")
+                           r"arrange\w*|how (?:does|do) (?:\w+ ){1,3}(?:look|affect|manifest|"
+                           r"present|appear))\b")
 # questions that ask what the image shows ("what is it?", "which lesion is this?")
 _IDENTITY_Q = re.compile(r"\b(?:what|which)(?: \w+)? (?:is|are) (?:it|this|these|that|shown|"
                          r"seen|depicted)\b")
@@ -100,6 +102,14 @@ _LOCATION_A = re.compile(
     r"follicular|ungual|mucosal)\w*|basal|layers?|stratum|corne\w*|granular|spinous|"
     r"papillary|reticular|follicles?|glands?|ducts?|adnexa\w*|fat|pannicul\w*|"
     r"vessels?|perineural|lumen|stroma\w*|matrix|plate|bed)\b")
+# How lesions are spread, which answers "What is the distribution?" with no place word
+_DISTRIBUTION_A = re.compile(
+    r"\b(?:dermatom\w*|symmetr\w*|asymmetr\w*|group\w*|cluster\w*|linear\w*|scatter\w*|"
+    r"annular|arcuate|arciform|follicul\w*|zosteriform|herpetiform|reticula\w*|confluen\w*|"
+    r"discrete|solitary|single|multiple|isolated|universal\w*|segment\w*|band-?like|patchy|"
+    r"interstitial|nodular|sun-exposed|photo-?distribut\w*|photo-?exposed|intertrigin\w*|"
+    r"seborrh\w*|koebner\w*|blaschk\w*|satellite|circumscribed|along|serpigin\w*|"
+    r"lichenoid|pagetoid|nests?|sheets?|cords?|strands?|lobul\w*)\b")
 _MODALITY_A = re.compile(
     r"(?:\b(?:photo\w*|clinical|dermoscop\w*|dermatoscop\w*|histo\w*|h&e|h & e|haematoxylin|"
     r"hematoxylin|eosin|microscop\w*|micrograph\w*|biops\w*|stain\w*|immuno\w*|x-?rays?|"
@@ -119,7 +129,8 @@ _KIND_CUES = re.compile(trie_pattern([
     "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
     "colo", "hue", "shade",  # _COLOUR_Q
     "demographic", "gender", "sex", "old", "age", "who is",  # _DEMOGRAPHIC_Q
-    "morpholog", "shape", "appearance", "configuration", "look", "arrange",  # _MORPHOLOGY_Q
+    "morpholog", "shape", "appearance", "configuration", "look", "arrange", "affect",
+    "manifest", "present", "appear",  # _MORPHOLOGY_Q
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
@@ -375,9 +386,14 @@ class RelevanceCheck(Check):
             # And one with no word of place that names the stain, magnification or kind of
             # image ("Verruca, nodular stage (H&E, x200)"): those are never a place. And one
             # that is only the caption's disease name ("Where are the lesions?" / "Psoriasis.";
-            # "basal" in "Basal cell carcinoma." is no place either).
+            # "basal" in "Basal cell carcinoma." is no place either). Where the model wrote the
+            # question, any answer with no word of place or spread ("What is the
+            # distribution?" / "Breslow thickness 0.8 mm, no ulceration."): in six quick-start
+            # runs every such answer was something else.
             words = _WORD.findall(a)
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
+                          or (qa_type is not None and not _LOCATION_A.search(a)
+                              and not _DISTRIBUTION_A.search(a))  # (the model's slip)
                           or (not _LOCATION_A.search(a) and (
                               not (qa.answer_content or qa.answer.numbers)
                               or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
