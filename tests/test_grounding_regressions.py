@@ -1509,6 +1509,9 @@ SPZ = ("Dermoscopic view of a Spitz naevus in a 9-year-old child showing a starb
                                                                         "left"),
     ("Blue naevus. Dermoscopy shows homogeneous steel-blue pigmentation.",
      "How does the image look?", "The image appears to be a dermoscopic image."),
+    # (seed 41: kept at 1.0; "malignant" says how it behaves, not how it looks)
+    ("Dermoscopy of an invasive melanoma on the right calf showing irregular streaks.",
+     "How does the melanoma affect the skin?", "Malignant melanoma."),
 ])
 def test_looks_or_place_answered_with_the_name_the_patient_or_the_image_type(
         f, caption, question, answer):

@@ -153,6 +153,9 @@ _PLACE_WORDS = frozenset(lx.words(
     "left right bilateral unilateral both upper lower side sides aspect area region part"))
 
 
+# Words that say how a disease behaves, not how it looks: before its name they add nothing
+# an image shows ("Malignant melanoma" answering "How does the melanoma affect the skin?")
+_BEHAVIOUR = frozenset(lx.words("malignant benign"))
 _PLURAL_HEADS = (("oses", "osis"), ("iases", "iasis"), ("naevi", "naevus"), ("nevi", "nevus"),
                  ("omata", "oma"), ("omas", "oma"))
 
@@ -222,10 +225,13 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
                or (site_keys is not None and (t in _PLACE_WORDS or key(t) in site_keys))
                for t in r):
             continue  # the patient, or (with `site_keys`) the place
+        headed = any(t.endswith(_NAME_ENDS) for t in r)
+        if headed and not _BEHAVIOUR.isdisjoint(r):  # ("Malignant melanoma" for "invasive
+            r = [t for t in r if t not in _BEHAVIOUR]  # melanoma": still only its name)
         phrase = f" {' '.join([key(_singular(t)) for t in r])} "
         if phrase not in text:
             return False
-        if not any(t.endswith(_NAME_ENDS) for t in r):
+        if not headed:
             if not titled:
                 return False
             if title is None:
