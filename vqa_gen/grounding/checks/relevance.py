@@ -129,8 +129,8 @@ _KIND_CUES = re.compile(trie_pattern([
     "type", "kind", "sort", "modality", "imaging", "how was",  # _MODALITY_Q
     "colo", "hue", "shade",  # _COLOUR_Q
     "demographic", "gender", "sex", "old", "age", "who is",  # _DEMOGRAPHIC_Q
-    "morpholog", "shape", "appearance", "configuration", "look", "arrange", "affect",
-    "manifest", "present", "appear",  # _MORPHOLOGY_Q
+    "morpholog", "shape", "appearance", "configuration", "look like", "looks like", "arrange",
+    "how do",  # _MORPHOLOGY_Q ("how does ... look/affect/present?")
     "diagnos", "condition", "disease", "disorder", "classification"]))  # _DIAGNOSIS_Q
 
 
@@ -167,6 +167,11 @@ def _singular(token: str) -> str:
         if token.endswith(plural):
             return token[: -len(plural)] + one
     return token
+
+
+def _person(run: list[str]) -> bool:
+    """A run of words that only describe the patient ("76 year-old woman")."""
+    return all(t in _PERSON_WORDS or t.isdigit() for t in run)
 
 
 def _title(cap: CaptionFacts, stop: frozenset[str], key: Callable[[str], str]) -> str:
@@ -214,6 +219,9 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
             run.append(t)  # (a run of modality words alone is protocol, not a claim)
     if not runs:
         return False
+    if not titled and site_keys is None and not all(
+            any(t.endswith(_NAME_ENDS) for t in r) or _person(r) for r in runs):
+        return False  # (most answers: a run that names no disease, before any caption work)
     text = cap.facts.memo.get("joined_keys")
     if text is None:
         text = cap.facts.memo["joined_keys"] = " ".join(
@@ -221,9 +229,9 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
     title = None
     named = False
     for r in runs:
-        if all(t in _PERSON_WORDS or t.isdigit()
-               or (site_keys is not None and (t in _PLACE_WORDS or key(t) in site_keys))
-               for t in r):
+        if _person(r) or (site_keys is not None and all(
+                t in _PERSON_WORDS or t.isdigit() or t in _PLACE_WORDS or key(t) in site_keys
+                for t in r)):
             continue  # the patient, or (with `site_keys`) the place
         headed = any(t.endswith(_NAME_ENDS) for t in r)
         if headed and not _BEHAVIOUR.isdisjoint(r):  # ("Malignant melanoma" for "invasive
