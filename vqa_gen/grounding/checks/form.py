@@ -215,7 +215,8 @@ class FormCheck(Check):
                                     qa.question.view.raw.strip()[:60]))
         elif qa_type is not None and self._vague(qa.question):
             asks.append(self.reason("vacuous_question", "the question is too vague to have "
-                                    "one answer (the type of what?)", self.p["penalty"],
+                                    "one answer: it names no property to tell",
+                                    self.p["penalty"],
                                     qa.question.view.raw.strip()[:60]))
         elif qa.polarity == "no" and _no_then_yes(qa):
             asks.append(self.reason("self_contradiction", "the answer says no, then says what "

@@ -406,12 +406,12 @@ class RelevanceCheck(Check):
             # runs every such answer was something else.
             words = _WORD.findall(a)
             if words and ((len(words) <= 4 and all(_COLOUR_A.fullmatch(w) for w in words))
-                          or (qa_type is not None and not _LOCATION_A.search(a)
-                              and not _DISTRIBUTION_A.search(a))  # (the model's slip)
                           or (not _LOCATION_A.search(a) and (
                               not (qa.answer_content or qa.answer.numbers)
                               or not _MODALITY_NAMES.isdisjoint(qa.answer.view.tokens)
-                              or any(q.dim == "magnification" for q in qa.answer.numbers)))
+                              or any(q.dim == "magnification" for q in qa.answer.numbers)
+                              or (qa_type is not None  # (the model's slip)
+                                  and not _DISTRIBUTION_A.search(a))))
                           or _disease_only(qa.answer.view.tokens, self.an.stop, cap,
                                            self.an.norm.key, titled=qa_type is not None)):
                 kind = "a location"
