@@ -1663,3 +1663,50 @@ def test_a_distribution_answered_with_a_spread_or_place_is_kept(f, caption, answ
     # and a location question someone else wrote is judged by the old, narrower rule
     assert "answer_mismatch" not in f.check(
         KS, "What is the distribution?", "Involving extravasated erythrocytes.").codes
+
+
+# A seventh quick-start run (seed 53), judged before these rules: 28 kept, 20 acceptable,
+# 2 weak, 6 bad. Four of the bad ones:
+SK2 = ("Dermoscopy of a seborrhoeic keratosis on the temple of a 68-year-old man: milia-like "
+       "cysts and a cerebriform pattern.")
+BN = "Blue naevus. Dermoscopy shows homogeneous steel-blue pigmentation without a network."
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code"), [
+    (SK2, "What is the morphology?", "Dermoscopic lesions on the temple of a 68-year-old man.",
+     "answer_mismatch"),  # only where and who: nothing of its looks (kept at 0.59)
+    ("Dermoscopy of actinic keratosis on the forehead: a 'strawberry' pattern.",
+     "What is the morphology?", "A", "answer_mismatch"),  # (kept at 1.0)
+    (BN, "What is the diagnosis?", "Dermatoscopic image showing homogeneous steel-blue "
+     "pigmentation without a network.", "answer_mismatch"),  # a description, no disease
+    ("Tinea corporis: an annular plaque with an active scaly border on the right thigh.",
+     "What type of disease is it?", "An annular plaque with an active scaly border on the "
+     "right thigh.", "answer_mismatch"),
+    ("Seborrhoeic keratosis (H&E, x40): acanthotic, papillomatous, hyperkeratotic epidermis.",
+     "What is the morphology?", "Papillomatous hyperkeratotic hyperkeratotic epidermis",
+     "degenerate_answer"),
+])
+def test_seed_53_misses(f, caption, question, answer, code):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (BN, "What is the diagnosis?", "Blue naevus."),
+    (BN, "What kind of image is this?", "A dermoscopic (dermatoscopic) image."),  # one word?
+    ("Tinea corporis: an annular plaque on the right thigh.", "What is the diagnosis?",
+     "Tinea corporis."),
+    ("Tinea corporis: an annular plaque on the right thigh.", "What is the diagnosis?",
+     "A fungal infection of the skin."),  # a disease in general words
+    ("Violaceous flat-topped papules on the wrist: lichen planus.", "What is the diagnosis?",
+     "Lichen planus."),  # the caption opens with a finding, so its name is not read there
+    ("A 45-year-old man with lichen planus on the wrist.", "What is the diagnosis?",
+     "Lichen planus."),  # nor with the patient
+    ("Violaceous flat-topped papules on the wrist: lichen planus.", "What is the morphology?",
+     "Violaceous flat-topped papules."),
+    ("Urticaria. Pale wheals on the trunk; no vesicles.", "How many vesicles are there?",
+     "None."),  # a count in a function word
+])
+def test_seed_53_guards(f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not {"answer_mismatch", "degenerate_answer"} & set(v.codes), v.to_dict()

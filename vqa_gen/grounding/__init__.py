@@ -86,7 +86,8 @@ CODES: dict[str, str] = {
                        "a generated question that names its own answer, or asks 'How many?' "
                        "and gets no count; a question about how it looks or where answered "
                        "with only the caption's disease name (and the patient, or for looks "
-                       "the place)",
+                       "the place); a generated diagnosis question answered without a disease "
+                       "name, or an open one with function words only",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",

@@ -138,15 +138,22 @@ def _breaks_off(qa: QAFacts) -> bool:
 def _says_twice(qa: QAFacts, stop: frozenset[str], specific: float) -> bool:
     """The answer says one phrase twice and little else ("Dermoscopic image of a pigmented
     basal cell carcinoma is a type of dermoscopic image of a pigmented basal cell
-    carcinoma": a run of 3+ words whose two sayings cover two thirds of it), or joins a
-    word to itself ("normal and normal in color"): a model's degenerate output."""
+    carcinoma": a run of 3+ words whose two sayings cover two thirds of it), or says a word
+    twice in a row or joins it to itself ("hyperkeratotic hyperkeratotic", "normal and
+    normal in color"): a model's degenerate output."""
     words = qa.answer.words
     n = len(words)
     if n < 3 or len(set(words)) == n:
         return False  # (most answers: no word said twice)
-    for i in range(n - 2):
-        if (words[i + 1] in ("and", "or") and words[i] == words[i + 2]
-                and words[i] not in stop and not words[i].endswith("er")):
+    # (words as written: "dermoscopic (dermatoscopic)" reads as one word twice once folded)
+    raw = _FIRST.findall(qa.answer.view.raw.casefold())
+    for i, w in enumerate(raw[:-1]):
+        if w in stop or w[0].isdigit():
+            continue
+        if raw[i + 1] == w:
+            return True  # ("hyperkeratotic hyperkeratotic keratoses")
+        if i + 2 < len(raw) and raw[i + 1] in ("and", "or") and raw[i + 2] == w and not (
+                w.endswith("er")):
             return True  # ("more and more", "bigger and bigger": a stop word, a comparative)
     for size in range(n // 2, 2, -1):
         if 3 * 2 * size < 2 * n:

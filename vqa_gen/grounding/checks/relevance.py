@@ -169,29 +169,49 @@ def _singular(token: str) -> str:
     return token
 
 
+# Words that name a finding, not a disease, with their plurals ("papules", "bullae", "septa"):
+# a caption that opens with one opens with what it shows ("Violaceous papules on ...")
+_FINDINGS = frozenset(w2 for w in (*lx.FINDING_TERMS, *lx.words(
+    "lesion rash eruption mass growth tumour tumor swelling area")) for w2 in (
+    w, w + "s", w + "es", w[:-1] + "ae" if w.endswith("a") else w,
+    w[:-2] + "a" if w.endswith("um") else w))
+
+
 def _person(run: list[str]) -> bool:
     """A run of words that only describe the patient ("76 year-old woman")."""
     return all(t in _PERSON_WORDS or t.isdigit() for t in run)
 
 
-def _title(cap: CaptionFacts, stop: frozenset[str], key: Callable[[str], str]) -> str:
+def _title(cap: CaptionFacts, stop: frozenset[str], key: Callable[[str], str]
+           ) -> tuple[str, bool]:
     """The caption's first run of content words that is not only the kind of image: the name
     a figure legend opens with ("Lentigo maligna on ...", "Dermoscopy of a benign compound
-    naevus: ..."), as its keys " k1 k2 " (plural heads made singular; memoised per
-    caption)."""
+    naevus: ..."), as its keys " k1 k2 " (plural heads made singular), and whether it surely
+    is a disease name: it holds a disease name's head word, ends its sentence or clause
+    ("Blue naevus. Dermoscopy shows ...", "Tinea corporis: an annular plaque ...") or names no
+    finding ("Lentigo maligna on the left cheek"), where "Violaceous papules on the wrist:
+    lichen planus" opens with one (and "A 45-year-old man with ..." with the patient).
+    Memoised per caption."""
     hit = cap.facts.memo.get("title")
     if hit is None:
         run: list[int] = []
         tokens = cap.facts.view.tokens
+        end = len(tokens)
         for i, t in enumerate([*tokens, "."]):
             if t[0].isalnum() and t not in stop:
                 run.append(i)
             elif run and not all(tokens[j] in _MODALITY_WORDS for j in run):
+                end = i
                 break
             else:
                 run = []
-        hit = cap.facts.memo["title"] = " ".join(
-            ["", *[key(_singular(tokens[j])) for j in run], ""]) if run else ""
+        words = [tokens[j] for j in run]
+        named = bool(run) and not _person(words) and (
+            any(t.endswith(_NAME_ENDS) for t in words)
+            or end >= len(tokens) or tokens[end] in (".", ":", ";")
+            or _FINDINGS.isdisjoint(words))
+        hit = cap.facts.memo["title"] = (" ".join(
+            ["", *[key(_singular(tokens[j])) for j in run], ""]) if run else "", named)
     return hit
 
 
@@ -227,11 +247,12 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
         text = cap.facts.memo["joined_keys"] = " ".join(
             ["", *[key(_singular(t)) for t in cap.facts.view.tokens], ""])
     title = None
-    named = False
+    named = placed = False
     for r in runs:
         if _person(r) or (site_keys is not None and all(
                 t in _PERSON_WORDS or t.isdigit() or t in _PLACE_WORDS or key(t) in site_keys
                 for t in r)):
+            placed = True
             continue  # the patient, or (with `site_keys`) the place
         headed = any(t.endswith(_NAME_ENDS) for t in r)
         if headed and not _BEHAVIOUR.isdisjoint(r):  # ("Malignant melanoma" for "invasive
@@ -243,11 +264,14 @@ def _disease_only(tokens: list[str], stop: frozenset[str], cap: CaptionFacts,
             if not titled:
                 return False
             if title is None:
-                title = _title(cap, stop, key)
+                text_of, is_name = _title(cap, stop, key)
+                title = text_of if is_name else ""  # (a finding opens it: no name)
             if phrase != title:
                 return False
         named = True
-    return named
+    # (with `site_keys`, only where it is and who has it says nothing of its looks either:
+    # "Dermoscopic lesions on the temple of a 68-year-old man")
+    return named or (placed and site_keys is not None)
 
 
 # Words that answer "How many ...?" without a number ("Multiple.", "None.", "Both.")
@@ -266,6 +290,44 @@ def _uncounted(qa: QAFacts) -> str | None:
     if not words or words[0] in ("a", "an", "one") or not _QUANTITY_WORDS.isdisjoint(words):
         return None
     return "a count question answered with no number"
+
+
+def _contentless(qa: QAFacts) -> str | None:
+    """A generated open question answered with function words only ("What is the
+    morphology?" / "A"); "None." and "Both." count, a side or a place answers."""
+    a = qa.answer
+    if qa.answer_content or a.numbers or a.sites or a.laterality or not a.words:
+        return None
+    if not _QUANTITY_WORDS.isdisjoint(a.words):
+        return None
+    return "the answer holds no word of its own"
+
+
+# A diagnosis question proper ("What is the diagnosis?", "What type of disease is it?"; not
+# "How does this condition affect the body?")
+_NAMING_Q = re.compile(r"\bdiagnos[ie]s\b|\b(?:what|which)\s+(?:\w+\s+){0,3}"
+                       r"(?:disease|condition|disorder)\b")
+# Words that answer one in general terms ("A fungal infection of the nail")
+_DISEASE_WORDS = frozenset(lx.words(
+    "disease diseases condition conditions disorder disorders infection infections "
+    "infestation tumour tumours tumor tumors cancer cancers neoplasm neoplasms malignancy "
+    "dermatosis dermatoses"))
+
+
+def _unnamed(qa: QAFacts, cap: CaptionFacts, stop: frozenset[str],
+             key: Callable[[str], str]) -> bool:
+    """A diagnosis answer that names no disease: no disease name's head word, no word of
+    the name the caption opens with, no general word for a disease ("What is the
+    diagnosis?" / "Dermatoscopic image showing homogeneous steel-blue pigmentation ..." for
+    a blue naevus). Only when the caption surely opens with the disease's name."""
+    tokens = [t for t in qa.answer.view.tokens if t[0].isalpha()]
+    if not tokens or any(t.endswith(_NAME_ENDS) for t in tokens) or not (
+            _DISEASE_WORDS.isdisjoint(tokens)):
+        return False
+    title, is_name = _title(cap, stop, key)
+    if not is_name:
+        return False
+    return {key(_singular(t)) for t in tokens}.isdisjoint(title.split())
 
 
 def _elliptical(words: list[str]) -> bool:
@@ -360,7 +422,7 @@ class RelevanceCheck(Check):
             return []
         useless = self._useless(qa)
         if useless is None and qa_type is not None:  # (the model wrote the question too)
-            useless = self._named_in_question(qa) or _uncounted(qa)
+            useless = self._named_in_question(qa) or _uncounted(qa) or _contentless(qa)
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
@@ -392,6 +454,15 @@ class RelevanceCheck(Check):
                              self._site_keys, titled=qa_type is not None):
                 return [self.reason("answer_mismatch", "a question about how it looks answered "
                                     "with only a diagnosis (and where it is)", self.p["penalty"],
+                                    qa.answer.view.raw[:60])]
+        elif asks == "diagnosis":
+            # (generated: "What is the diagnosis?" answered with a description; an answer of
+            # only the kind of image gets its own reason below)
+            if (qa_type is not None and _NAMING_Q.search(qa.question.view.text)
+                    and not _modality_only(qa.answer.view.tokens, self.an.stop)
+                    and _unnamed(qa, cap, self.an.stop, self.an.norm.key)):
+                return [self.reason("answer_mismatch", "a diagnosis question answered "
+                                    "without naming a disease", self.p["penalty"],
                                     qa.answer.view.raw[:60])]
         elif asks == "location" and not (qa.answer.sites or qa.answer.laterality):
             # Places are too many to list (organs, "sigmoid colon", "inferiorly"): flag only
