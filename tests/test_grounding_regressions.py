@@ -1710,3 +1710,23 @@ def test_seed_53_misses(f, caption, question, answer, code):
 def test_seed_53_guards(f, caption, question, answer):
     v = f.check(caption, question, answer, qa_type="open")
     assert not {"answer_mismatch", "degenerate_answer"} & set(v.codes), v.to_dict()
+
+
+# An eighth run (seed 67), held out, judged on the code before these two rules: 32 kept,
+# 26 acceptable, 3 weak, 3 bad.
+def test_a_location_is_not_answered_by_how_the_cells_are_arranged(f):
+    cap = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with "
+           "peripheral palisading in the dermis.")
+    v = f.check(cap, "What is the location?", "Basaloid tumour nests.", qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+    v = f.check(cap, "What is the distribution?", "Basaloid tumour nests.", qa_type="open")
+    assert "answer_mismatch" not in v.codes, v.to_dict()  # (an arrangement is a spread)
+
+
+def test_which_and_what_ask_the_same(f):
+    cap = "Dermoscopy of a subungual haematoma of the left great toenail."
+    questions = ["What is the correct type of image?", "Which is the most accurate type of "
+                 "image?", "What is the most accurate type of image?"]
+    vs = f.check_record(cap, [(q, "Dermoscopic image") for q in questions])
+    assert ["duplicate_question" in v.codes for v in vs].count(True) == 1, [
+        v.to_dict() for v in vs]

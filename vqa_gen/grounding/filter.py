@@ -187,13 +187,15 @@ class GroundingFilter:
 
     # -- duplicates --------------------------------------------------------------------
     def question_key(self, question: str) -> str:
-        """Normalised question for duplicate detection (keys, minus filler function words)."""
+        """Normalised question for duplicate detection (keys, minus filler function words;
+        "which" read as "what": "Which is the most accurate type of image?" asks what "What is
+        the most accurate type of image?" does)."""
         facts = self.analyser.text_facts(str(question or ""))  # cached with the QA
         key = facts.memo.get("question_key")
         if key is None:
             view = facts.view
             key = facts.memo["question_key"] = " ".join([
-                k for t, k in zip(view.tokens, view.keys, strict=True)
+                "what" if t == "which" else k for t, k in zip(view.tokens, view.keys, strict=True)
                 if t[0].isalnum() and t not in _DROP_FROM_QUESTION_KEY])
         return key
 
