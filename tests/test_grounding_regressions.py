@@ -113,6 +113,19 @@ def test_score_ranks_partial_support(f):
     assert 0.3 < one < 0.95 and none < 0.1
 
 
+def test_no_supported_content_word_still_ranks_by_shared_words(f):
+    """An answer none of whose content words the evidence supports still ranks above one
+    that shares no word with it at all (a HealthVer claim: "surfaces" is no content unit but
+    is the evidence's word), by a margin too small to pass either."""
+    ev = ("The most common coronaviruses may well survive or persist on surfaces for up to "
+          "one month.")
+    shares = f.check(ev, "", "the virus can stay on surfaces long enough to be a source of "
+                             "transmission")
+    none = f.check(ev, "", "Dogs can test positive for the virus.")
+    assert not shares.passed and not none.passed
+    assert 0.0 < shares.score <= 0.001 and none.score == 0.0, (shares.to_dict(), none.to_dict())
+
+
 def test_rare_terms_weigh_more_than_common_words(f):
     """An invented specific term costs more than an invented common word."""
     q = "Describe the lesion."
@@ -1743,3 +1756,126 @@ def test_a_morphology_answered_with_a_layer_of_the_section(f):
     v = f.check(LP, "What is the morphology?", "Band-like lymphocytic infiltrate at the "
                 "dermo-epidermal junction.", qa_type="open")
     assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()
+
+
+# A tenth run (seed 97), judged before these rules: 37 kept, 26 acceptable, 5 weak, 6 bad.
+KS2 = ("Kaposi sarcoma, nodular stage (H&E, x200). Spindle cells forming slit-like vascular "
+       "spaces with extravasated erythrocytes.")
+
+
+@pytest.mark.parametrize("question", [
+    "Is the disease Kaposi sarcoma?", "Is this lesion a Kaposi sarcoma?",
+    "Is the condition Kaposi sarcoma?"])
+def test_no_to_the_captions_own_disease_is_a_contradiction(f, question):
+    # kept at 1.0: "disease" is not in the caption, which kept the "No" from the check
+    v = f.check(KS2, question, "No.")
+    assert not v.passed and "negation_conflict" in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question"), [
+    (KS2, "Is the disease a melanoma?"),  # another disease: "No" is right
+    (KS2, "Is the disease a lesion?"),  # only kind words: all must be affirmed, as before
+    ("Lentigo maligna on the left cheek of a 76-year-old woman.",
+     "Is the lesion on the right cheek?"),
+])
+def test_no_to_another_disease_or_place_is_kept(f, caption, question):
+    v = f.check(caption, question, "No.")
+    assert "negation_conflict" not in v.codes, v.to_dict()
+
+
+SH = ("Dermoscopy of a sebaceous hyperplasia on the nose showing central yellow-white lobules "
+      "with crown vessels.")
+GA = ("Granuloma annulare (H&E, x100). Palisading histiocytes around foci of degenerated "
+      "collagen and mucin in the mid dermis.")
+BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with peripheral "
+         "palisading and retraction artefact in the dermis.")
+CA = "Dermoscopy of a cherry angioma: well-defined red lacunae separated by whitish septa."
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code"), [
+    # kept at 1.0: one word twice in two forms, side by side
+    (SH, "What is the distribution?", "Dermoscopic dermoscopy of the nose.",
+     "degenerate_answer"),
+    (SH, "What is the morphology?", "Nodular nodules on the nose.", "degenerate_answer"),
+    # kept at 0.93: a how-question answered with the disease's name and the question's word
+    (BCC_H, "How is it diagnosed?", "Basal cell carcinoma diagnosis", "answer_mismatch"),
+    (BCC_H, "Based on the image, how is it diagnosed?", "Basal cell carcinoma (H&E, x40).",
+     "answer_mismatch"),
+    # kept at 0.56: the question's word and the kind of image
+    (CA, "What is the anatomy?", "The anatomy of dermoscopic image.", "answer_mismatch"),
+    # kept at 0.71: a colour where the caption states none
+    (GA, "What is the morphology?", "Granuloma annulare (H&E, x100) has a pinkish-purple "
+     "appearance.", "unsupported_finding"),
+    (GA, "What is the morphology?", "Reddish palisading histiocytes.", "unsupported_finding"),
+])
+def test_seed_97_misses(f, caption, question, answer, code):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (SH, "What kind of image is this?", "A dermoscopic (dermatoscopic) image."),
+    (BCC_H, "How is it classified?", "Basal cell carcinoma, nodular type."),  # a name answers
+    (BCC_H, "How do you describe the image?", "A basal cell carcinoma, nodular type."),
+    (BCC_H, "How is it diagnosed?", "By histology: basaloid tumour nests with peripheral "
+     "palisading."),
+    (CA, "What is shown in the dermoscopic image?", "Red lacunae in a dermoscopic image."),
+    (CA, "What is the modality?", "The modality is a dermoscopic image."),
+    (CA, "What colour are the lacunae?", "Red."),
+    (GA, "What is the morphology?", "Palisading histiocytes around degenerated collagen."),
+])
+def test_seed_97_guards(f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not {"answer_mismatch", "degenerate_answer", "unsupported_finding"} & set(
+        v.codes), v.to_dict()
+
+
+SK_H = ("Seborrhoeic keratosis (H&E, x40), from the back of a 62-year-old man: acanthotic, "
+        "papillomatous epidermis with horn pseudocysts. No cytological atypia.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    # kept pairs of ten runs with an unsupported specific word: six of the seven were bad
+    (GA, "What is the morphology?", "Paleocytes around foci of degenerated collagen and "
+     "mucin."),  # (0.68)
+    (SK_H, "What is the morphology?", "Papillomatous keratoses (PMC),"),  # (0.59)
+    (SK_H, "What is the modality?", "H&E (hemoglobin)',"),  # (0.65)
+    ("Dermoscopy of a subungual haematoma of the left great toenail: homogeneous red-purple "
+     "to black pigmentation.", "What is the modality?", "A dermoscopic dermis"),  # (0.51)
+    ("Dermoscopy of a halo naevus: a central naevus with globular pattern surrounded by a "
+     "symmetric white depigmented rim.", "How does the morphology vary?",
+     "Dermatological diagnosis of a halo naevus"),  # (0.56)
+    ("Lentigo maligna on the left cheek of a 76-year-old woman. Dermoscopy reveals asymmetric "
+     "pigmented follicular openings.", "What kind of morphology is this?",
+     "Sterile dermoscopic image."),  # (0.53)
+])
+def test_a_generated_answer_with_an_unsupported_specific_term_fails(f, caption, question,
+                                                                     answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and "unsupported_term" in v.codes, v.to_dict()
+    # someone else's pair (no QA type) is only scored
+    assert "unsupported_term" not in f.check(caption, question, answer).codes
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    ("Sarcoidosis of the skin (H&E, x100). Well-formed, non-caseating epithelioid "
+     "granulomas in the dermis.", "What is the modality?",
+     "H&E histopathological examination."),  # H&E is a stain of histology sections
+    (SK_H, "What kind of image is this?", "A histology slide under the microscope."),
+    (SH, "What kind of image is this?", "A dermatoscopic image."),  # a synonym
+    (PYO, "What is the morphology?", "A friable red nodule."),
+    (SK_H, "What is the morphology?", "Papillomatous epidermis with horn pseudocysts."),
+])
+def test_a_generated_answer_with_supported_terms_is_kept(f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert v.passed and "unsupported_term" not in v.codes, v.to_dict()
+
+
+def test_a_yes_no_question_naming_only_kinds_is_vacuous(f):
+    cap = ("Dermoscopy of an invasive melanoma on the right calf showing an atypical pigment "
+           "network.")
+    # kept at 1.0 in the held-out seed-101 run
+    v = f.check(cap, "Is this condition a disease?", "Malignant melanoma", qa_type="open")
+    assert not v.passed and "vacuous_question" in v.codes, v.to_dict()
+    v = f.check(cap, "Is this lesion a melanoma?", "Yes.", qa_type="open")
+    assert v.passed and "vacuous_question" not in v.codes, v.to_dict()

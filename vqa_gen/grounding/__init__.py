@@ -58,7 +58,10 @@ CODES: dict[str, str] = {
                              "(a specific word with a disease name's ending: 'adenocarcinoma' "
                              "for lichen planus)",
     "unsupported_finding": "a generated answer names a lesion type or structure its caption "
-                           "does not mention ('Papules ...' for pemphigus vulgaris)",
+                           "does not mention ('Papules ...' for pemphigus vulgaris), or a "
+                           "colour where the caption states none",
+    "unsupported_term": "a generated answer uses a specific (rare) word its caption does not "
+                        "support: coined or misread ('Paleocytes ...', '(PMC)')",
     "contradicted_content": "answer word the caption contradicts: its opposite (upper/lower, "
                             "...), another colour, lesion type, month or weekday, or another "
                             "name where the caption names someone",
@@ -87,12 +90,14 @@ CODES: dict[str, str] = {
                        "and gets no count; a question about how it looks or where answered "
                        "with only the caption's disease name (and the patient, or for looks "
                        "the place); a generated diagnosis question answered without a disease "
-                       "name, or an open one with function words only",
+                       "name, or an open one with function words only; a generated "
+                       "'How ...?' answered with only the disease name; a generated answer "
+                       "restating its question plus the kind of image",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",
     "degenerate_answer": "the answer repeats itself in a loop, or (generated) breaks off "
-                         "mid-phrase or says one phrase twice (blocking)",
+                         "mid-phrase or says one phrase or word twice (blocking)",
     "answer_is_question": "every sentence of the answer is a question: it answers nothing "
                           "(blocking)",
     "self_contradiction": "a 'No' that then states what the question asked ('Is this a "
@@ -102,8 +107,9 @@ CODES: dict[str, str] = {
                         "morphology have a sex?', 'Is the spritz a diagnosis?') answered yes "
                         "or no, or one asking what a word means ('What is a "
                         "histopathology?'), or a generated question too vague to have one "
-                        "answer ('What is the type?', 'How is the pathology?'): the pair says "
-                        "nothing about the image (blocking)",
+                        "answer ('What is the type?', 'How is the pathology?', 'Is this "
+                        "condition a disease?'): the pair says nothing about the image "
+                        "(blocking)",
     "example_echo": "the answer is word for word one of the prompt's worked-example answers "
                     "and writes a word of that example's caption which this caption does not "
                     "('Salmon-pink.' copied from the example for a 'pale pink' caption), or "

@@ -474,7 +474,9 @@ IMPLIES: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({
     # what a name says ("coronavirus disease 2019" is rewritten to "covid-19"); a claim names
     # the disease where its evidence names the virus, and back
     "covid-19": ("coronavirus", "disease", "sars-cov-2"),
-    "sars-cov-2": ("coronavirus", "virus", "covid-19")})
+    "sars-cov-2": ("coronavirus", "virus", "covid-19")} | {
+    # a stain of tissue sections: an H&E image is a histology image under a microscope
+    w: ("histology", "histopathology", "microscopy") for w in ("hematoxylin", "eosin")})
 
 # Numbers written as words (counts and ages).
 NUMBER_WORDS: MappingProxyType[str, float] = MappingProxyType({
@@ -751,6 +753,13 @@ FINDING_TERMS: frozenset[str] = MORPHOLOGY_TERMS | frozenset(_words("""
 patch bulla blister erosion ulcer ulceration crust scale scar vessel telangiectasia lacuna
 septum globule dot network streak pseudopod milia blotch rim halo hypha spore abscess
 infiltrate
+"""))
+
+# Words that only say what kind of thing a question asks about ("Is the disease Kaposi
+# sarcoma?", "Is the lesion on the left cheek?"): they name nothing in the image.
+KIND_NOUNS: frozenset[str] = frozenset(_words("""
+disease condition disorder diagnosis lesion lesions image picture photo photograph type kind
+entity
 """))
 
 # Predicates that make "No" to "Is the right eye affected?" undecidable from the terms alone.

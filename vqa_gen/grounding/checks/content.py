@@ -148,6 +148,7 @@ class ContentCheck(Check):
         "run_n": 4,
         "run_from": 0.2,
         "given_weight": 0.1,
+        "zero_support_share": 0.001,
     }
 
     def __init__(self, analyser, params=None, fuzzy_cutoff: float = 88.0,
@@ -175,6 +176,7 @@ class ContentCheck(Check):
                                 frozenset(key(w) for w in lx.MORPHOLOGY_TERMS),
                                 self._ordinals,
                                 *(frozenset(map(key, c)) for c in lx.CALENDAR_TERMS)]
+        self._colour_keys = self._closed_classes[0]
         near: dict[str, set[str]] = {}
         for a, b in lx.COLOUR_NEIGHBOURS:
             near.setdefault(key(a), set()).add(key(b))
@@ -192,6 +194,7 @@ class ContentCheck(Check):
         self._coverage_weight = float(p["coverage_weight"])
         self._copy_from = float(p["copy_from"])
         self._given_weight = float(p["given_weight"])
+        self._zero_share = float(p["zero_support_share"])
 
     def _contradicted(self, cap: CaptionFacts, items: list[tuple[int, str, str]],
                       units: list[tuple[int, str, str]]) -> list[str]:
@@ -221,6 +224,16 @@ class ContentCheck(Check):
             if hits and (not local or self._near_anchor(cap, t, hits, units)):
                 out.append(t)
         return out
+
+    def _names_colour(self, token: str) -> bool:
+        """A colour word, or one made of colour words ("pinkish-purple", "reddish")."""
+        key, colours = self.an.norm.key, self._colour_keys
+        for part in token.split("-"):
+            if part.endswith("ish") and len(part) > 5:
+                part = part[:-4] if part[-4] == part[-5] else part[:-3]  # (reddish: red)
+            if part and key(part) in colours:
+                return True
+        return False
 
     @staticmethod
     def _prefixed_words(cap: CaptionFacts) -> frozenset[str]:
@@ -391,6 +404,13 @@ class ContentCheck(Check):
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight
         if p["copy_max"] and len(av.keys) > self._copy_from:  # (short answers: no copying)
             score = self._copy_adjusted(score, av.keys, cap)
+        if score <= 0.0 and self._zero_share:
+            # No content unit supported: the score still ranks. An answer sharing some plain
+            # words with the evidence ("the virus can stay on surfaces ...") sits above one
+            # sharing none, by a margin too small to move any verdict.
+            if not cov_w:
+                cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values)
+            score = self._zero_share * cov
         unsupported = list(sup.unsupported)
         neg = qa.answer.negated
         contra_items = [c for c in a_units if not neg[c[0]] and c[1] in sup.unsupported
@@ -486,10 +506,31 @@ class ContentCheck(Check):
             finding = self._finding_keys
             invented = [t for i, t, k in a_units if k in finding and not neg[i]
                         and t in sup.unsupported]
+            colours = self._colour_keys
+            if colours.isdisjoint(cap.support_keys):
+                # (a caption that states no colour: "Granuloma annulare (H&E, x100) has a
+                # pinkish-purple appearance" invents one; against a caption's own colours
+                # another one is `contradicted_content`, a neighbour a loose paraphrase)
+                invented += [t for i, t, _ in a_units if not neg[i] and t in sup.unsupported
+                             and self._names_colour(t)]
             if invented:
                 out.append(self.reason(
                     "unsupported_finding", "the answer names a finding the caption does not "
                     "mention", p["diagnosis_penalty"], ", ".join(dict.fromkeys(invented))))
+            elif not any(r.code == "unsupported_diagnosis" for r in out):
+                # Nor may it use a specific term the caption does not support: what a small
+                # model writes beyond its caption in a rare word is coined or misread
+                # ("Paleocytes around foci ..." for palisading histiocytes, "Papillomatous
+                # keratoses (PMC)", "H&E (hemoglobin)", "A dermoscopic dermis").
+                specific = p["specific_term"]
+                coined = [t for i, t, _ in a_units if not neg[i] and t in sup.unsupported
+                          and t[0].isalpha() and t not in lx.PROTOCOL_TERMS
+                          and informativeness(t) >= specific]
+                if coined:
+                    out.append(self.reason(
+                        "unsupported_term", "the answer uses a specific term the caption "
+                        "does not support", p["diagnosis_penalty"],
+                        ", ".join(dict.fromkeys(coined))))
         contra = self._contradicted(cap, contra_items, a_units) if contra_items else None
         if contra_items:
             swapped = _swapped_names(cap, qa.answer.view.tokens, av.raw, contra_items)

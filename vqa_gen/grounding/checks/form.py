@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from .. import lexicon as lx
 from ..analysis import CaptionFacts, Facts, QAFacts
 from ..support import informativeness
+from ..text import light_stem
 from ..verdict import Reason
 from .base import Check
 
@@ -135,12 +136,25 @@ def _breaks_off(qa: QAFacts) -> bool:
     return bool(last) and last[-1].islower()
 
 
+def _one_word_twice(tokens: list[str], stop: frozenset[str]) -> bool:
+    """Two words of one stem side by side, nothing between them ("Dermoscopic dermoscopy",
+    "nodular nodules"; not "dermoscopic (dermatoscopic)", a spelling given in brackets)."""
+    for i in range(len(tokens) - 1):
+        t, u = tokens[i], tokens[i + 1]
+        if t[:4] == u[:4] and t[0].isalpha() and t not in stop and (
+                t == u or light_stem(t) == light_stem(u)):
+            return True
+    return False
+
+
 def _says_twice(qa: QAFacts, stop: frozenset[str], specific: float) -> bool:
     """The answer says one phrase twice and little else ("Dermoscopic image of a pigmented
     basal cell carcinoma is a type of dermoscopic image of a pigmented basal cell
     carcinoma": a run of 3+ words whose two sayings cover two thirds of it), or says a word
     twice in a row or joins it to itself ("hyperkeratotic hyperkeratotic", "normal and
     normal in color"): a model's degenerate output."""
+    if _one_word_twice(qa.answer.view.tokens, stop):
+        return True  # ("Dermoscopic dermoscopy of the nose", "nodular nodules")
     words = qa.answer.words
     n = len(words)
     if n < 3 or len(set(words)) == n:
@@ -191,10 +205,9 @@ class FormCheck(Check):
     a "No" followed by the question's own claim says nothing either way
     (`self_contradiction`), nor does a bare yes or no to a question that names nothing in the
     image (`vacuous_question`), nor a generated question too vague to have one answer ("What
-    is the type?"). A generated answer that breaks off mid-phrase or says one phrase twice is
-    `degenerate_answer`, as a decoding loop is. The
-    reasons block but do not lower the score: the score says how well the answer is
-    supported."""
+    is the type?"). A generated answer that breaks off mid-phrase or says one phrase or word
+    twice is `degenerate_answer`, as a decoding loop is. The reasons block but do not lower
+    the score: the score says how well the answer is supported."""
 
     name = "form"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.0, "opener_window": 6,
@@ -220,7 +233,7 @@ class FormCheck(Check):
             asks.append(self.reason("vacuous_question", "the question asks about a word or "
                                     "about nothing in the image", self.p["penalty"],
                                     qa.question.view.raw.strip()[:60]))
-        elif qa_type is not None and self._vague(qa.question):
+        elif qa_type is not None and self._vague(qa):
             asks.append(self.reason("vacuous_question", "the question is too vague to have "
                                     "one answer: it names no property to tell",
                                     self.p["penalty"],
@@ -232,10 +245,15 @@ class FormCheck(Check):
         return asks + self._question_form(cap, qa, qa_type is not None)
 
     @staticmethod
-    def _vague(question: Facts) -> bool:
+    def _vague(qa: QAFacts) -> bool:
+        """"What is the type?"; or a yes/no question whose words only name kinds of thing
+        ("Is this condition a disease?"), whatever the answer."""
+        question = qa.question
         hit = question.memo.get("vague")
         if hit is None:  # per question text
-            hit = question.memo["vague"] = _VAGUE_Q.match(question.view.text) is not None
+            content = [t for _, t, _ in qa.question_content]
+            hit = question.memo["vague"] = _VAGUE_Q.match(question.view.text) is not None or (
+                qa.yes_no and bool(content) and lx.KIND_NOUNS.issuperset(content))
         return hit
 
     def _question_form(self, cap: CaptionFacts, qa: QAFacts, generated: bool

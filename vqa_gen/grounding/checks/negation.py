@@ -11,15 +11,20 @@ from ..verdict import Reason
 from .base import Check
 
 _ALL_OF = frozenset({"both", "all", "each", "every"})
+# (a caption need not write the kind asked about for its "Kaposi sarcoma" to make "No" to
+# "Is the disease Kaposi sarcoma?" a contradiction)
+_KIND_NOUNS = lx.KIND_NOUNS
 
 
 class NegationCheck(Check):
     """Uses the NegEx-style scopes computed by the analyser. Caption concepts that are both
     affirmed and negated (e.g. "ulcerated centre, no ulceration at the rim") are ambiguous and
-    never produce a conflict. A grounded "No" (caption: "without ulceration") passes. In a long
-    evidence text (over `long_after` tokens: an abstract, an article) a cue's scope more often
-    reaches words it does not deny ("did not differ between the groups"), so a conflict there
-    weighs `long_penalty`, less than in a caption."""
+    never produce a conflict. A grounded "No" (caption: "without ulceration") passes; a "No"
+    to a question whose terms the caption all affirms does not, words that only name the kind
+    of thing asked about ("disease", "lesion") aside. In a long evidence text (over
+    `long_after` tokens: an abstract, an article) a cue's scope more often reaches words it
+    does not deny ("did not differ between the groups"), so a conflict there weighs
+    `long_penalty`, less than in a caption."""
 
     name = "negation"
     defaults: ClassVar[dict[str, Any]] = {"penalty": 0.85, "long_penalty": 0.6, "long_after": 80}
@@ -33,15 +38,20 @@ class NegationCheck(Check):
         if qa.yes_no and qa.polarity and qa.question_content and True not in qa.question.negated:
             pol = qa.polarity
             terms = [(t, k) for _, t, k in qa.question_content]
+            q_tokens = qa.question.view.tokens
             if pol == "yes":
                 conflicts += [t for t, k in terms if _in(k, only_neg)]
-            elif (terms and all(_in(k, only_aff) for _, k in terms)
-                  and lx.STATE_PREDICATES.isdisjoint(qa.question.view.tokens)
-                  and _ALL_OF.isdisjoint(qa.question.view.tokens)):
-                # "No" although the caption affirms every term of the question (unless the
-                # question asks whether all of several things hold: "Are both X and Y
-                # American bands?" is "no" when one is Canadian, every term in the caption).
-                conflicts += [t for t, _ in terms]
+            else:
+                if not _KIND_NOUNS.isdisjoint(q_tokens):  # (the kind asked about: no claim)
+                    terms = [(t, k) for t, k in terms if t not in _KIND_NOUNS] or terms
+                if (all(_in(k, only_aff) for _, k in terms)
+                        and lx.STATE_PREDICATES.isdisjoint(q_tokens)
+                        and _ALL_OF.isdisjoint(q_tokens)):
+                    # "No" although the caption affirms every term of the question (unless
+                    # the question asks whether all of several things hold: "Are both X and
+                    # Y American bands?" is "no" when one is Canadian, every term in the
+                    # caption).
+                    conflicts += [t for t, _ in terms]
         # Statements in the answer.
         a = qa.answer
         # (no caption term only negated and no negated answer term: nothing to find)

@@ -45,7 +45,8 @@ _DEMOGRAPHIC_Q = re.compile(r"\b(?:demographics?|gender|sex|how old|age of|patie
 # "dermoscopic" reads "dermoscopy", "H&E" "hematoxylin eosin")
 _MODALITY_WORDS = frozenset(lx.words(
     "clinical dermoscopy dermoscopic dermatoscopy dermatoscopic histopathology histopathological "
-    "histology histological microscopy microscopic micrograph photomicrograph radiograph "
+    "histology histological histologic histopathologic microscopy microscopic microscopical "
+    "micrograph photomicrograph radiograph "
     "radiographic hematoxylin haematoxylin eosin pas giemsa stain stained staining "
     "immunohistochemistry immunohistochemical image images photo photograph picture view slide "
     "section close-up macroscopic gross x-ray ct mri ultrasound "
@@ -60,11 +61,12 @@ _MAGNIFICATION = re.compile(r"(?:x\d+|\d+x|×\d+|\d+×)")
 
 def _modality_only(tokens: list[str], stop: frozenset[str]) -> bool:
     """Is the answer nothing but the kind of image, its stain and magnification ("Dermoscopic
-    image.", "H&E, x100")?"""
+    image.", "H&E, x100"), and words naming a kind of information ("Microscopical
+    morphology")?"""
     if _MODALITY_NAMES.isdisjoint(tokens):  # (most answers: one set test)
         return False
-    return all(t in _MODALITY_WORDS or t in stop or _MAGNIFICATION.fullmatch(t) is not None
-               for t in tokens if t[0].isalnum())
+    return all(t in _MODALITY_WORDS or t in stop or t in _CATEGORY_WORDS
+               or _MAGNIFICATION.fullmatch(t) is not None for t in tokens if t[0].isalnum())
 
 
 _AGE_DIMS = frozenset({"", "age"})  # the quantities that can state an age
@@ -139,7 +141,7 @@ _KIND_CUES = re.compile(trie_pattern([
 _CATEGORY_WORDS = frozenset(lx.words(
     "location locations site sites distribution pattern diagnosis diagnoses morphology "
     "modality type kind sort colour color demographic demographics age sex gender structure "
-    "condition disease"))
+    "condition disease morphological"))
 
 
 # Plural heads of disease names the caption may write ("seborrhoeic keratoses")
@@ -333,6 +335,12 @@ def _unnamed(qa: QAFacts, cap: CaptionFacts, stop: frozenset[str],
     return {key(_singular(t)) for t in tokens}.isdisjoint(title.split())
 
 
+# A "how" question that asks what a thing is called or is ("How is it classified?", "How do
+# you describe the image?"): its name answers it
+_NAMING_HOW = re.compile(r"\b(?:classif\w*|call\w*|nam\w*|known|term\w*|categori[sz]\w*|"
+                         r"descri\w*|defin\w*|identif\w*)\b")
+
+
 def _elliptical(words: list[str]) -> bool:
     """A question of a bare noun phrase ("Distribution?", "Most likely diagnosis?"): an open
     question, "What is the ...?" left out."""
@@ -417,6 +425,42 @@ class RelevanceCheck(Check):
             return "the question names the answer"
         return None
 
+    def _restated_with_image_kind(self, qa: QAFacts) -> str | None:
+        """A generated answer that restates its question and adds only the kind of image
+        ("What is the anatomy?" / "The anatomy of dermoscopic image."). Not for a question
+        about the kind of image, which such words answer."""
+        units = qa.answer_content
+        if not units or _MODALITY_WORDS.isdisjoint(qa.answer.view.tokens):
+            return None  # (most answers: no word of the kind of image)
+        if _MODALITY_Q.search(qa.question.view.text):
+            return None
+        a_keys = {k for _, t, k in units if t not in _MODALITY_WORDS}
+        q_keys = {k for _, _, k in self.an.content(qa.question)}
+        if a_keys and a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys):
+            return "the answer restates the question and names the kind of image"
+        return None
+
+    def _named_for_how(self, qa: QAFacts, cap: CaptionFacts) -> str | None:
+        """A generated "how" question answered with only the caption's disease name, with or
+        without the question's own words or a word naming a kind of information ("How is it
+        diagnosed?" / "Basal cell carcinoma diagnosis"): the name tells no how. Not "How is
+        it classified?" nor "How do you describe the image?", which a name answers."""
+        q = qa.question
+        how = q.memo.get("how")
+        if how is None:  # per question text
+            how = q.memo["how"] = bool(q.words) and (
+                q.words[0] == "how" or after_lead_in(q) == "how") and (
+                _NAMING_HOW.search(q.view.text) is None)
+        if not how:
+            return None
+        asked = {k for _, _, k in qa.question_content}
+        view = qa.answer.view
+        tokens = [("," if k in asked or t in _CATEGORY_WORDS else t)
+                  for t, k in zip(view.tokens, view.keys, strict=True)]
+        if _disease_only(tokens, self.an.stop, cap, self.an.norm.key, titled=True):
+            return "a how-question answered with only the disease's name"
+        return None
+
     def run(self, cap: CaptionFacts, qa: QAFacts, qa_type: str | None) -> list[Reason]:
         if qa.yes_no:
             return []
@@ -425,7 +469,8 @@ class RelevanceCheck(Check):
             return []
         useless = self._useless(qa)
         if useless is None and qa_type is not None:  # (the model wrote the question too)
-            useless = self._named_in_question(qa) or _uncounted(qa) or _contentless(qa)
+            useless = (self._named_in_question(qa) or _uncounted(qa) or _contentless(qa)
+                       or self._restated_with_image_kind(qa) or self._named_for_how(qa, cap))
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
