@@ -1879,3 +1879,13 @@ def test_a_yes_no_question_naming_only_kinds_is_vacuous(f):
     assert not v.passed and "vacuous_question" in v.codes, v.to_dict()
     v = f.check(cap, "Is this lesion a melanoma?", "Yes.", qa_type="open")
     assert v.passed and "vacuous_question" not in v.codes, v.to_dict()
+
+
+def test_a_question_for_the_mode_of_a_lesion_is_vacuous(f):
+    # held-out seed-103 run: kept at 1.0
+    cap = ("Pyogenic granuloma. A 6 mm friable, bright red, pedunculated papule on the right "
+           "index finger of a 23-year-old woman; bleeds easily.")
+    v = f.check(cap, "What mode is the lesion?", "Granuloma", qa_type="open")
+    assert not v.passed and "vacuous_question" in v.codes, v.to_dict()
+    v = f.check(cap, "What type is the lesion?", "Papule", qa_type="open")
+    assert v.passed and "vacuous_question" not in v.codes, v.to_dict()
