@@ -11,9 +11,6 @@ from ..verdict import Reason
 from .base import Check
 
 _ALL_OF = frozenset({"both", "all", "each", "every"})
-# (a caption need not write the kind asked about for its "Kaposi sarcoma" to make "No" to
-# "Is the disease Kaposi sarcoma?" a contradiction)
-_KIND_NOUNS = lx.KIND_NOUNS
 
 
 class NegationCheck(Check):
@@ -42,8 +39,11 @@ class NegationCheck(Check):
             if pol == "yes":
                 conflicts += [t for t, k in terms if _in(k, only_neg)]
             else:
-                if not _KIND_NOUNS.isdisjoint(q_tokens):  # (the kind asked about: no claim)
-                    terms = [(t, k) for t, k in terms if t not in _KIND_NOUNS] or terms
+                if not lx.KIND_NOUNS.isdisjoint(q_tokens):
+                    # (the kind asked about is no claim: a caption need not write "disease"
+                    # for its "Kaposi sarcoma" to contradict "No" to "Is the disease Kaposi
+                    # sarcoma?")
+                    terms = [(t, k) for t, k in terms if t not in lx.KIND_NOUNS] or terms
                 if (all(_in(k, only_aff) for _, k in terms)
                         and lx.STATE_PREDICATES.isdisjoint(q_tokens)
                         and _ALL_OF.isdisjoint(q_tokens)):
