@@ -1889,3 +1889,50 @@ def test_a_question_for_the_mode_of_a_lesion_is_vacuous(f):
     assert not v.passed and "vacuous_question" in v.codes, v.to_dict()
     v = f.check(cap, "What type is the lesion?", "Papule", qa_type="open")
     assert v.passed and "vacuous_question" not in v.codes, v.to_dict()
+
+
+# A thirteenth run (seed 107), held out, on the code before these rules: 26 kept, 17
+# acceptable, 3 weak, 6 bad; five of the bad ones:
+PSO = ("Psoriasis vulgaris. Well-demarcated erythematous plaques with silvery-white scale on "
+       "the extensor aspect of both elbows in a 54-year-old man.")
+LP2 = ("Lichen planus: flat-topped, violaceous, polygonal papules with fine white Wickham "
+       "striae on the volar wrists.")
+SCC = ("Squamous cell carcinoma, well differentiated (H&E, x100). Invasive nests of atypical "
+       "keratinocytes with keratin pearls extending into the reticular dermis.")
+ONY = ("Periodic acid-Schiff stain (x400) of a nail clipping showing fungal hyphae within the "
+       "nail plate, consistent with onychomycosis.")
+SSM2 = ("Superficial spreading melanoma on the upper back of a 47-year-old woman. The lesion is "
+        "asymmetric, 14 mm in diameter.")
+
+
+@pytest.mark.parametrize(("caption", "question", "answer", "code"), [
+    (PSO, "Who is the most likely donor?", "Well-demarcated erythematous plaques with "
+     "silvery-white scale.", "answer_mismatch"),  # a "who" answered with no person
+    (SSM2, "What is the most likely mode?", "Superficial spreading melanoma.",
+     "vacuous_question"),
+    (LP2, "What shape are the lesions?", "Violaceous.", "answer_mismatch"),  # a colour
+    (SCC, "What is the clinical distribution?", "Squamous cell carcinoma", "answer_mismatch"),
+    (ONY, "What is the diagnostic term for nail clipping?", "nail clipping",
+     "answer_mismatch"),  # restated, a body site or not
+])
+def test_seed_107_misses(f, caption, question, answer, code):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert not v.passed and code in v.codes, v.to_dict()
+
+
+@pytest.mark.parametrize(("caption", "question", "answer"), [
+    (PSO, "Who is affected?", "A 54-year-old man."),
+    (SSM2, "What is the most likely diagnosis?", "Superficial spreading melanoma."),
+    (LP2, "What shape are the lesions?", "Violaceous polygonal papules."),
+    (SCC, "What is the anatomical location?", "In the reticular dermis."),
+    (ONY, "What is the diagnostic term for nail clipping?", "Onychomycosis."),
+])
+def test_seed_107_guards(f, caption, question, answer):
+    v = f.check(caption, question, answer, qa_type="open")
+    assert v.passed, v.to_dict()
+
+
+def test_a_who_question_someone_else_wrote_may_get_a_name(f):
+    cap = "Inception is a 2010 science fiction film written and directed by Christopher Nolan."
+    v = f.check(cap, "Who directed Inception?", "Christopher Nolan.")
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()

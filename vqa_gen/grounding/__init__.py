@@ -91,8 +91,9 @@ CODES: dict[str, str] = {
                        "with only the caption's disease name (and the patient, or for looks "
                        "the place); a generated diagnosis question answered without a disease "
                        "name, or an open one with function words only; a generated "
-                       "'How ...?' answered with only the disease name; a generated answer "
-                       "restating its question plus the kind of image",
+                       "'How ...?' answered with only the disease name, a generated answer "
+                       "restating its question, a generated 'Who ...?' answered with no "
+                       "person, a shape question answered with a colour",
     "duplicate_question": "near-duplicate of a better question in the same record (blocking)",
     "duplicate_answer": "the same answer (3+ words) as a better pair of the same record gives to "
                         "another question: it fits one of them at most (blocking)",

@@ -183,10 +183,11 @@ def _says_twice(qa: QAFacts, stop: frozenset[str], specific: float) -> bool:
 
 
 # A generated question too vague to have one answer: a bare category ("What is the type?",
-# "What is the mode?", "What is the domain?", "What mode is the lesion?") or a "How is ...?"
+# "What is the most likely mode?", "What mode is the lesion?") or a "How is ...?"
 # that asks no property ("How is this image?", "How is the pathology?", "How is it?")
 _VAGUE_Q = re.compile(
-    r"^\W*(?:what|which)\s+(?:is|are)\s+(?:the\s+|this\s+|its\s+)?(?:type|kind|sort|mode|"
+    r"^\W*(?:what|which)\s+(?:is|are)\s+(?:the\s+|this\s+|its\s+)?"
+    r"(?:most\s+likely\s+|likely\s+|main\s+|primary\s+)?(?:type|kind|sort|mode|"
     r"domain|category|class|nature|form|name|feature|features|aspect|aspects|thing)\W*$"
     # ("What mode is the lesion?": a lesion has no mode)
     r"|^\W*(?:what|which)\s+(?:mode|domain)\s+(?:is|are)\b"

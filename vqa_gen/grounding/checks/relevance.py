@@ -28,7 +28,8 @@ from .numbers import counted
 _COLOUR_Q = re.compile(r"\b(?:colou?rs?|hues?|shades?)\b")
 _LOCATION_Q = re.compile(
     r"^\W*(?:where\b|(?:what|which)\s+(?:is\s+|are\s+)?(?:the\s+)?"
-    r"(?:(?:most\s+)?likely\s+|main\s+|predominant\s+)?(?:body\s+)?"
+    r"(?:(?:most\s+)?likely\s+|main\s+|predominant\s+)?(?:clinical\s+|anatomic(?:al)?\s+)?"
+    r"(?:body\s+)?"
     r"(?:location|site|region|area|(?:(?:mode|pattern|type) of )?distribution|part of the body|"
     r"anatomic(?:al)? (?:site|location))\b|how (?:is|are) (?:the |this |these |it )?(?:\w+ )?"
     r"distributed\b)")
@@ -80,6 +81,7 @@ _DIAGNOSIS_Q = re.compile(r"\b(?:diagnos[ie]s|condition|disease|disorder|classif
 _MORPHOLOGY_Q = re.compile(r"\b(?:morpholog\w*|shapes?|appearance|configuration|looks? like|"
                            r"arrange\w*|how (?:does|do) (?:\w+ ){1,3}(?:look|affect|manifest|"
                            r"present|appear))\b")
+_SHAPE_Q = re.compile(r"\bshapes?\b")
 # questions that ask what the image shows ("what is it?", "which lesion is this?")
 _IDENTITY_Q = re.compile(r"\b(?:what|which)(?: \w+)? (?:is|are) (?:it|this|these|that|shown|"
                          r"seen|depicted)\b")
@@ -425,20 +427,21 @@ class RelevanceCheck(Check):
             return "the question names the answer"
         return None
 
-    def _restated_with_image_kind(self, qa: QAFacts) -> str | None:
-        """A generated answer that restates its question and adds only the kind of image
-        ("What is the anatomy?" / "The anatomy of dermoscopic image."). Not for a question
-        about the kind of image, which such words answer."""
+    def _restated(self, qa: QAFacts) -> str | None:
+        """A generated answer that restates its question, adding at most the kind of image,
+        even where it names a body site ("What is the anatomy?" / "The anatomy of dermoscopic
+        image."; "What is the diagnostic term for nail clipping?" / "nail clipping"). Not for
+        a question about the kind of image, which such words answer."""
         units = qa.answer_content
-        if not units or _MODALITY_WORDS.isdisjoint(qa.answer.view.tokens):
-            return None  # (most answers: no word of the kind of image)
+        if not units:
+            return None
+        q_keys = {k for _, _, k in self.an.content(qa.question)}
+        a_keys = {k for _, t, k in units if t not in _MODALITY_WORDS}
+        if not (a_keys and a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys)):
+            return None  # (most answers: a word the question does not have)
         if _MODALITY_Q.search(qa.question.view.text):
             return None
-        a_keys = {k for _, t, k in units if t not in _MODALITY_WORDS}
-        q_keys = {k for _, _, k in self.an.content(qa.question)}
-        if a_keys and a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys):
-            return "the answer restates the question and names the kind of image"
-        return None
+        return "the answer restates the question"
 
     def _named_for_how(self, qa: QAFacts, cap: CaptionFacts) -> str | None:
         """A generated "how" question answered with only the caption's disease name, with or
@@ -470,7 +473,7 @@ class RelevanceCheck(Check):
         useless = self._useless(qa)
         if useless is None and qa_type is not None:  # (the model wrote the question too)
             useless = (self._named_in_question(qa) or _uncounted(qa) or _contentless(qa)
-                       or self._restated_with_image_kind(qa) or self._named_for_how(qa, cap))
+                       or self._restated(qa) or self._named_for_how(qa, cap))
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
@@ -480,6 +483,10 @@ class RelevanceCheck(Check):
             if q.rstrip().endswith("?") and _elliptical(qa.question.words):
                 q = f"what is the {q}"  # "Distribution?"
             asks = qa.question.memo["asks"] = _asks(q)
+        if not asks and qa_type is not None and qa.question.words[:1] == ["who"]:
+            # A generated "Who ...?" about an image asks for the patient ("Who is the most
+            # likely donor?"); elsewhere "Who directed X?" asks for a name
+            asks = "demographic"
         kind = None
         if asks == "modality":
             if not _MODALITY_A.search(a):
@@ -495,6 +502,9 @@ class RelevanceCheck(Check):
                     or any(q.dim in _AGE_DIMS and (q.lo != 1 or q.dim) for q in a_f.numbers)
                     or any(t in lx.AGE_GROUPS for t in a_f.view.tokens)):
                 kind = "an age or sex"
+        elif asks == "morphology" and _SHAPE_Q.search(qa.question.view.text) and all(
+                _COLOUR_A.fullmatch(w) for w in _WORD.findall(a) or ("",)):
+            kind = "a shape"  # ("What shape are the lesions?" / "Violaceous.")
         elif asks == "morphology":
             # the answer names the disease, not what it looks like ("What is the morphology?"
             # / "Dermatofibroma"): every word of it may be in the caption
