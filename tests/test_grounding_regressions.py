@@ -1936,3 +1936,18 @@ def test_a_who_question_someone_else_wrote_may_get_a_name(f):
     cap = "Inception is a 2010 science fiction film written and directed by Christopher Nolan."
     v = f.check(cap, "Who directed Inception?", "Christopher Nolan.")
     assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()
+
+
+# A fourteenth run (seed 109), held out on the final code but for this rule: 26 kept, 22
+# acceptable, 1 weak, 3 bad.
+def test_a_count_is_not_backed_by_the_patients_age(f):
+    # kept at 1.0: the "54" is the age of "a 54-year-old man"
+    v = f.check(PSO, "How many lesions do you have?", "54.", qa_type="open")
+    assert not v.passed and "unsupported_number" in v.codes, v.to_dict()
+    assert "an age" in v.reasons[-1].detail, v.to_dict()
+    v = f.check(PSO, "How many plaques are there?", "54 plaques.")
+    assert not v.passed and "answer_mismatch" not in v.codes, v.to_dict()  # a number is news
+    # counting years, the age is the count
+    for q in ("How many years old is the patient?", "How old is the patient?"):
+        v = f.check(PSO, q, "54.", qa_type="open")
+        assert v.passed, (q, v.to_dict())

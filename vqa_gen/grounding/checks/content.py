@@ -333,7 +333,7 @@ class ContentCheck(Check):
                tokens: list[str], numbers: list[Quantity] | None = None,
                echo: frozenset[str] | None = None, raw: str = "",
                protocol_asked: bool = False, given: frozenset[str] = frozenset(),
-               ignore: frozenset[float] | None = None, count: bool = False) -> Support:
+               ignore: frozenset[float] | None = None, count: str = "") -> Support:
         # A magnification ("x100") is protocol: weighed as a light word unless the question
         # asks how the image was made. (`count`: the numbers answer a count question.)
         skip = self._ignore_numbers if ignore is None else ignore
@@ -389,7 +389,7 @@ class ContentCheck(Check):
                   else self._ignore_numbers)
         sup = self._score(cap, a_units, av.tokens, numbers, echo, av.raw,
                           protocol_asked=protocol_asked, given=given, ignore=ignore,
-                          count=bool(numbers) and bool(counted(qa.question)))
+                          count=counted(qa.question) if numbers else "")
         cov_w = self._coverage_weight
         values: frozenset[float] = frozenset()
         if numbers and cov_w and counted(qa.question):
@@ -398,7 +398,7 @@ class ContentCheck(Check):
             # hedged "about 300" from the caption's 330, which the units accept.)
             values = frozenset(v for q in numbers for v in (q.lo, q.hi) if unchecked(
                 q, ignore) or number_supported(
-                    q, cap.facts.numbers, True))
+                    q, cap.facts.numbers, counted(qa.question)))
         cov = coverage(av.tokens, av.keys, cap.all_tokens, cap.support_keys, values
                        ) if cov_w else 1.0
         score, weight = sup.score * (1 - cov_w + cov_w * cov), sup.weight

@@ -138,18 +138,24 @@ def _same_count(c: Quantity, e: Quantity, key: Callable[[str], str]) -> bool:
 
 
 # Measurements: no count of things ("How many lesions?" / "14" is not the "14 mm" of the
-# caption). Ages and durations are left out: "How many years?" counts them.
+# caption). Nor is an age, unless the question counts years or the like ("How many lesions?"
+# / "54." is not the "54-year-old" of the caption; "How many years ...?" counts them).
 _MEASURES = frozenset({"length", "mass", "volume", "pressure", "rate", "percent"})
+_NOT_COUNTS = _MEASURES | {"age"}
+_TIME_COUNTS = frozenset(lx.words("year years month months week weeks day days age old"))
 
 
-def number_supported(claim: Quantity, evidence: list[Quantity], count: bool = False) -> bool:
+def number_supported(claim: Quantity, evidence: list[Quantity], count: str = "") -> bool:
     """Is a claimed quantity backed by the evidence? A quantity with a unit is judged against
     the evidence's quantities of the same kind when there are any: "two weeks" is not backed by
-    the "2" of "2 September" when the caption says "four days". `count`: the claim answers a
-    count question, so a bare number is a count, which no measurement backs."""
+    the "2" of "2 September" when the caption says "four days". `count`: what a count
+    question counts (its key, `counted`; "" for another question): a bare number then is a
+    count, which no measurement backs, nor an age unless years are counted."""
     if not claim.dim:  # a bare count is judged against every quantity (but a measurement)
-        return any(supports(e, claim) for e in evidence
-                   if not (count and e.dim in _MEASURES))
+        if not count:
+            return any(supports(e, claim) for e in evidence)
+        skip = _MEASURES if count in _TIME_COUNTS else _NOT_COUNTS
+        return any(supports(e, claim) for e in evidence if e.dim not in skip)
     dim = claim.dim
     pool = [e for e in evidence if e.dim == dim or (e.dim, dim) in _AGE_TIME]
     return any(supports(e, claim) for e in (pool or evidence))
@@ -257,7 +263,7 @@ class NumberCheck(Check):
         key = self.an.norm.key
         out: list[Reason] = []
         tokens = (qa.answer.view.tokens, qa.question.view.tokens)
-        count = bool(counted(qa.question))  # (a "How many ...?" question)
+        count = counted(qa.question)  # (a "How many ...?" question: what it counts)
         for c in claims:
             if (number_supported(c, evidence, count)
                     or stated_otherwise(c, cap, *tokens)):
@@ -296,7 +302,11 @@ class NumberCheck(Check):
                                            self.p["invented_age_penalty"], c.raw))
                     continue
                 small = c.raw.isalpha() and c.lo == c.hi <= 4
-                out.append(self.reason("unsupported_number", "number not in caption or metadata",
+                as_age = count and not c.dim and any(
+                    e.dim == "age" and supports(e, c) for e in evidence)
+                out.append(self.reason("unsupported_number",
+                                       "the caption's number is an age, not this count" if as_age
+                                       else "number not in caption or metadata",
                                        self.p["unsupported_penalty"] * (
                                            self.p["small_count_factor"] if small else 1.0),
                                        c.raw))

@@ -433,7 +433,7 @@ class RelevanceCheck(Check):
         image."; "What is the diagnostic term for nail clipping?" / "nail clipping"). Not for
         a question about the kind of image, which such words answer."""
         units = qa.answer_content
-        if not units:
+        if not units or qa.answer.numbers:  # (a number is news: "54 plaques")
             return None
         q_keys = {k for _, _, k in self.an.content(qa.question)}
         a_keys = {k for _, t, k in units if t not in _MODALITY_WORDS}
