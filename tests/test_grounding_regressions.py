@@ -1951,3 +1951,9 @@ def test_a_count_is_not_backed_by_the_patients_age(f):
     for q in ("How many years old is the patient?", "How old is the patient?"):
         v = f.check(PSO, q, "54.", qa_type="open")
         assert v.passed, (q, v.to_dict())
+
+
+def test_a_generated_choice_question_answered_by_one_option_is_kept(f):
+    cap = "Lentigo maligna on the left cheek of a 76-year-old woman."
+    v = f.check(cap, "Which side, left or right?", "Left.", qa_type="open")
+    assert v.passed and "answer_mismatch" not in v.codes, v.to_dict()

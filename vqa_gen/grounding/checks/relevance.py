@@ -373,10 +373,14 @@ class RelevanceCheck(Check):
         super().__init__(analyser, params)
         self._site_keys = frozenset(analyser.site_by_key)  # (keys of body-site words)
 
-    def _useless(self, qa: QAFacts) -> str | None:
+    def _useless(self, qa: QAFacts, generated: bool = False) -> str | None:
         """Answers that carry nothing for an open question: a bare yes/no ("What is the
         diagnosis?" / "No"), or the question's own words restated ("What is the most likely
-        location?" / "The most likely location of the lesions.")."""
+        location?" / "The most likely location of the lesions."). Where the model wrote the
+        question (`generated`), a restatement may also name a body site and add the kind of
+        image ("What is the diagnostic term for nail clipping?" / "nail clipping"; "What is
+        the anatomy?" / "The anatomy of dermoscopic image."), unless the question asks for
+        the kind of image."""
         qtok = qa.question.words
         atok = qa.answer.words
         if not qtok or not atok or not (
@@ -389,18 +393,20 @@ class RelevanceCheck(Check):
                 t in _CATEGORY_WORDS or t in self.an.stop for t in atok):  # (not "One.")
             return "the answer names only a kind of information"
         # Cheapest tests first: most answers share no content word with their question.
-        if qa.answer.sites or qa.answer.laterality or qa.answer.numbers:
-            return None
+        if qa.answer.numbers or (not generated and (qa.answer.sites or qa.answer.laterality)):
+            return None  # (a number is news: "54 plaques")
         if self.an.stop.issuperset(set(qtok).intersection(atok)):
             return None  # no word but stop words in common
         if "or" in qtok and "or" not in atok:
             return None  # a choice question answered by picking one of its options
         q_keys = {k for _, _, k in self.an.content(qa.question)}
-        a_keys = {k for _, _, k in qa.answer_content}
+        a_keys = {k for _, t, k in qa.answer_content
+                  if not (generated and t in _MODALITY_WORDS)}
         # A restatement repeats the question's frame: at least half its content words. An
         # answer that names one entity of a long question ("What city are the X Hospital and
         # the Y Hospital in?" / "Washington") takes a few of them and is an answer.
-        if a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys):
+        if (a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys) and (a_keys or not generated)
+                and not (generated and _MODALITY_Q.search(qa.question.view.text))):
             return "the answer restates the question"
         return None
 
@@ -426,22 +432,6 @@ class RelevanceCheck(Check):
         if a_terms <= q_keys:
             return "the question names the answer"
         return None
-
-    def _restated(self, qa: QAFacts) -> str | None:
-        """A generated answer that restates its question, adding at most the kind of image,
-        even where it names a body site ("What is the anatomy?" / "The anatomy of dermoscopic
-        image."; "What is the diagnostic term for nail clipping?" / "nail clipping"). Not for
-        a question about the kind of image, which such words answer."""
-        units = qa.answer_content
-        if not units or qa.answer.numbers:  # (a number is news: "54 plaques")
-            return None
-        q_keys = {k for _, _, k in self.an.content(qa.question)}
-        a_keys = {k for _, t, k in units if t not in _MODALITY_WORDS}
-        if not (a_keys and a_keys <= q_keys and 2 * len(a_keys) >= len(q_keys)):
-            return None  # (most answers: a word the question does not have)
-        if _MODALITY_Q.search(qa.question.view.text):
-            return None
-        return "the answer restates the question"
 
     def _named_for_how(self, qa: QAFacts, cap: CaptionFacts) -> str | None:
         """A generated "how" question answered with only the caption's disease name, with or
@@ -470,10 +460,10 @@ class RelevanceCheck(Check):
         a = qa.answer.view.raw.casefold()
         if not a.strip():
             return []
-        useless = self._useless(qa)
+        useless = self._useless(qa, generated=qa_type is not None)
         if useless is None and qa_type is not None:  # (the model wrote the question too)
             useless = (self._named_in_question(qa) or _uncounted(qa) or _contentless(qa)
-                       or self._restated(qa) or self._named_for_how(qa, cap))
+                       or self._named_for_how(qa, cap))
         if useless:
             return [self.reason("answer_mismatch", useless, self.p["penalty"],
                                 qa.answer.view.raw[:60])]
