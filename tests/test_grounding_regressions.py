@@ -1620,8 +1620,6 @@ def test_how_a_lesion_evolves_is_prognosis(f):
     assert "unanswerable_question" not in v.codes, v.to_dict()
 
 
-PV = ("Pemphigus vulgaris (H&E, x200): suprabasal acantholysis with a 'row of tombstones' "
-      "appearance of the basal keratinocytes.")
 
 
 def test_a_generated_answer_naming_a_finding_the_caption_lacks(f):
@@ -1647,13 +1645,13 @@ def test_a_generated_answer_naming_the_caption_findings_is_kept(f, caption, answ
 
 KS = ("Kaposi sarcoma, nodular stage (H&E, x200). Spindle cells forming slit-like vascular "
       "spaces with extravasated erythrocytes.")
-SSM = ("Superficial spreading melanoma (H&E, x100). Pagetoid spread of atypical melanocytes "
-       "throughout the epidermis; Breslow thickness 0.8 mm, no ulceration.")
+SSM_H = ("Superficial spreading melanoma (H&E, x100). Pagetoid spread of atypical "
+         "melanocytes throughout the epidermis; Breslow thickness 0.8 mm, no ulceration.")
 
 
 @pytest.mark.parametrize(("caption", "question", "answer"), [
     (KS, "What is the distribution?", "Involving extravasated erythrocytes."),  # (seed 41: 0.90)
-    (SSM, "What is the distribution?", "Breslow thickness 0.8 mm, no ulceration."),  # (0.81)
+    (SSM_H, "What is the distribution?", "Breslow thickness 0.8 mm, no ulceration."),  # (0.81)
     ("Dermatofibroma on the left shin. Dermoscopy shows a central white scar-like patch.",
      "How is the disease distributed?", "Dermatofibroma is a disease of dermoscopic operation."),
 ])
@@ -1664,7 +1662,7 @@ def test_a_generated_location_question_answered_with_no_place_or_spread(
 
 
 @pytest.mark.parametrize(("caption", "answer"), [
-    (SSM, "Pagetoid spread of atypical melanocytes throughout the epidermis."),
+    (SSM_H, "Pagetoid spread of atypical melanocytes throughout the epidermis."),
     ("Herpes zoster. Grouped vesicles in a dermatomal distribution on the chest.", "Dermatomal."),
     ("Vitiligo. Symmetrical depigmented macules on the hands.", "Symmetrical."),
     ("Basal cell carcinoma (H&E, x40). Basaloid tumour nests with peripheral palisading.",
@@ -1745,8 +1743,6 @@ def test_which_and_what_ask_the_same(f):
         v.to_dict() for v in vs]
 
 
-LP = ("Lichen planus (H&E, x200). Band-like lymphocytic infiltrate at the dermo-epidermal "
-      "junction, wedge-shaped hypergranulosis and saw-tooth rete ridges.")
 
 
 def test_a_morphology_answered_with_a_layer_of_the_section(f):
@@ -1785,10 +1781,6 @@ def test_no_to_another_disease_or_place_is_kept(f, caption, question):
 
 SH = ("Dermoscopy of a sebaceous hyperplasia on the nose showing central yellow-white lobules "
       "with crown vessels.")
-GA = ("Granuloma annulare (H&E, x100). Palisading histiocytes around foci of degenerated "
-      "collagen and mucin in the mid dermis.")
-BCC_H = ("Basal cell carcinoma, nodular type (H&E, x40). Basaloid tumour nests with peripheral "
-         "palisading and retraction artefact in the dermis.")
 CA = "Dermoscopy of a cherry angioma: well-defined red lacunae separated by whitish septa."
 
 
@@ -1893,12 +1885,12 @@ def test_a_question_for_the_mode_of_a_lesion_is_vacuous(f):
 
 # A thirteenth run (seed 107), held out, on the code before these rules: 26 kept, 17
 # acceptable, 3 weak, 6 bad; five of the bad ones:
-PSO = ("Psoriasis vulgaris. Well-demarcated erythematous plaques with silvery-white scale on "
-       "the extensor aspect of both elbows in a 54-year-old man.")
+PSO_54 = ("Psoriasis vulgaris. Well-demarcated erythematous plaques with silvery-white scale "
+          "on the extensor aspect of both elbows in a 54-year-old man.")
 LP2 = ("Lichen planus: flat-topped, violaceous, polygonal papules with fine white Wickham "
        "striae on the volar wrists.")
-SCC = ("Squamous cell carcinoma, well differentiated (H&E, x100). Invasive nests of atypical "
-       "keratinocytes with keratin pearls extending into the reticular dermis.")
+SCC_H = ("Squamous cell carcinoma, well differentiated (H&E, x100). Invasive nests of "
+         "atypical keratinocytes with keratin pearls extending into the reticular dermis.")
 ONY = ("Periodic acid-Schiff stain (x400) of a nail clipping showing fungal hyphae within the "
        "nail plate, consistent with onychomycosis.")
 SSM2 = ("Superficial spreading melanoma on the upper back of a 47-year-old woman. The lesion is "
@@ -1906,12 +1898,12 @@ SSM2 = ("Superficial spreading melanoma on the upper back of a 47-year-old woman
 
 
 @pytest.mark.parametrize(("caption", "question", "answer", "code"), [
-    (PSO, "Who is the most likely donor?", "Well-demarcated erythematous plaques with "
+    (PSO_54, "Who is the most likely donor?", "Well-demarcated erythematous plaques with "
      "silvery-white scale.", "answer_mismatch"),  # a "who" answered with no person
     (SSM2, "What is the most likely mode?", "Superficial spreading melanoma.",
      "vacuous_question"),
     (LP2, "What shape are the lesions?", "Violaceous.", "answer_mismatch"),  # a colour
-    (SCC, "What is the clinical distribution?", "Squamous cell carcinoma", "answer_mismatch"),
+    (SCC_H, "What is the clinical distribution?", "Squamous cell carcinoma", "answer_mismatch"),
     (ONY, "What is the diagnostic term for nail clipping?", "nail clipping",
      "answer_mismatch"),  # restated, a body site or not
 ])
@@ -1921,10 +1913,10 @@ def test_seed_107_misses(f, caption, question, answer, code):
 
 
 @pytest.mark.parametrize(("caption", "question", "answer"), [
-    (PSO, "Who is affected?", "A 54-year-old man."),
+    (PSO_54, "Who is affected?", "A 54-year-old man."),
     (SSM2, "What is the most likely diagnosis?", "Superficial spreading melanoma."),
     (LP2, "What shape are the lesions?", "Violaceous polygonal papules."),
-    (SCC, "What is the anatomical location?", "In the reticular dermis."),
+    (SCC_H, "What is the anatomical location?", "In the reticular dermis."),
     (ONY, "What is the diagnostic term for nail clipping?", "Onychomycosis."),
 ])
 def test_seed_107_guards(f, caption, question, answer):
@@ -1942,14 +1934,14 @@ def test_a_who_question_someone_else_wrote_may_get_a_name(f):
 # acceptable, 1 weak, 3 bad.
 def test_a_count_is_not_backed_by_the_patients_age(f):
     # kept at 1.0: the "54" is the age of "a 54-year-old man"
-    v = f.check(PSO, "How many lesions do you have?", "54.", qa_type="open")
+    v = f.check(PSO_54, "How many lesions do you have?", "54.", qa_type="open")
     assert not v.passed and "unsupported_number" in v.codes, v.to_dict()
     assert "an age" in v.reasons[-1].detail, v.to_dict()
-    v = f.check(PSO, "How many plaques are there?", "54 plaques.")
+    v = f.check(PSO_54, "How many plaques are there?", "54 plaques.")
     assert not v.passed and "answer_mismatch" not in v.codes, v.to_dict()  # a number is news
     # counting years, the age is the count
     for q in ("How many years old is the patient?", "How old is the patient?"):
-        v = f.check(PSO, q, "54.", qa_type="open")
+        v = f.check(PSO_54, q, "54.", qa_type="open")
         assert v.passed, (q, v.to_dict())
 
 
